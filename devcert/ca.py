@@ -1,0 +1,465 @@
+"""The local certificate authority: where it lives, how it is made, loaded and constrained.
+
+The CA is two files in CAROOT, named as mkcert names them so habits and tools carry over:
+``rootCA.pem`` (the certificate, safe to share) and ``rootCA-key.pem`` (the key, 0600). By
+default the CA carries a critical NameConstraints extension that permits only development
+names and private addresses, so a leaked key cannot be used against real sites.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import getpass
+import hashlib
+import ipaddress
+import os
+import secrets
+import socket
+import ssl
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Union
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import NameOID
+
+from . import keys
+from .errors import CAError, NameNotPermittedError, UsageError
+from .files import PRIVATE, PUBLIC, atomic_write, ensure_private_dir
+from .names import Name, parse_dns_name, parse_names
+
+if TYPE_CHECKING:
+    from .issue import Leaf
+
+CERT_FILE = "rootCA.pem"
+KEY_FILE = "rootCA-key.pem"
+LOCK_FILE = ".devcert.lock"
+CA_DAYS = 3650
+# Leaves are backdated this much so a client whose clock is a little behind still accepts them.
+BACKDATE = dt.timedelta(hours=1)
+
+IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+
+#: Names reserved for development and private use (RFC 2606, RFC 6761, RFC 6762, RFC 8375,
+#: and ICANN's reservation of .internal). A dNSName subtree "test" covers test and *.test;
+#: pkilint rejects the leading-dot form in dNSName constraints, so none is used there.
+DEFAULT_DNS: tuple[str, ...] = ("localhost", "test", "example", "invalid", "local", "internal", "home.arpa")
+#: Loopback, RFC 1918, link-local, and IPv6 unique-local / link-local ranges.
+DEFAULT_IPS: tuple[str, ...] = (
+    "127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+    "169.254.0.0/16", "fc00::/7", "fe80::/10",
+)
+
+
+def caroot() -> Path:
+    """The folder that holds the CA: ``$DEVCERT_CAROOT``, else the user data folder."""
+    env = os.environ.get("DEVCERT_CAROOT")
+    if env:
+        return Path(env).expanduser().absolute()
+    import platformdirs  # only needed when no folder is given
+
+    return Path(platformdirs.user_data_dir("devcert", appauthor=False)).absolute()
+
+
+def _whoami() -> str:
+    try:
+        user = getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        user = str(os.getuid()) if hasattr(os, "getuid") else "user"
+    return f"{user}@{socket.gethostname()}"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """The CA's permitted name subtrees; ``None`` in place of one means no constraints."""
+
+    dns: tuple[str, ...] = DEFAULT_DNS
+    ips: tuple[IPNetwork, ...] = field(default_factory=lambda: tuple(ipaddress.ip_network(n) for n in DEFAULT_IPS))
+
+    @classmethod
+    def default(cls, permit: Iterable[str] = ()) -> Constraints:
+        """The default development subtrees, widened by each ``permit`` (a DNS name or CIDR)."""
+        base = cls()
+        return base.widened(permit)
+
+    def widened(self, permit: Iterable[str]) -> Constraints:
+        dns = list(self.dns)
+        ips = list(self.ips)
+        for item in permit:
+            item = item.strip()
+            try:
+                net = ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                net = None
+            if net is not None:
+                if net not in ips:
+                    ips.append(net)
+                continue
+            try:
+                name = parse_dns_name(item.lstrip("."))
+            except UsageError as err:
+                raise UsageError(f"--permit {item!r}: give a DNS name or a CIDR range ({err})") from None
+            if name not in dns:
+                dns.append(name)
+        return Constraints(tuple(dns), tuple(ips))
+
+    @property
+    def extra(self) -> list[str]:
+        """What was added to the defaults (to repeat as --permit)."""
+        defaults = Constraints()
+        return [d for d in self.dns if d not in defaults.dns] + [str(n) for n in self.ips if n not in defaults.ips]
+
+    def to_extension(self) -> x509.NameConstraints:
+        subtrees: list[x509.GeneralName] = [x509.DNSName(d) for d in self.dns]
+        subtrees += [x509.IPAddress(n) for n in self.ips]
+        # rfc822Name and URI subtrees use a leading dot for "any subdomain" (RFC 5280 4.2.1.10),
+        # so each DNS subtree appears twice: the host itself and its subdomains.
+        for d in self.dns:
+            subtrees += [x509.RFC822Name(d), x509.RFC822Name("." + d)]
+        for d in self.dns:
+            subtrees += [x509.UniformResourceIdentifier(d), x509.UniformResourceIdentifier("." + d)]
+        return x509.NameConstraints(permitted_subtrees=subtrees, excluded_subtrees=None)
+
+    @classmethod
+    def from_extension(cls, ext: x509.NameConstraints) -> Constraints:
+        dns = tuple(g.value for g in ext.permitted_subtrees or () if isinstance(g, x509.DNSName))
+        ips = tuple(g.value for g in ext.permitted_subtrees or () if isinstance(g, x509.IPAddress))
+        return cls(dns, ips)  # type: ignore[arg-type]
+
+    def _dns_ok(self, host: str) -> bool:
+        host = host[2:] if host.startswith("*.") else host
+        return any(host == d or host.endswith("." + d) for d in self.dns)
+
+    def permits(self, name: Name) -> bool:
+        if name.kind == "ip":
+            return any(name.ip() in net for net in self.ips if net.version == name.ip().version)
+        host = name.host
+        if name.kind == "uri" and host.startswith("["):
+            return False  # URI constraints are DNS subtrees; an IP-literal URI never matches
+        if name.kind == "uri":
+            try:
+                ipaddress.ip_address(host)
+                return False
+            except ValueError:
+                pass
+        return self._dns_ok(host)
+
+    def summary(self) -> list[str]:
+        return list(self.dns) + [str(n) for n in self.ips]
+
+
+class LocalCA:
+    """A certificate authority: its certificate, its key (when present) and its folder.
+
+    Get one with :meth:`load_or_create` (the CA in CAROOT, made on first use), :meth:`load`,
+    :meth:`create`, or :meth:`ephemeral` (in memory only, for tests).
+    """
+
+    def __init__(self, cert: x509.Certificate, key: keys.PrivateKey | None, path: Path | None = None):
+        self.cert = cert
+        self.key = key
+        self.path = path
+
+    # -- where ---------------------------------------------------------------------------
+
+    @property
+    def cert_path(self) -> Path | None:
+        return self.path / CERT_FILE if self.path else None
+
+    @property
+    def key_path(self) -> Path | None:
+        return self.path / KEY_FILE if self.path else None
+
+    @staticmethod
+    def exists(path: str | os.PathLike[str] | None = None) -> bool:
+        return (Path(path) if path else caroot()).joinpath(CERT_FILE).exists()
+
+    # -- getting one ---------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None, *, require_key: bool = True) -> LocalCA:
+        """Load the CA in ``path`` (default CAROOT); raise :class:`CAError` saying why not."""
+        folder = Path(path).absolute() if path else caroot()
+        cert_file, key_file = folder / CERT_FILE, folder / KEY_FILE
+        cert_data = _read(cert_file, "the CA certificate", missing_hint="run `devcert ca init` to create one")
+        try:
+            cert = x509.load_pem_x509_certificate(cert_data)
+        except ValueError:
+            raise CAError(
+                f"{cert_file} is not a valid PEM certificate; move it aside and run `devcert ca init`"
+            ) from None
+        try:
+            bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+            is_ca = bc.ca
+        except x509.ExtensionNotFound:
+            is_ca = False
+        if not is_ca:
+            raise CAError(f"{cert_file} is not a CA certificate (BasicConstraints CA is not set)")
+        key = None
+        if require_key or key_file.exists():
+            key_data = _read(
+                key_file,
+                "the CA key",
+                missing_hint="the certificate alone can be installed but cannot sign; "
+                "restore the key or run `devcert ca init --force` for a new CA",
+            )
+            try:
+                key = serialization.load_pem_private_key(key_data, password=None)
+            except TypeError:
+                raise CAError(f"{key_file} is encrypted; devcert needs an unencrypted CA key") from None
+            except (ValueError, Exception):
+                raise CAError(f"{key_file} is not a valid PEM private key") from None
+            if key.public_key() != cert.public_key():
+                raise CAError(
+                    f"{key_file} does not belong to {cert_file} (the key and certificate do not match); "
+                    f"restore the matching pair or run `devcert ca init --force`"
+                )
+        return cls(cert, key, folder)  # type: ignore[arg-type]
+
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        key_type: str = "ecdsa",
+        permit: Iterable[str] = (),
+        constraints: bool = True,
+        force: bool = False,
+    ) -> LocalCA:
+        """Create a new CA in ``path`` (default CAROOT). Refuses to replace one unless ``force``."""
+        folder = Path(path).absolute() if path else caroot()
+        ensure_private_dir(folder)
+        with _locked(folder):
+            if (folder / CERT_FILE).exists() and not force:
+                raise CAError(f"a CA already exists in {folder}; use --force to replace it")
+            ca = cls._build(key_type=key_type, permit=permit, constraints=constraints)
+            ca.path = folder
+            ca._save()
+        return ca
+
+    @classmethod
+    def load_or_create(cls, path: str | os.PathLike[str] | None = None, *, key_type: str = "ecdsa") -> LocalCA:
+        """The CA in ``path`` (default CAROOT), created with defaults if there is none yet.
+
+        Safe to call from many processes at once: creation holds a lock, so exactly one CA
+        is made and every caller gets it.
+        """
+        folder = Path(path).absolute() if path else caroot()
+        if (folder / CERT_FILE).exists():
+            return cls.load(folder)
+        ensure_private_dir(folder)
+        with _locked(folder):
+            if (folder / CERT_FILE).exists():
+                return cls.load(folder)
+            ca = cls._build(key_type=key_type)
+            ca.path = folder
+            ca._save()
+            return ca
+
+    @classmethod
+    def ephemeral(cls, key_type: str = "ecdsa", *, permit: Iterable[str] = (), constraints: bool = True) -> LocalCA:
+        """A CA that lives only in memory: for tests, never written to CAROOT."""
+        return cls._build(key_type=key_type, permit=permit, constraints=constraints)
+
+    @classmethod
+    def _build(cls, *, key_type: str = "ecdsa", permit: Iterable[str] = (), constraints: bool = True) -> LocalCA:
+        key = keys.generate(key_type, for_ca=True)
+        who = _whoami()
+        short_id = secrets.token_hex(4)
+        subject = x509.Name([
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "devcert development CA"),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, who),
+            x509.NameAttribute(NameOID.COMMON_NAME, f"devcert {who} {short_id}"[:64]),
+        ])
+        now = _now()
+        ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - BACKDATE)
+            .not_valid_after(now + dt.timedelta(days=CA_DAYS))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=False, content_commitment=False, key_encipherment=False,
+                    data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+                    encipher_only=False, decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(ski, critical=False)
+        )
+        if constraints:
+            builder = builder.add_extension(Constraints.default(permit).to_extension(), critical=True)
+        elif list(permit):
+            raise UsageError("--permit widens name constraints; it cannot be used with --no-constraints")
+        cert = builder.sign(key, keys.signature_hash(key))
+        return cls(cert, key)
+
+    def _save(self) -> None:
+        assert self.path is not None and self.key is not None
+        # The key goes first: a certificate on disk means its key is there too, which is what
+        # load_or_create's lock-free fast path relies on.
+        atomic_write(self.path / KEY_FILE, keys.private_pem(self.key), PRIVATE)
+        atomic_write(self.path / CERT_FILE, self.cert_pem, PUBLIC)
+
+    # -- facts ---------------------------------------------------------------------------
+
+    @property
+    def cert_pem(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.PEM)
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the certificate's DER, lower-case hex (trust store entries use it)."""
+        return hashlib.sha256(self.cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+    @property
+    def short_id(self) -> str:
+        return self.fingerprint[:12]
+
+    @property
+    def subject(self) -> str:
+        return self.cert.subject.rfc4514_string()
+
+    @property
+    def common_name(self) -> str:
+        attrs = self.cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        return str(attrs[0].value) if attrs else self.subject
+
+    @property
+    def not_before(self) -> dt.datetime:
+        return self.cert.not_valid_before_utc
+
+    @property
+    def not_after(self) -> dt.datetime:
+        return self.cert.not_valid_after_utc
+
+    @property
+    def key_type(self) -> str:
+        return keys.describe(self.cert.public_key())  # type: ignore[arg-type]
+
+    @property
+    def constraints(self) -> Constraints | None:
+        try:
+            ext = self.cert.extensions.get_extension_for_class(x509.NameConstraints).value
+        except x509.ExtensionNotFound:
+            return None
+        return Constraints.from_extension(ext)
+
+    def info(self) -> dict[str, Any]:
+        """What ``devcert ca info --json`` prints."""
+        constraints = self.constraints
+        return {
+            "path": str(self.path) if self.path else None,
+            "cert": str(self.cert_path) if self.cert_path else None,
+            "key": str(self.key_path) if self.key_path and self.key_path.exists() else None,
+            "subject": self.subject,
+            "sha256": self.fingerprint,
+            "serial": format(self.cert.serial_number, "x"),
+            "not_before": self.not_before.isoformat(),
+            "not_after": self.not_after.isoformat(),
+            "key_type": self.key_type,
+            "constraints": None if constraints is None else {
+                "dns": list(constraints.dns),
+                "ip": [str(n) for n in constraints.ips],
+            },
+        }
+
+    # -- using it ------------------------------------------------------------------------
+
+    def check_permitted(self, names: Iterable[Name]) -> None:
+        """Raise :class:`NameNotPermittedError` for the first name outside the constraints."""
+        constraints = self.constraints
+        if constraints is None:
+            return
+        for name in names:
+            if not constraints.permits(name):
+                if name.kind == "ip":
+                    widen = str(ipaddress.ip_network(name.value))
+                elif name.kind == "uri" and not constraints._dns_ok(name.host):
+                    widen = name.host
+                else:
+                    host = name.host[2:] if name.host.startswith("*.") else name.host
+                    widen = host
+                permits = " ".join(f"--permit {p}" for p in [*constraints.extra, widen])
+                raise NameNotPermittedError(
+                    f"{name.value!r} is outside this CA's name constraints, which permit only "
+                    f"development names and private addresses; to allow it, replace the CA with one "
+                    f"that permits it (then run `devcert install` again): "
+                    f"devcert ca init --force {permits}"
+                )
+
+    def issue(
+        self,
+        *names: str,
+        client: bool = False,
+        key_type: str = "ecdsa",
+        days: int | None = None,
+    ) -> Leaf:
+        """Issue a leaf certificate and a new key for ``names`` (DNS, IP, email or URI)."""
+        from .issue import issue_leaf
+
+        return issue_leaf(self, parse_names(list(names)), client=client, key_type=key_type, days=days)
+
+    def sign_csr(self, csr: bytes, *, client: bool = False, days: int | None = None) -> Leaf:
+        """Sign a PEM or DER CSR; the key stays with its owner. Names are validated as usual."""
+        from .issue import sign_csr
+
+        return sign_csr(self, csr, client=client, days=days)
+
+    def client_context(self) -> ssl.SSLContext:
+        """An ``ssl.SSLContext`` for clients that trusts this CA and nothing else."""
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(cadata=self.cert_pem.decode("ascii"))
+        ctx.verify_flags |= ssl.VERIFY_X509_STRICT
+        return ctx
+
+    def __repr__(self) -> str:
+        where = str(self.path) if self.path else "in memory"
+        return f"<LocalCA {self.common_name!r} sha256={self.short_id} {where}>"
+
+
+def _read(path: Path, what: str, missing_hint: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise CAError(f"{what} is missing: {path} does not exist; {missing_hint}") from None
+    except PermissionError:
+        raise CAError(f"cannot read {what} {path}: permission denied") from None
+    except IsADirectoryError:
+        raise CAError(f"{what} {path} is a folder, not a file") from None
+    except OSError as err:
+        raise CAError(f"cannot read {what} {path}: {err.strerror}") from None
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """An exclusive lock on CAROOT, so concurrent first runs make exactly one CA."""
+    lock_path = folder / LOCK_FILE
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as err:
+        raise CAError(f"cannot create {lock_path}: {err.strerror}") from None
+    try:
+        if os.name == "nt":  # pragma: no cover - exercised on Windows only
+            import msvcrt
+
+            msvcrt.locking(fd, msvcrt.LK_LOCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock

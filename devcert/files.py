@@ -1,0 +1,120 @@
+"""Writing files safely, naming output files, and PEM / PKCS#12 encoding.
+
+Every file devcert writes goes through :func:`atomic_write`: a temporary file in the same
+folder, created with the final mode, fsynced, then renamed over the target. A crash or a
+kill at any point leaves either the old file or the new one, never half of one, and a private
+key is never readable by others, not even for an instant, whatever the umask.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from pathlib import Path
+
+from .errors import FileWriteError
+
+PRIVATE = 0o600
+PUBLIC = 0o644
+
+
+def _explain(err: OSError, path: Path) -> str:
+    reasons = {
+        errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
+        errno.ENOENT: "the folder does not exist",
+        errno.ENOTDIR: "a part of the path is not a folder",
+        errno.EROFS: "the file system is read-only",
+        errno.ENOSPC: "no space left on the device",
+        errno.EISDIR: "it is a folder",
+    }
+    return reasons.get(err.errno, err.strerror or str(err))
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = PUBLIC) -> Path:
+    """Write ``data`` to ``path`` atomically with permission bits ``mode``.
+
+    Raises :class:`FileWriteError` with a readable reason when the folder is missing or not
+    writable. Returns the absolute path written.
+    """
+    target = Path(path).absolute()
+    folder = target.parent
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    except OSError as err:
+        raise FileWriteError(f"cannot write {target}: {_explain(err, folder)}") from err
+    try:
+        try:
+            # mkstemp creates 0600; set the final mode on the descriptor, so the umask
+            # never applies and a private key is never briefly world-readable.
+            os.fchmod(fd, mode)
+        except (AttributeError, NotImplementedError):  # pragma: no cover - Windows
+            pass
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except OSError as err:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise FileWriteError(f"cannot write {target}: {_explain(err, target)}") from err
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_dir(folder)
+    return target
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (POSIX); a no-op where folders cannot be opened."""
+    try:
+        dfd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) if needed and make it 0700, whatever the umask."""
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if os.name == "posix":
+            os.chmod(path, 0o700)
+    except OSError as err:
+        raise FileWriteError(f"cannot create folder {path}: {_explain(err, path)}") from err
+    return path
+
+
+def output_basename(names: list[str], client: bool = False) -> str:
+    """The stem mkcert would use for these names: ``localhost+2``, ``_wildcard.app.test``.
+
+    The first name gives the stem, ``*`` becomes ``_wildcard``, characters that cannot be in
+    a file name (``:`` of IPv6 and URIs, ``/``) become ``_``, ``+N`` counts the other names,
+    and ``-client`` marks client certificates.
+    """
+    stem = names[0].replace("*", "_wildcard")
+    for char in ':/\\?#%"<>|':
+        stem = stem.replace(char, "_")
+    if len(names) > 1:
+        stem += f"+{len(names) - 1}"
+    if client:
+        stem += "-client"
+    return stem
+
+
+def default_output_paths(names: list[str], client: bool = False) -> tuple[Path, Path, Path]:
+    """``(cert, key, p12)`` paths in the current folder, named as mkcert names them."""
+    stem = output_basename(names, client)
+    return Path(f"{stem}.pem"), Path(f"{stem}-key.pem"), Path(f"{stem}.p12")

@@ -1,0 +1,322 @@
+"""Building leaf certificates: server, client and email, from a new key or a CSR, or self-signed.
+
+The profile (DESIGN.md): KeyUsage digitalSignature (plus keyEncipherment for RSA keys, which
+RSA key exchange needs), ExtendedKeyUsage serverAuth for host names, clientAuth with
+``client=True``, emailProtection for email names, a non-critical subjectAltName, SKI and AKI,
+a random serial, and at most 825 days, Apple's limit for certificates under user-added roots.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import ssl
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from . import keys
+from .errors import CAError, CSRError, UsageError
+from .files import PRIVATE, PUBLIC, atomic_write
+from .names import Name, parse_names
+
+if TYPE_CHECKING:
+    from .ca import LocalCA
+
+DEFAULT_DAYS = 820
+MAX_DAYS = 825
+#: WebTransport's serverCertificateHashes accepts only ECDSA certificates valid <= 14 days.
+SELF_SIGNED_DEFAULT_DAYS = 14
+
+
+def check_days(days: int | None, *, default: int = DEFAULT_DAYS) -> int:
+    if days is None:
+        return default
+    if days < 1:
+        raise UsageError(f"--days {days}: a certificate must be valid for at least 1 day")
+    if days > MAX_DAYS:
+        raise UsageError(
+            f"--days {days}: at most {MAX_DAYS} days, because Apple platforms (Safari, macOS, iOS) "
+            f"reject longer-lived certificates under a user-added root; `devcert renew` reissues later"
+        )
+    return days
+
+
+@dataclass
+class Leaf:
+    """An issued certificate and, unless it came from a CSR, its new private key."""
+
+    cert: x509.Certificate
+    key: keys.PrivateKey | None
+    names: list[Name]
+    ca_cert: x509.Certificate | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def cert_pem(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.PEM)
+
+    @property
+    def key_pem(self) -> bytes:
+        if self.key is None:
+            raise UsageError("this certificate was issued for a CSR: its private key stays with its owner")
+        return keys.private_pem(self.key)
+
+    @property
+    def not_after(self) -> dt.datetime:
+        return self.cert.not_valid_after_utc
+
+    @property
+    def serial(self) -> str:
+        return format(self.cert.serial_number, "x")
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+    def write(self, cert_path: str | os.PathLike[str], key_path: str | os.PathLike[str] | None = None) -> None:
+        """Write the certificate (0644) and, when given a path, the key (0600), atomically.
+
+        The key is written first, so a certificate on disk always has its key beside it.
+        """
+        if key_path is not None:
+            atomic_write(key_path, self.key_pem, PRIVATE)
+        atomic_write(cert_path, self.cert_pem, PUBLIC)
+
+    def pkcs12(self, password: bytes, friendly_name: bytes = b"devcert") -> bytes:
+        """PKCS#12 with the key, the certificate and the CA, encrypted with AES-256 + PBKDF2.
+
+        Modern encryption (not the RC2/3DES of old tools): OpenSSL 3, Java 11+, macOS and
+        Windows 10+ read it.
+        """
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.serialization import pkcs12
+
+        if not password:
+            raise UsageError("a PKCS#12 file needs a password")
+        encryption = (
+            serialization.PrivateFormat.PKCS12.encryption_builder()
+            .kdf_rounds(100_000)
+            .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
+            .hmac_hash(hashes.SHA256())
+            .build(password)
+        )
+        if self.key is None:
+            raise UsageError("a certificate issued for a CSR has no key here to put in a PKCS#12 file")
+        return pkcs12.serialize_key_and_certificates(
+            friendly_name, self.key, self.cert, [self.ca_cert] if self.ca_cert else None, encryption
+        )
+
+    def server_context(self) -> ssl.SSLContext:
+        """An ``ssl.SSLContext`` for servers that presents this certificate."""
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        # load_cert_chain reads only files: use a private temporary folder, gone on return.
+        with tempfile.TemporaryDirectory(prefix="devcert-") as tmp:
+            cert_file, key_file = Path(tmp, "cert.pem"), Path(tmp, "key.pem")
+            self.write(cert_file, key_file)
+            ctx.load_cert_chain(cert_file, key_file)
+        return ctx
+
+    def __repr__(self) -> str:
+        return f"<Leaf {', '.join(n.value for n in self.names)} until {self.not_after:%Y-%m-%d}>"
+
+
+def _subject(organization: str) -> x509.Name:
+    from .ca import _whoami
+
+    return x509.Name([
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
+        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, _whoami()),
+    ])
+
+
+def _general_name(name: Name) -> x509.GeneralName:
+    if name.kind == "dns":
+        return x509.DNSName(name.value)
+    if name.kind == "ip":
+        return x509.IPAddress(name.ip())
+    if name.kind == "email":
+        return x509.RFC822Name(name.value)
+    return x509.UniformResourceIdentifier(name.value)
+
+
+def _warnings(names: list[Name]) -> list[str]:
+    out = []
+    for name in names:
+        if name.is_wildcard:
+            base = name.value[2:]
+            out.append(
+                f"{name.value} covers one label only: it matches a.{base} but not a.b.{base}, "
+                f"nor {base} itself (add {base} if you need it)"
+            )
+    return out
+
+
+def _build(
+    names: list[Name],
+    public_key: keys.PublicKey,
+    *,
+    issuer: x509.Name,
+    signing_key: keys.PrivateKey,
+    issuer_ski: x509.SubjectKeyIdentifier | None,
+    client: bool,
+    days: int,
+) -> x509.Certificate:
+    from .ca import BACKDATE, _now
+
+    if not names:
+        raise UsageError("a certificate needs at least one name")
+    ekus = []
+    if any(n.kind in ("dns", "ip", "uri") for n in names):
+        ekus.append(ExtendedKeyUsageOID.SERVER_AUTH)
+    if client:
+        ekus.append(ExtendedKeyUsageOID.CLIENT_AUTH)
+    if any(n.kind == "email" for n in names):
+        ekus.append(ExtendedKeyUsageOID.EMAIL_PROTECTION)
+    is_rsa = isinstance(public_key, rsa.RSAPublicKey)
+    not_before = _now() - BACKDATE
+    subject = _subject("devcert development certificate")
+    ski = x509.SubjectKeyIdentifier.from_public_key(public_key)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer if issuer_ski is not None else subject)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        # Counted from notBefore, so the whole span never exceeds MAX_DAYS.
+        .not_valid_after(not_before + dt.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=is_rsa,
+                data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+                encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage(ekus), critical=False)
+        .add_extension(x509.SubjectAlternativeName([_general_name(n) for n in names]), critical=False)
+        .add_extension(ski, critical=False)
+    )
+    aki = (
+        x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski)
+        if issuer_ski is not None
+        else x509.AuthorityKeyIdentifier(ski.digest, None, None)
+    )
+    builder = builder.add_extension(aki, critical=False)
+    return builder.sign(signing_key, keys.signature_hash(signing_key))
+
+
+def _ca_ski(ca: LocalCA) -> x509.SubjectKeyIdentifier:
+    try:
+        return ca.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    except x509.ExtensionNotFound:  # e.g. an imported CA made by another tool
+        return x509.SubjectKeyIdentifier.from_public_key(ca.cert.public_key())  # type: ignore[arg-type]
+
+
+def _signing_key(ca: LocalCA) -> keys.PrivateKey:
+    if ca.key is None:
+        raise CAError(
+            f"the CA key {ca.key_path} is missing, so this CA cannot sign; restore it or make a new "
+            f"CA with `devcert ca init --force`"
+        )
+    return ca.key
+
+
+def issue_leaf(ca: LocalCA, names: list[Name], *, client: bool = False, key_type: str = "ecdsa",
+               days: int | None = None) -> Leaf:
+    """A new key and a certificate for ``names`` signed by ``ca``."""
+    days = check_days(days)
+    signing_key = _signing_key(ca)
+    ca.check_permitted(names)
+    key = keys.generate(key_type)
+    cert = _build(names, key.public_key(), issuer=ca.cert.subject, signing_key=signing_key,
+                  issuer_ski=_ca_ski(ca), client=client, days=days)
+    return Leaf(cert, key, names, ca.cert, _warnings(names))
+
+
+def issue_self_signed(names: list[Name], *, client: bool = False, key_type: str = "ecdsa",
+                      days: int | None = None) -> Leaf:
+    """A certificate signed by its own key, trusted by nothing but its hash.
+
+    For the cases that need one, such as WebTransport's ``serverCertificateHashes``, which
+    wants ECDSA and at most 14 days (the default here).
+    """
+    days = check_days(days, default=SELF_SIGNED_DEFAULT_DAYS)
+    key = keys.generate(key_type)
+    cert = _build(names, key.public_key(), issuer=x509.Name([]), signing_key=key, issuer_ski=None,
+                  client=client, days=days)
+    leaf = Leaf(cert, key, names, None, _warnings(names))
+    if key_type != "ecdsa" or days > 14:
+        leaf.warnings.append("WebTransport serverCertificateHashes accepts only ECDSA certificates valid 14 days or less")
+    return leaf
+
+
+def load_csr(data: bytes) -> x509.CertificateSigningRequest:
+    try:
+        if b"-----BEGIN" in data:
+            csr = x509.load_pem_x509_csr(data)
+        else:
+            csr = x509.load_der_x509_csr(data)
+    except ValueError:
+        raise CSRError("the CSR is not a valid PEM or DER certificate signing request") from None
+    try:
+        valid = csr.is_signature_valid
+    except Exception:
+        valid = False
+    if not valid:
+        raise CSRError("the CSR's signature does not verify: it was altered or not signed by its key")
+    return csr
+
+
+def csr_names(csr: x509.CertificateSigningRequest) -> list[Name]:
+    """The names a CSR asks for (its subjectAltName, else its CN), validated as user input."""
+    texts: list[str] = []
+    try:
+        san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        san = None
+    except ValueError:
+        raise CSRError("the CSR's extensions are malformed") from None
+    if san is not None:
+        for gn in san:
+            if isinstance(gn, (x509.DNSName, x509.RFC822Name, x509.UniformResourceIdentifier)):
+                texts.append(gn.value)
+            elif isinstance(gn, x509.IPAddress):
+                texts.append(str(gn.value))
+            else:
+                raise CSRError(f"the CSR asks for a name of a kind devcert does not issue: {gn}")
+    else:
+        cns = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        texts = [str(cns[0].value)] if cns else []
+    if not texts:
+        raise CSRError("the CSR asks for no names (no subjectAltName and no common name)")
+    return parse_names(texts)
+
+
+def sign_csr(ca: LocalCA, data: bytes, *, client: bool = False, days: int | None = None) -> Leaf:
+    days = check_days(days)
+    signing_key = _signing_key(ca)
+    csr = load_csr(data)
+    names = csr_names(csr)
+    public_key = csr.public_key()
+    if isinstance(public_key, rsa.RSAPublicKey):
+        if public_key.key_size < 2048:
+            raise CSRError(f"the CSR's RSA key has {public_key.key_size} bits; at least 2048 are needed")
+    elif isinstance(public_key, ec.EllipticCurvePublicKey):
+        if public_key.curve.name not in ("secp256r1", "secp384r1"):
+            raise CSRError(f"the CSR's curve {public_key.curve.name} is not accepted by browsers; use P-256 or P-384")
+    else:
+        raise CSRError(f"the CSR's key type ({type(public_key).__name__}) is not supported; use ECDSA or RSA")
+    ca.check_permitted(names)
+    cert = _build(names, public_key, issuer=ca.cert.subject, signing_key=signing_key,  # type: ignore[arg-type]
+                  issuer_ski=_ca_ski(ca), client=client, days=days)
+    return Leaf(cert, None, names, ca.cert, _warnings(names))

@@ -1,0 +1,1 @@
+"""pytest fixtures for devcert (filled in by the team-onboarding issue)."""

@@ -1,0 +1,111 @@
+"""Run a command with this machine's trust stores swapped for private copies.
+
+The project's own version of ``shared/sandbox/private-trust``: the command runs under
+``unshare --mount`` in a private mount namespace where the system CA bundle and its source
+folders, Debian's Java keystore folders and a fresh HOME (so ``~/.pki/nssdb`` and Firefox
+profiles) are private tmpfs copies. Whatever the command installs or removes vanishes with
+it; the machine's real stores are never written. Needs root and util-linux's ``unshare``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+
+#: Folders shadowed by private copies inside the namespace.
+SHADOWED = (
+    "/etc/ssl/certs",
+    "/usr/local/share/ca-certificates",
+    "/etc/ca-certificates",
+    "/etc/pki",
+    "/usr/share/pki/trust",
+    "/var/lib/ca-certificates-java",
+    "/etc/ssl/certs/java",
+)
+
+# The inner script: make a tmpfs, copy each folder into it and bind the copy over the
+# original, silence Debian's update hooks (the Java one calls dpkg, which reaches outside),
+# give the command a fresh HOME, then exec it. Paths of JDK cacerts files that are not under
+# the shadowed folders are shadowed one by one (file bind mounts), listed in $EXTRA_FILES.
+_INNER = r"""
+set -eu
+scratch=$(mktemp -d -t devcert-sandbox.XXXXXX)
+mount -t tmpfs tmpfs "$scratch"
+for dir in $SHADOW_DIRS; do
+  [ -d "$dir" ] || continue
+  copy="$scratch/stores/$(printf '%s' "$dir" | tr / _)"
+  mkdir -p "$copy"
+  cp -a "$dir/." "$copy/"
+  mount --bind "$copy" "$dir"
+done
+for file in $EXTRA_FILES; do
+  [ -f "$file" ] || continue
+  real=$(readlink -f "$file")
+  copy="$scratch/files/$(printf '%s' "$real" | tr / _)"
+  mkdir -p "$scratch/files"
+  cp -a "$real" "$copy"
+  mount --bind "$copy" "$real"
+done
+if [ -d /etc/ca-certificates/update.d ]; then mount -t tmpfs tmpfs /etc/ca-certificates/update.d; fi
+export HOME="$scratch/home"
+mkdir -p "$HOME"
+cd "${SANDBOX_CWD:-$HOME}"
+exec "$@"
+"""
+
+
+def unavailable_reason() -> str | None:
+    """Why the sandbox cannot run here, or None when it can."""
+    if sys.platform != "linux":
+        return "the trust-store sandbox needs Linux mount namespaces"
+    if os.geteuid() != 0:
+        return "the trust-store sandbox needs root (unshare --mount)"
+    if shutil.which("unshare") is None:
+        return "unshare (util-linux) is missing"
+    return None
+
+
+def java_cacerts_files() -> list[str]:
+    """cacerts files of the JDKs on this machine (their real paths), to shadow too."""
+    found = []
+    for root in ("/usr/lib/jvm",):
+        if not os.path.isdir(root):
+            continue
+        for jdk in sorted(os.listdir(root)):
+            path = os.path.join(root, jdk, "lib", "security", "cacerts")
+            if os.path.exists(path):
+                found.append(os.path.realpath(path))
+    return sorted(set(found))
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    timeout: float = 300,
+    input: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` inside a fresh private trust sandbox and return its result (text mode).
+
+    ``env`` is the complete environment of the command (HOME is replaced by the sandbox's).
+    """
+    reason = unavailable_reason()
+    if reason:
+        raise RuntimeError(reason)
+    full_env = dict(env if env is not None else os.environ)
+    full_env["SHADOW_DIRS"] = " ".join(SHADOWED)
+    full_env["EXTRA_FILES"] = " ".join(java_cacerts_files())
+    if cwd:
+        full_env["SANDBOX_CWD"] = cwd
+    return subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "bash", "-c", _INNER, "sandbox", *argv],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=input,
+    )
