@@ -320,3 +320,98 @@ def sign_csr(ca: LocalCA, data: bytes, *, client: bool = False, days: int | None
     cert = _build(names, public_key, issuer=ca.cert.subject, signing_key=signing_key,  # type: ignore[arg-type]
                   issuer_ski=_ca_ski(ca), client=client, days=days)
     return Leaf(cert, None, names, ca.cert, _warnings(names))
+
+
+# -- keeping a leaf on disk fresh (serve-wss, snippet, sync, renew) ------------------------
+
+RENEW_BEFORE_DAYS = 30
+
+
+@dataclass
+class Ensured:
+    """What :func:`ensure_leaf` did: ``action`` is ``"kept"``, ``"created"`` or ``"renewed"``."""
+
+    cert_path: Path
+    key_path: Path
+    action: str
+    reason: str = ""
+    leaf: Leaf | None = None
+
+
+def leaf_problem(ca: LocalCA, cert_path: Path, key_path: Path, names: list[Name], *, client: bool = False,
+                 min_days: int = RENEW_BEFORE_DAYS) -> str | None:
+    """Why the certificate at ``cert_path`` must be (re)issued, or None if it is fine.
+
+    Fine means: both files exist, the key matches, it is signed by ``ca``, it carries exactly
+    ``names`` (in any order) and clientAuth iff ``client``, and it is valid for ``min_days``
+    more days.
+    """
+    if not cert_path.exists():
+        return "missing"
+    if not key_path.exists():
+        return "key missing"
+    try:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        key = serialization.load_pem_private_key(key_path.read_bytes(), None)
+    except (ValueError, TypeError, OSError):
+        return "unreadable"
+    if key.public_key() != cert.public_key():
+        return "key does not match"
+    if cert.issuer != ca.cert.subject:
+        return "signed by another CA"
+    try:
+        cert.verify_directly_issued_by(ca.cert)
+    except Exception:
+        return "signed by another CA"
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        have = {(type(g).__name__, str(g.value)) for g in san}
+    except x509.ExtensionNotFound:
+        have = set()
+    want = {(type(_general_name(n)).__name__, str(_general_name(n).value)) for n in names}
+    if have != want:
+        return "names changed"
+    try:
+        ekus = set(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+    except x509.ExtensionNotFound:
+        ekus = set()
+    if (ExtendedKeyUsageOID.CLIENT_AUTH in ekus) != client:
+        return "client option changed"
+    from .ca import _now
+
+    remaining = cert.not_valid_after_utc - _now()
+    if remaining <= dt.timedelta(0):
+        return "expired"
+    if remaining < dt.timedelta(days=min_days):
+        return f"expires in {remaining.days} days"
+    return None
+
+
+def ensure_leaf(ca: LocalCA, names: list[Name], cert_path: str | os.PathLike[str], key_path: str | os.PathLike[str],
+                *, client: bool = False, key_type: str = "ecdsa", days: int | None = None,
+                min_days: int = RENEW_BEFORE_DAYS, dry_run: bool = False) -> Ensured:
+    """Make sure ``cert_path``/``key_path`` hold a good leaf for ``names``; reissue if not.
+
+    Returns what was done. With ``dry_run`` nothing is written; ``action`` says what would be.
+    """
+    cert_path, key_path = Path(cert_path).absolute(), Path(key_path).absolute()
+    problem = leaf_problem(ca, cert_path, key_path, names, client=client, min_days=min_days)
+    if problem is None:
+        return Ensured(cert_path, key_path, "kept")
+    action = "created" if problem == "missing" else "renewed"
+    if dry_run:
+        return Ensured(cert_path, key_path, action, problem)
+    leaf = issue_leaf(ca, names, client=client, key_type=key_type, days=days)
+    leaf.write(cert_path, key_path)
+    return Ensured(cert_path, key_path, action, problem, leaf)
+
+
+def managed_leaf_paths(ca: LocalCA, names: list[Name], client: bool = False) -> tuple[Path, Path]:
+    """Where devcert keeps leaves it manages itself (serve-wss, snippet): CAROOT/leaves/."""
+    from .files import ensure_private_dir, output_basename
+
+    if ca.path is None:
+        raise UsageError("an in-memory CA has no folder to keep certificates in")
+    folder = ensure_private_dir(ca.path / "leaves")
+    stem = output_basename([n.value for n in names], client)
+    return folder / f"{stem}.pem", folder / f"{stem}-key.pem"
