@@ -16,7 +16,6 @@ import ipaddress
 import os
 import secrets
 import socket
-import ssl
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,8 @@ from .files import PRIVATE, PUBLIC, atomic_write, ensure_private_dir
 from .names import Name, parse_dns_name, parse_names
 
 if TYPE_CHECKING:
+    import ssl
+
     from .issue import Leaf
 
 CERT_FILE = "rootCA.pem"
@@ -420,6 +421,8 @@ class LocalCA:
 
     def client_context(self) -> ssl.SSLContext:
         """An ``ssl.SSLContext`` for clients that trusts this CA and nothing else."""
+        import ssl
+
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.load_verify_locations(cadata=self.cert_pem.decode("ascii"))
         ctx.verify_flags |= ssl.VERIFY_X509_STRICT

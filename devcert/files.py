@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import os
-import tempfile
 from pathlib import Path
 
 from .errors import FileWriteError
@@ -40,8 +39,10 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = PUBLIC) 
     """
     target = Path(path).absolute()
     folder = target.parent
+    tmp = folder / f".{target.name}.{os.urandom(6).hex()}.tmp"
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+        # O_EXCL: never follow or reuse a file someone else put there; 0600 until fchmod.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
     except OSError as err:
         raise FileWriteError(f"cannot write {target}: {_explain(err, folder)}") from err
     try:

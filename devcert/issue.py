@@ -11,8 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
-import ssl
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,6 +26,8 @@ from .files import PRIVATE, PUBLIC, atomic_write
 from .names import Name, parse_names
 
 if TYPE_CHECKING:
+    import ssl
+
     from .ca import LocalCA
 
 DEFAULT_DAYS = 820
@@ -116,6 +116,9 @@ class Leaf:
 
     def server_context(self) -> ssl.SSLContext:
         """An ``ssl.SSLContext`` for servers that presents this certificate."""
+        import ssl
+        import tempfile
+
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         # load_cert_chain reads only files: use a private temporary folder, gone on return.
         with tempfile.TemporaryDirectory(prefix="devcert-") as tmp:

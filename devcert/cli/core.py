@@ -2,45 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from . import app, ca_app, echo, fail, print_json, warn
+from . import echo, fail, print_json, warn
+from .app import app, ca_app
 
 JSON_HELP = "Print one JSON object on stdout and nothing else there."
-
-
-def _abs(path: Path | None) -> str | None:
-    return str(path.absolute()) if path is not None else None
-
-
-def load_ca_for_issuing(json_output: bool = False):  # type: ignore[no-untyped-def]
-    """The CA in CAROOT, created on first need with a line that says so."""
-    from ..ca import LocalCA, caroot
-
-    existed = LocalCA.exists()
-    ca = LocalCA.load_or_create()
-    if not existed:
-        echo(f"Created a new local CA in {caroot()} ({ca.common_name}).", err=True)
-        echo("Run `devcert install` to make browsers and tools trust it.", err=True)
-    return ca
-
-
-def not_trusted_hint(ca) -> None:  # type: ignore[no-untyped-def]
-    """One line when the CA is not trusted by any store here, as mkcert does; else nothing."""
-    try:
-        from ..trust import trusted_anywhere
-    except ImportError:
-        return
-    try:
-        if not trusted_anywhere(ca):
-            echo("Note: the local CA is not trusted here yet; run `devcert install` once. ⚠", err=True)
-    except Exception:  # a hint must never break issuing
-        return
 
 
 @app.command(
@@ -70,90 +40,11 @@ def create(
     The CA is created in CAROOT on first use. Files are written to the current folder with
     mkcert's names unless --cert-file / --key-file / --p12-file say otherwise.
     """
-    from ..errors import UsageError
-    from ..files import PRIVATE, atomic_write, default_output_paths
-    from ..issue import issue_self_signed
-    from ..keys import check_key_type
-    from ..names import parse_names
+    from .create import run_create
 
-    check_key_type(key_type)
-    if csr is not None and names:
-        raise UsageError("--csr takes its names from the CSR: give either names or --csr")
-    if csr is not None and self_signed:
-        raise UsageError("--csr and --self-signed cannot be combined")
-    if csr is not None and (p12_file or key_file):
-        raise UsageError("with --csr there is no key here: --key-file and --p12-file do not apply")
-    if p12_file is None and p12_password is not None:
-        raise UsageError("--p12-password needs --p12-file")
-
-    ca = None
-    if csr is not None:
-        try:
-            data = csr.read_bytes()
-        except OSError as err:
-            raise UsageError(f"cannot read the CSR {csr}: {err.strerror}") from None
-        ca = load_ca_for_issuing()
-        leaf = ca.sign_csr(data, client=client, days=days)
-    elif self_signed:
-        if not names:
-            raise UsageError("give at least one name, e.g. `devcert create --self-signed localhost`")
-        leaf = issue_self_signed(parse_names(names), client=client, key_type=key_type, days=days)
-    else:
-        if not names:
-            raise UsageError("give at least one name, e.g. `devcert create localhost 127.0.0.1 ::1`")
-        parsed = parse_names(names)  # bad names fail before any CA is created
-        ca = load_ca_for_issuing()
-        leaf = ca.issue(*(n.value for n in parsed), client=client, key_type=key_type, days=days)
-
-    for message in leaf.warnings:
-        warn(message)
-
-    default_cert, default_key, default_p12 = default_output_paths([n.value for n in leaf.names], client)
-    written: dict[str, str | None] = {"cert": None, "key": None, "p12": None}
-    if p12_file is not None:
-        password = p12_password
-        if password is None:
-            if not sys.stdin.isatty():
-                raise UsageError("--p12-file needs a password: give --p12-password, or run in a terminal to be asked")
-            password = typer.prompt("Password for the PKCS#12 file", hide_input=True, confirmation_prompt=True)
-        if not password:
-            raise UsageError("the PKCS#12 password cannot be empty")
-        written["p12"] = str(atomic_write(p12_file, leaf.pkcs12(password.encode()), PRIVATE))
-        if cert_file is not None:
-            leaf.write(cert_file)
-            written["cert"] = _abs(cert_file)
-    else:
-        out_cert = cert_file or default_cert
-        out_key = None if csr is not None else (key_file or default_key)
-        leaf.write(out_cert, out_key)
-        written["cert"] = _abs(out_cert)
-        written["key"] = _abs(out_key)
-
-    if json_output:
-        print_json({
-            **written,
-            "ca": _abs(ca.cert_path) if ca is not None and ca.cert_path else None,
-            "names": [n.value for n in leaf.names],
-            "not_after": leaf.not_after.isoformat(),
-            "serial": leaf.serial,
-            "sha256": leaf.sha256,
-            "self_signed": self_signed,
-            "warnings": leaf.warnings,
-        })
-        return
-    kind = "client certificate" if client else "certificate"
-    echo(f"Created a {kind} for: {', '.join(n.value for n in leaf.names)}")
-    if written["cert"]:
-        echo(f"  certificate: {written['cert']}")
-    if written["key"]:
-        echo(f"  key:         {written['key']}")
-    if written["p12"]:
-        echo(f"  PKCS#12:     {written['p12']}")
-    echo(f"  expires:     {leaf.not_after:%Y-%m-%d}")
-    if self_signed:
-        echo(f"  SHA-256:     {leaf.sha256}")
-    elif ca is not None:
-        not_trusted_hint(ca)
+    run_create(names=names or [], cert_file=cert_file, key_file=key_file, p12_file=p12_file,
+               p12_password=p12_password, client=client, key_type=key_type, days=days, csr=csr,
+               self_signed=self_signed, json_output=json_output)
 
 
 @app.command(epilog="Example:\n\n  cp \"$(devcert caroot)/rootCA.pem\" ./ca.pem")
