@@ -200,6 +200,18 @@ def _parse_uri(text: str) -> str:
     if not _URI_CHARS.match(text):
         raise InvalidNameError(f"{text!r} has characters a URI cannot hold: percent-encode them")
     host = _uri_host(text)
+    # After the host only ":port" may follow in the authority ("https://[::1" or
+    # "https://[::1]x/" or "https://a.test:99999/" are not URIs a client could use).
+    hostport = re.split(r"[/?#]", rest, maxsplit=1)[0].rpartition("@")[2]
+    if hostport.startswith("[") and "]" not in hostport:
+        raise InvalidNameError(f"{text!r}: the IPv6 host has no closing ']'")
+    if hostport.startswith("["):
+        after = hostport[hostport.find("]") + 1:]
+    else:
+        _, sep, port = hostport.partition(":")
+        after = sep + port
+    if after and not (after[0] == ":" and (after[1:] == "" or (after[1:].isdigit() and int(after[1:]) <= 65535))):
+        raise InvalidNameError(f"{text!r}: after the host only ':PORT' (0-65535) may follow")
     if not host:
         raise InvalidNameError(f"{text!r} has no host: a URI name needs one, as in 'spiffe://app.test/api'")
     try:

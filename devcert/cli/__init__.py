@@ -1,6 +1,6 @@
 """The ``devcert`` command line: the only place that prints or exits.
 
-The typer application lives in :mod:`devcert.cli.app`; one module per group of commands
+The typer application lives in :mod:`devcert.cli.application`; one module per group of commands
 registers them on it (``core``: create, caroot, ca; ``trust``: install, uninstall, status;
 ``serve``: serve-wss; ``clients``: snippet, env, doctor; ``project``: sync, list, renew,
 inspect, ca rotate / import-mkcert). Each imports what its commands need inside the command.
@@ -27,7 +27,7 @@ from ..errors import DevcertError
 def __getattr__(name: str) -> Any:
     # `from devcert.cli import app` keeps working without importing typer up front.
     if name in ("app", "ca_app", "COMMAND_MODULES", "load_commands"):
-        from . import app as app_module
+        from . import application as app_module
 
         return getattr(app_module, name)
     raise AttributeError(name)
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
 
 
 def _run_typer(args: list[str]) -> int:
-    from .app import load_commands
+    from .application import load_commands
 
     import typer
 

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import echo, fail, print_json, warn
-from .app import app, ca_app
+from .application import app, ca_app
 
 JSON_HELP = "Print one JSON object on stdout and nothing else there."
 
