@@ -1,1 +1,196 @@
-"""Commands of this group are registered here (filled in by its issue)."""
+"""``devcert install``, ``devcert uninstall`` and ``devcert status``: the CA in the trust stores."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from . import app, echo, print_json, warn
+
+STORE_HELP = "Only this store: system, nss or java (repeatable; default: every store found, or $DEVCERT_TRUST_STORES)."
+DRY_RUN_HELP = "Print every command and file write without doing any."
+
+
+def _sudo_check() -> None:
+    from ..errors import UsageError
+    from ..trust import sudo_caroot_problem
+
+    problem = sudo_caroot_problem()
+    if problem is None:
+        return
+    message, fatal = problem
+    if fatal:
+        raise UsageError(message)
+    warn(message)
+
+
+def _runner(dry_run: bool):  # type: ignore[no-untyped-def]
+    from ..trust import Runner
+
+    return Runner(dry_run=dry_run, echo=lambda line: echo(f"  {line}"))
+
+
+def _header(store) -> None:  # type: ignore[no-untyped-def]
+    echo(f"{store.name}: {store.describe()}")
+
+
+def _report_failures(failures: list[tuple[str, str]]) -> None:
+    if failures:
+        for name, message in failures:
+            echo(f"devcert: error: {name}: {message}", err=True)
+        raise typer.Exit(1)
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  devcert install                     # every store found: system, NSS (Firefox, Chromium), Java\n\n"
+        "  devcert install --store system      # only the OS store\n\n"
+        "  devcert install --dry-run           # show each command and file write, change nothing\n\n"
+        "  DEVCERT_TRUST_STORES=system,nss devcert install"
+    )
+)
+def install(
+    store: Annotated[Optional[list[str]], typer.Option("--store", help=STORE_HELP, show_default=False)] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help=DRY_RUN_HELP)] = False,
+) -> None:
+    """Make the local CA trusted by this machine's trust stores (creating the CA if needed).
+
+    Each store gets one entry named devcert-<SHA-256 prefix>, so running it again changes
+    nothing. Commands that need root are run through sudo, and printed first. Only the CA
+    certificate is needed: a CA whose key is elsewhere can still be installed.
+    """
+    from ..ca import LocalCA, caroot
+    from ..trust import entry_name, selected_stores
+
+    stores = selected_stores(store)
+    _sudo_check()
+    if not LocalCA.exists():
+        if dry_run:
+            echo(f"There is no local CA in {caroot()} yet: `devcert install` would create one, then install it into:")
+            for s in stores:
+                _header(s)
+            return
+        ca = LocalCA.load_or_create()
+        echo(f"Created a new local CA in {caroot()} ({ca.common_name}).")
+    else:
+        ca = LocalCA.load(require_key=False)
+    if not stores:
+        from ..errors import TrustStoreError
+
+        raise TrustStoreError("no trust store found on this machine; `devcert status` lists what was looked for")
+    echo(f"{'Would install' if dry_run else 'Installing'} the local CA {ca.common_name} "
+         f"(SHA-256 {ca.fingerprint[:16]}...) as {entry_name(ca)}")
+    runner = _runner(dry_run)
+    failures: list[tuple[str, str]] = []
+    hints: list[str] = []
+    for s in stores:
+        _header(s)
+        if not s.available():
+            failures.append((s.name, s.not_available_reason()))
+            continue
+        problem = s.problem()
+        if problem:
+            failures.append((s.name, problem))
+            continue
+        try:
+            if s.is_installed(ca):
+                echo("  already installed")
+                continue
+            s.install(ca, runner)
+        except Exception as err:  # TrustStoreError, or a file write error: one line each
+            from ..errors import DevcertError
+
+            if not isinstance(err, DevcertError):
+                raise
+            failures.append((s.name, str(err)))
+            continue
+        echo("  would be installed" if dry_run else "  installed")
+        if s.restart_hint and not dry_run:
+            hints.append(s.restart_hint)
+    for hint in hints:
+        echo(f"Note: {hint}.")
+    _report_failures(failures)
+    if dry_run:
+        echo("Dry run: nothing was changed.")
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  devcert uninstall                   # from every store found\n\n"
+        "  devcert uninstall --store nss       # only from Firefox / Chromium databases\n\n"
+        "  devcert uninstall --dry-run"
+    )
+)
+def uninstall(
+    store: Annotated[Optional[list[str]], typer.Option("--store", help=STORE_HELP, show_default=False)] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help=DRY_RUN_HELP)] = False,
+) -> None:
+    """Remove the local CA from the trust stores: exactly this CA, nothing else.
+
+    The CA files in CAROOT stay (`devcert ca info` shows them); install again any time.
+    """
+    from ..ca import LocalCA, caroot
+    from ..errors import DevcertError
+    from ..trust import entry_name, selected_stores
+
+    stores = selected_stores(store)
+    _sudo_check()
+    if not LocalCA.exists():
+        echo(f"There is no local CA in {caroot()}: nothing to uninstall.")
+        return
+    ca = LocalCA.load(require_key=False)
+    echo(f"{'Would remove' if dry_run else 'Removing'} the local CA {ca.common_name} ({entry_name(ca)})")
+    runner = _runner(dry_run)
+    failures: list[tuple[str, str]] = []
+    for s in stores:
+        _header(s)
+        if not s.available():
+            echo("  not found here")
+            continue
+        try:
+            before = len(runner.actions)
+            s.uninstall(ca, runner)
+        except DevcertError as err:
+            failures.append((s.name, str(err)))
+            continue
+        if len(runner.actions) == before:
+            echo("  not installed")
+        else:
+            echo("  would be removed" if dry_run else "  removed")
+    _report_failures(failures)
+    if dry_run:
+        echo("Dry run: nothing was changed.")
+
+
+@app.command(epilog="Examples:\n\n  devcert status\n\n  devcert status --json")
+def status(
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else there.")] = False,
+) -> None:
+    """Show each trust store: where it is, whether the local CA is installed, and how to fix it."""
+    from ..ca import LocalCA, caroot
+    from ..trust import entry_name, selected_stores
+
+    ca = LocalCA.load(require_key=False) if LocalCA.exists() else None
+    rows = [s.status(ca) for s in selected_stores(include_unavailable=True)]
+    if json_output:
+        print_json({
+            "caroot": str(caroot()),
+            "ca": None if ca is None else {"subject": ca.subject, "sha256": ca.fingerprint, "entry": entry_name(ca)},
+            "trusted_anywhere": any(r.installed for r in rows),
+            "stores": [r.as_dict() for r in rows],
+        })
+        return
+    if ca is None:
+        echo(f"No local CA in {caroot()} yet: `devcert install` creates and installs one.")
+    else:
+        echo(f"Local CA: {ca.common_name} (SHA-256 {ca.fingerprint[:16]}..., entries named {entry_name(ca)})")
+    table = [("STORE", "STATE", "WHERE", "FIX")]
+    for r in rows:
+        state = ("installed" if r.installed else r.detail) if r.available else "not found"
+        table.append((r.name, state, r.where, r.fix or ("" if r.available else r.detail)))
+    widths = [max(len(row[i]) for row in table) for i in range(3)]
+    for row in table:
+        echo("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3])

@@ -1,0 +1,174 @@
+"""Trust stores: make the local CA trusted by the tools on this machine, and remove it again.
+
+One module per store, each behind the same small interface (:class:`TrustStore`):
+``available()``, ``is_installed(ca)``, ``install(ca, runner)``, ``uninstall(ca, runner)``,
+``describe()``. This module only lists them and picks the ones to use:
+
+    from devcert import LocalCA
+    from devcert.trust import selected_stores
+    ca = LocalCA.load(require_key=False)     # installing needs only the certificate
+    for store in selected_stores():          # the stores present here (or DEVCERT_TRUST_STORES)
+        store.install(ca)                    # default runner: runs the commands, no sudo, no output
+
+Store names: ``system`` (the OS store: Linux distribution bundle, macOS System keychain or
+Windows user Root store), ``nss`` (Firefox profiles, Chromium's ~/.pki/nssdb) and ``java``.
+Every entry devcert adds is named ``devcert-<16 hex of the CA's SHA-256>`` (:func:`entry_name`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import TrustStoreError, UsageError
+from .base import Runner, StoreStatus, TrustStore, default_runner, entry_name, platform_key
+
+if TYPE_CHECKING:
+    from ..ca import LocalCA
+
+__all__ = [
+    "ENV_VAR", "STORE_NAMES", "Runner", "StoreStatus", "TrustStore", "all_stores", "default_runner",
+    "entry_name", "selected_stores", "sudo_caroot_problem", "trusted_anywhere",
+]
+
+#: Environment variable that limits the stores, like mkcert's TRUST_STORES: "system,nss".
+ENV_VAR = "DEVCERT_TRUST_STORES"
+#: Every store name, in the order they are used and listed.
+STORE_NAMES = ("system", "nss", "java")
+
+
+def _system_store() -> TrustStore:
+    kind = platform_key()
+    if kind == "darwin":
+        from .macos import MacOSKeychainStore
+
+        return MacOSKeychainStore()
+    if kind == "windows":
+        from .windows import WindowsRootStore
+
+        return WindowsRootStore()
+    from .linux import LinuxSystemStore
+
+    return LinuxSystemStore()
+
+
+def all_stores() -> list[TrustStore]:
+    """One instance of each store for this platform, present or not."""
+    from .java import JavaStore
+    from .nss import NSSStore
+
+    return [_system_store(), NSSStore(), JavaStore()]
+
+
+def parse_store_names(names: Iterable[str]) -> list[str]:
+    """Split comma lists, check each name, keep order, drop repeats; UsageError if unknown."""
+    wanted: list[str] = []
+    for item in names:
+        for part in str(item).split(","):
+            name = part.strip().lower()
+            if not name:
+                continue
+            if name not in STORE_NAMES:
+                raise UsageError(f"unknown trust store {name!r}: choose from {', '.join(STORE_NAMES)}")
+            if name not in wanted:
+                wanted.append(name)
+    return wanted
+
+
+def selected_stores(names: Iterable[str] | None = None, *, include_unavailable: bool = False,
+                    environ: Mapping[str, str] | None = None) -> list[TrustStore]:
+    """The stores to use: those named (``names``, else ``$DEVCERT_TRUST_STORES``), else all present.
+
+    Named stores are returned even when not present, so the caller can say why it cannot use
+    them; without names only stores whose ``available()`` is true are returned, unless
+    ``include_unavailable`` (``devcert status`` lists every store).
+    """
+    env = os.environ if environ is None else environ
+    wanted = parse_store_names(names) if names else []
+    if not wanted and env.get(ENV_VAR, "").strip():
+        wanted = parse_store_names([env[ENV_VAR]])
+    stores = all_stores()
+    if wanted:
+        by_name = {s.name: s for s in stores}
+        return [by_name[n] for n in wanted]
+    if include_unavailable:
+        return stores
+    return [s for s in stores if s.available()]
+
+
+def trusted_anywhere(ca: LocalCA) -> bool:
+    """True when at least one selected store trusts ``ca``: the hint after ``devcert create``.
+
+    Cheap stores (a file read: the Linux bundle; one query on macOS/Windows) are asked first;
+    NSS is asked only if they say no (one certutil call per database, milliseconds); Java is
+    never asked here (each keytool call starts a JVM).
+    """
+    stores = selected_stores()
+    ordered = [s for s in stores if s.cheap_check] + [s for s in stores if s.name == "nss"]
+    for store in ordered:
+        try:
+            if store.is_installed(ca):
+                return True
+        except (TrustStoreError, OSError):
+            continue
+    if not ordered:
+        # Only Java (or nothing) selected: do not claim it is untrusted without asking keytool.
+        return not stores or any(_safe_installed(s, ca) for s in stores)
+    return False
+
+
+def _safe_installed(store: TrustStore, ca: LocalCA) -> bool:
+    try:
+        return store.is_installed(ca)
+    except (TrustStoreError, OSError):
+        return False
+
+
+def _default_caroot_for(home: str) -> Path:
+    """Where platformdirs puts CAROOT for a user whose home is ``home`` (POSIX)."""
+    if platform_key() == "darwin":
+        return Path(home, "Library", "Application Support", "devcert")
+    return Path(home, ".local", "share", "devcert")
+
+
+def sudo_caroot_problem(environ: Mapping[str, str] | None = None, *, euid: int | None = None,
+                        home_of: object = None) -> tuple[str, bool] | None:
+    """Explain running under sudo with root's CAROOT instead of the invoking user's.
+
+    Returns ``(message, fatal)`` or None. Fatal when root has no CA but the user has one:
+    installing would make and trust a second CA nobody issues from. ``home_of`` (for tests)
+    maps a user name to a home folder; by default the password database is used.
+    """
+    from ..ca import CERT_FILE, caroot
+
+    env = os.environ if environ is None else environ
+    if os.name != "posix":
+        return None
+    if (os.geteuid() if euid is None else euid) != 0:
+        return None
+    user = env.get("SUDO_USER", "")
+    if not user or user == "root" or env.get("DEVCERT_CAROOT"):
+        return None
+    try:
+        if callable(home_of):
+            home = home_of(user)
+        else:
+            import pwd
+
+            home = pwd.getpwnam(user).pw_dir
+    except (KeyError, OSError):
+        return None
+    theirs = _default_caroot_for(str(home))
+    mine = caroot()
+    if theirs == mine or not (theirs / CERT_FILE).exists():
+        return None
+    fatal = not (mine / CERT_FILE).exists()
+    message = (
+        f"running under sudo: devcert is using root's CAROOT {mine}, not {user}'s {theirs} (where "
+        f"{user}'s CA is). Run `devcert install` without sudo (it asks for sudo itself, for the "
+        f"commands that need it), or keep sudo and name the CA: "
+        f"`sudo DEVCERT_CAROOT={theirs} devcert install`"
+    )
+    return message, fatal

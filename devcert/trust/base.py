@@ -1,0 +1,318 @@
+"""The interface every trust store implements, and the runner that makes their changes.
+
+A store (one module each: ``linux``, ``nss``, ``java``, ``macos``, ``windows``) answers
+``available()``, ``is_installed(ca)``, ``describe()``, and changes itself only through
+``install(ca, runner)`` / ``uninstall(ca, runner)``. Every change, a command or a file write,
+goes through a :class:`Runner`, so the caller decides what happens to it: the default runner
+just does it; the CLI's runner also prints each one first, adds ``sudo`` to the commands that
+need root when devcert is not root, and with ``dry_run=True`` prints them without doing any.
+Read-only questions (is it installed? which databases exist?) never go through the runner:
+they run even in a dry run, which is what lets a dry run say what it *would* change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import TrustStoreError
+from ..files import PUBLIC, atomic_write
+
+if TYPE_CHECKING:
+    from ..ca import LocalCA
+
+#: Commands that are usually outside a normal user's PATH on Linux.
+SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+#: Seconds any one trust-store command may take (update-ca-trust on a slow disk takes ~5 s).
+COMMAND_TIMEOUT = 120
+
+
+def entry_name(ca: LocalCA) -> str:
+    """The name of this CA's entry in every store: ``devcert-`` + 16 hex digits of its SHA-256.
+
+    Derived from the fingerprint, so installing twice finds the same entry (one entry), two
+    CAs never share one, and uninstall removes exactly this CA and nothing else.
+    """
+    return f"devcert-{ca.fingerprint[:16]}"
+
+
+def which(name: str) -> str | None:
+    """``shutil.which`` that also looks in the sbin folders a non-root PATH often lacks."""
+    found = shutil.which(name)
+    if found:
+        return found
+    if os.name == "posix":
+        for folder in SBIN:
+            candidate = os.path.join(folder, name)
+            if os.access(candidate, os.X_OK) and os.path.isfile(candidate):
+                return candidate
+    return None
+
+
+def is_root() -> bool:
+    return os.name == "posix" and os.geteuid() == 0
+
+
+def last_line(text: str | bytes | None) -> str:
+    """The most telling line of a tool's output: the last non-empty one."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def query(argv: Sequence[str], *, timeout: float = COMMAND_TIMEOUT, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    """Run a read-only command (never through the runner: it runs in dry runs too)."""
+    try:
+        return subprocess.run(list(argv), capture_output=True, timeout=timeout, input=input, stdin=None if input else subprocess.DEVNULL)
+    except FileNotFoundError:
+        raise TrustStoreError(f"{argv[0]} is not installed") from None
+    except subprocess.TimeoutExpired:
+        raise TrustStoreError(f"`{shlex.join(argv)}` did not finish within {timeout:.0f} s") from None
+    except OSError as err:
+        raise TrustStoreError(f"cannot run {argv[0]}: {err.strerror}") from None
+
+
+@dataclass
+class Action:
+    """One change the runner made (or, in a dry run, would have made)."""
+
+    kind: str  # "run", "write" or "remove"
+    text: str  # the command line or the path, as printed
+    sudo: bool = False
+    done: bool = False
+
+
+class Runner:
+    """Carries out a store's changes: commands, file writes and removals.
+
+    ``Runner()`` (the default every store method uses when given none) just does them, as
+    the current user, and raises :class:`TrustStoreError` when one fails. The CLI passes
+    ``Runner(echo=print_function, dry_run=...)``: ``echo`` is called with one line per
+    change before it is made (``"$ cmd"``, ``"sudo $ cmd"``, ``"write PATH"``), and
+    ``dry_run=True`` makes no change at all (commands are reported as run with no output).
+    ``use_sudo`` (default: when not root on POSIX) prefixes ``sudo`` to the changes a store
+    marks ``privileged``. Every change is recorded in :attr:`actions`.
+    """
+
+    def __init__(self, *, dry_run: bool = False, echo: Callable[[str], Any] | None = None,
+                 use_sudo: bool | None = None):
+        self.dry_run = dry_run
+        self.echo = echo
+        self.use_sudo = (os.name == "posix" and not is_root()) if use_sudo is None else use_sudo
+        self.actions: list[Action] = []
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _sudo_prefix(self, privileged: bool) -> list[str]:
+        if not (privileged and self.use_sudo):
+            return []
+        if not self.dry_run and shutil.which("sudo") is None:
+            raise TrustStoreError("this change needs root and sudo is not installed: run devcert as root")
+        return ["sudo", "--"]
+
+    def _record(self, kind: str, text: str, sudo: bool) -> Action:
+        action = Action(kind, text, sudo)
+        self.actions.append(action)
+        if self.echo is not None:
+            prefix = "would " if self.dry_run else ""
+            label = {"run": "run", "write": "write", "remove": "remove"}[kind]
+            self.echo(f"{prefix}{label}{' (sudo)' if sudo else ''}: {text}")
+        return action
+
+    # -- what stores call ----------------------------------------------------------------
+
+    def run(self, argv: Sequence[str], *, privileged: bool = False, input: bytes | None = None,
+            timeout: float = COMMAND_TIMEOUT) -> subprocess.CompletedProcess[bytes]:
+        """Run a command that changes a store; raise :class:`TrustStoreError` if it fails."""
+        prefix = self._sudo_prefix(privileged)
+        full = [*prefix, *argv]
+        action = self._record("run", shlex.join(full), bool(prefix))
+        if self.dry_run:
+            return subprocess.CompletedProcess(full, 0, b"", b"")
+        result = query(full, timeout=timeout, input=input)
+        if result.returncode != 0:
+            why = last_line(result.stderr) or last_line(result.stdout) or f"exit status {result.returncode}"
+            raise TrustStoreError(f"`{shlex.join(full)}` failed: {why}")
+        action.done = True
+        return result
+
+    def write_file(self, path: str | os.PathLike[str], data: bytes, *, privileged: bool | None = None,
+                   mode: int = PUBLIC) -> None:
+        """Write ``data`` to ``path`` (atomically; through ``sudo tee`` when it needs root).
+
+        ``privileged=None`` decides from the folder: not writable by us means root is needed.
+        """
+        path = Path(path)
+        if privileged is None:
+            privileged = not os.access(path.parent, os.W_OK)
+        use_sudo = bool(privileged and self.use_sudo)
+        action = self._record("write", str(path), use_sudo)
+        if self.dry_run:
+            return
+        if use_sudo:
+            self._sudo_prefix(True)
+            # tee writes what it reads; its copy to stdout is thrown away. chmod after, since
+            # root's umask decides tee's mode.
+            result = query(["sudo", "--", "tee", str(path)], input=data)
+            if result.returncode != 0:
+                raise TrustStoreError(f"cannot write {path} with sudo: {last_line(result.stderr)}")
+            query(["sudo", "--", "chmod", format(mode, "o"), str(path)])
+        else:
+            atomic_write(path, data, mode)
+        action.done = True
+
+    def remove_file(self, path: str | os.PathLike[str], *, privileged: bool | None = None) -> None:
+        """Remove ``path`` (a missing file is not an error)."""
+        path = Path(path)
+        if privileged is None:
+            privileged = not os.access(path.parent, os.W_OK)
+        use_sudo = bool(privileged and self.use_sudo)
+        action = self._record("remove", str(path), use_sudo)
+        if self.dry_run:
+            return
+        if use_sudo:
+            self._sudo_prefix(True)
+            result = query(["sudo", "--", "rm", "-f", "--", str(path)])
+            if result.returncode != 0:
+                raise TrustStoreError(f"cannot remove {path} with sudo: {last_line(result.stderr)}")
+        else:
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as err:
+                raise TrustStoreError(f"cannot remove {path}: {err.strerror}") from None
+        action.done = True
+
+
+#: What every store method uses when the caller gives no runner: just do it.
+def default_runner() -> Runner:
+    return Runner(use_sudo=False) if is_root() else Runner()
+
+
+@contextlib.contextmanager
+def cert_file(ca: LocalCA) -> Iterator[Path]:
+    """A PEM file of the CA certificate for tools that read files: CAROOT's, or a temporary one."""
+    if ca.cert_path is not None and ca.cert_path.is_file():
+        yield ca.cert_path
+        return
+    with tempfile.TemporaryDirectory(prefix="devcert-trust-") as tmp:
+        path = Path(tmp) / "rootCA.pem"
+        atomic_write(path, ca.cert_pem, PUBLIC)
+        os.chmod(tmp, 0o755)  # tools run through sudo or as another user must read it
+        yield path
+
+
+@dataclass
+class StoreStatus:
+    """One row of ``devcert status``: a store, where it is, and whether this CA is in it."""
+
+    name: str
+    where: str
+    available: bool
+    installed: bool | None  # None: unknown (store missing, tool missing, or no CA yet)
+    detail: str = ""
+    fix: str | None = None
+    locations: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "store": self.name, "where": self.where, "available": self.available,
+            "installed": self.installed, "detail": self.detail, "fix": self.fix,
+            "locations": self.locations,
+        }
+
+
+class TrustStore:
+    """One trust store. Subclasses set :attr:`name` and implement the five methods.
+
+    - ``available()``: the store exists on this machine (cheap, no CA needed).
+    - ``problem()``: why it cannot be changed right now (a tool is missing), or None.
+    - ``is_installed(ca)``: this CA is trusted there (in every location the store covers).
+    - ``install(ca, runner=None)`` / ``uninstall(ca, runner=None)``: idempotent; on failure
+      they undo what they did, leaving the store as it was, and raise TrustStoreError.
+    - ``describe()``: one line saying what and where the store is.
+    ``runner`` defaults to :func:`default_runner` (just run, as the current user).
+    """
+
+    name: str = ""
+    #: True when ``is_installed`` costs no more than reading a few files (``trusted_anywhere``).
+    cheap_check: bool = False
+    #: True when an install needs a browser restart to be seen.
+    restart_hint: str | None = None
+
+    def available(self) -> bool:
+        raise NotImplementedError
+
+    def problem(self) -> str | None:
+        return None
+
+    def is_installed(self, ca: LocalCA) -> bool:
+        raise NotImplementedError
+
+    def install(self, ca: LocalCA, runner: Runner | None = None) -> None:
+        raise NotImplementedError
+
+    def uninstall(self, ca: LocalCA, runner: Runner | None = None) -> None:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def locations(self) -> list[str]:
+        """The concrete places this store covers (files, databases); for status and doctor."""
+        return []
+
+    def location_states(self, ca: LocalCA) -> list[dict[str, Any]]:
+        """Per location: ``{"where": str, "installed": bool}`` (stores with several override)."""
+        return []
+
+    def not_available_reason(self) -> str:
+        return f"no {self.name} trust store found on this machine"
+
+    def status(self, ca: LocalCA | None) -> StoreStatus:
+        """The state of this CA in this store, with a fix when it is not trusted."""
+        if not self.available():
+            return StoreStatus(self.name, self.describe(), False, None, self.not_available_reason())
+        problem = self.problem()
+        if ca is None:
+            return StoreStatus(self.name, self.describe(), True, None, "no local CA yet",
+                               "devcert install")
+        locs: list[dict[str, Any]] = []
+        try:
+            installed: bool | None = self.is_installed(ca)
+            locs = self.location_states(ca)
+        except TrustStoreError as err:
+            installed, problem = None, problem or str(err)
+        if problem:
+            return StoreStatus(self.name, self.describe(), True, installed, problem, self.fix_for_problem(), locs)
+        if installed:
+            return StoreStatus(self.name, self.describe(), True, True, "installed", None, locs)
+        partly = [loc for loc in locs if loc.get("installed")]
+        detail = f"installed in {len(partly)} of {len(locs)}" if partly else "not installed"
+        return StoreStatus(self.name, self.describe(), True, False, detail, f"devcert install --store {self.name}", locs)
+
+    def fix_for_problem(self) -> str | None:
+        return None
+
+    def _runner(self, runner: Runner | None) -> Runner:
+        return runner if runner is not None else default_runner()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"
+
+
+def platform_key() -> str:
+    if sys.platform == "darwin":
+        return "darwin"
+    if sys.platform.startswith("win") or sys.platform == "cygwin":
+        return "windows"
+    return "linux"

@@ -1,0 +1,240 @@
+"""The Linux system trust store, for each distribution family.
+
+What reads it: curl, wget, git, OpenSSL and Python's ``ssl`` (the bundle under /etc/ssl or
+/etc/pki), Go, Node with ``--use-system-ca``, and (on Debian, through its update hook) Java.
+Each family keeps administrator-added CA files in an "anchors" folder and rebuilds the bundle
+with one command; devcert writes ``<anchors>/devcert-<fingerprint>.crt`` and runs it.
+
+The family comes from /etc/os-release (``ID``, then each of ``ID_LIKE``); when that names
+nothing known, the folders themselves are probed. An unknown distribution gets a message
+naming the file to copy and the command to run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import TrustStoreError
+from .base import Runner, TrustStore, entry_name, which
+
+if TYPE_CHECKING:
+    from ..ca import LocalCA
+
+OS_RELEASE = ("/etc/os-release", "/usr/lib/os-release")
+
+
+@dataclass(frozen=True)
+class Family:
+    key: str
+    label: str
+    anchors: str  # folder of administrator-added CA files
+    suffix: str  # file extension the update command picks up
+    update: tuple[str, ...]  # the command that rebuilds the bundle
+    bundles: tuple[str, ...]  # where the rebuilt PEM bundle lands (first existing one is read)
+    package: str  # the package that provides ``update``
+
+
+FAMILIES: dict[str, Family] = {
+    "debian": Family(
+        "debian", "Debian/Ubuntu", "/usr/local/share/ca-certificates", ".crt", ("update-ca-certificates",),
+        ("/etc/ssl/certs/ca-certificates.crt",), "ca-certificates",
+    ),
+    "fedora": Family(
+        "fedora", "Fedora/RHEL", "/etc/pki/ca-trust/source/anchors", ".pem", ("update-ca-trust", "extract"),
+        ("/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", "/etc/pki/tls/certs/ca-bundle.crt"), "ca-certificates",
+    ),
+    "arch": Family(
+        "arch", "Arch", "/etc/ca-certificates/trust-source/anchors", ".crt", ("trust", "extract-compat"),
+        ("/etc/ca-certificates/extracted/tls-ca-bundle.pem", "/etc/ssl/certs/ca-certificates.crt"), "ca-certificates",
+    ),
+    "suse": Family(
+        "suse", "openSUSE/SLES", "/usr/share/pki/trust/anchors", ".pem", ("update-ca-certificates",),
+        ("/var/lib/ca-certificates/ca-bundle.pem", "/etc/ssl/ca-bundle.pem"), "ca-certificates",
+    ),
+    "alpine": Family(
+        "alpine", "Alpine", "/usr/local/share/ca-certificates", ".crt", ("update-ca-certificates",),
+        ("/etc/ssl/certs/ca-certificates.crt",), "ca-certificates",
+    ),
+}
+
+#: os-release ID / ID_LIKE values and the family they belong to.
+_IDS = {
+    "debian": "debian", "ubuntu": "debian", "linuxmint": "debian", "pop": "debian", "raspbian": "debian",
+    "elementary": "debian", "kali": "debian", "neon": "debian", "devuan": "debian",
+    "fedora": "fedora", "rhel": "fedora", "centos": "fedora", "rocky": "fedora", "almalinux": "fedora",
+    "ol": "fedora", "amzn": "fedora", "mageia": "fedora",
+    "arch": "arch", "manjaro": "arch", "endeavouros": "arch", "garuda": "arch", "artix": "arch",
+    "opensuse": "suse", "suse": "suse", "sles": "suse", "opensuse-leap": "suse", "opensuse-tumbleweed": "suse",
+    "alpine": "alpine",
+}
+
+
+def parse_os_release(text: str) -> dict[str, str]:
+    """KEY=value lines of os-release(5), with shell quoting removed."""
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        match = re.match(r"\s*([A-Z_][A-Z0-9_]*)=(.*)$", line)
+        if not match:
+            continue
+        value = match.group(2).strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        values[match.group(1)] = value
+    return values
+
+
+def read_os_release() -> str | None:
+    for path in OS_RELEASE:
+        try:
+            return Path(path).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+    return None
+
+
+def detect_family(os_release: str | None, isdir: Callable[[str], bool] = os.path.isdir) -> Family | None:
+    """The family from os-release text (ID first, then ID_LIKE), else by probing folders."""
+    if os_release:
+        values = parse_os_release(os_release)
+        ids = [values.get("ID", "").lower(), *values.get("ID_LIKE", "").lower().split()]
+        for ident in ids:
+            if ident in _IDS:
+                return FAMILIES[_IDS[ident]]
+            if ident.startswith("opensuse"):
+                return FAMILIES["suse"]
+    # Probing, most specific first: /usr/local/share/ca-certificates also exists on some
+    # non-Debian systems, so it comes last.
+    for key in ("fedora", "arch", "suse", "debian"):
+        if isdir(FAMILIES[key].anchors):
+            return FAMILIES[key]
+    return None
+
+
+def _pem_body(pem: bytes) -> str:
+    """The base64 of a PEM without armour or whitespace, to look for in a bundle."""
+    lines = pem.decode("ascii").strip().splitlines()
+    return "".join(line.strip() for line in lines if not line.startswith("-----"))
+
+
+class LinuxSystemStore(TrustStore):
+    """The distribution's CA bundle, fed from its anchors folder."""
+
+    name = "system"
+    cheap_check = True
+
+    def __init__(self, family: Family | None = None, *, os_release: str | None = None, distro: str | None = None):
+        if family is None:
+            text = os_release if os_release is not None else read_os_release()
+            family = detect_family(text)
+            if distro is None and text:
+                distro = parse_os_release(text).get("ID")
+        self.family = family
+        self.distro = distro or "unknown"
+
+    def entry_path(self, ca: LocalCA) -> Path:
+        assert self.family is not None
+        return Path(self.family.anchors) / f"{entry_name(ca)}{self.family.suffix}"
+
+    def bundle(self) -> Path | None:
+        if self.family is None:
+            return None
+        for path in self.family.bundles:
+            if os.path.isfile(path):
+                return Path(path)
+        return None
+
+    def available(self) -> bool:
+        return True  # every Linux has one; an unknown family is explained by problem()
+
+    def problem(self) -> str | None:
+        if self.family is None:
+            return (
+                f"devcert does not know how this Linux distribution (ID={self.distro}) manages its CA "
+                f"store: copy the CA certificate (`devcert caroot`/rootCA.pem) into its anchors folder "
+                f"(often /usr/local/share/ca-certificates/ as a .crt file) and run its update command "
+                f"(often `sudo update-ca-certificates`)"
+            )
+        if which(self.family.update[0]) is None:
+            return f"{self.family.update[0]} is missing: install the {self.family.package} package"
+        return None
+
+    def fix_for_problem(self) -> str | None:
+        if self.family is None:
+            return "copy rootCA.pem into the anchors folder and run the update command"
+        return f"install {self.family.package}"
+
+    def describe(self) -> str:
+        if self.family is None:
+            return f"system CA store (unknown distribution {self.distro})"
+        return f"{self.family.label} system store ({self.family.anchors})"
+
+    def locations(self) -> list[str]:
+        return [self.family.anchors] if self.family else []
+
+    def is_installed(self, ca: LocalCA) -> bool:
+        """Our file is in the anchors folder and the rebuilt bundle contains the CA."""
+        if self.family is None:
+            return False
+        if not self.entry_path(ca).is_file():
+            return False
+        bundle = self.bundle()
+        if bundle is None:
+            return True  # nothing to compare with; the anchor is what the family reads
+        try:
+            text = bundle.read_text(encoding="ascii", errors="replace")
+        except OSError:
+            return True
+        return _pem_body(ca.cert_pem) in "".join(text.split())
+
+    def _update(self, runner: Runner) -> None:
+        assert self.family is not None
+        tool = which(self.family.update[0]) or self.family.update[0]
+        runner.run([tool, *self.family.update[1:]], privileged=True)
+
+    def _check(self) -> None:
+        problem = self.problem()
+        if problem:
+            raise TrustStoreError(problem)
+
+    def install(self, ca: LocalCA, runner: Runner | None = None) -> None:
+        self._check()
+        runner = self._runner(runner)
+        if self.is_installed(ca):
+            return
+        path = self.entry_path(ca)
+        had_file = path.is_file()
+        if not os.path.isdir(path.parent):
+            runner.run(["mkdir", "-p", str(path.parent)], privileged=not os.access(path.parent.parent, os.W_OK))
+        runner.write_file(path, ca.cert_pem)
+        try:
+            self._update(runner)
+        except TrustStoreError:
+            if not had_file:  # put the store back as it was
+                try:
+                    runner.remove_file(path)
+                except TrustStoreError:
+                    pass
+            raise
+
+    def uninstall(self, ca: LocalCA, runner: Runner | None = None) -> None:
+        if self.family is None:
+            return
+        path = self.entry_path(ca)
+        if not path.is_file():
+            return
+        self._check()
+        runner = self._runner(runner)
+        runner.remove_file(path)
+        try:
+            self._update(runner)
+        except TrustStoreError:
+            try:
+                runner.write_file(path, ca.cert_pem)
+            except TrustStoreError:
+                pass
+            raise
