@@ -1,0 +1,247 @@
+"""Making runtimes trust the CA without the OS store: a combined bundle and the env exports.
+
+Many clients never look at the OS trust store: ``requests`` reads certifi's bundle, Node its
+own compiled-in list, pip, botocore, httplib2 and gRPC their own. Most of them can be pointed
+at a file by an environment variable, but those variables *replace* the default roots
+instead of adding to them. So devcert writes a combined bundle (the system's bundle, or
+certifi's when there is none, plus the devcert CA) into CAROOT and exports that, so public
+sites keep working while the local CA is trusted too.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import UsageError
+from .files import PUBLIC, atomic_write
+
+if TYPE_CHECKING:
+    from .ca import LocalCA
+
+BUNDLE_FILE = "ca-bundle.pem"
+#: The first line of every bundle devcert writes; a candidate source that starts with it is
+#: one of ours (e.g. SSL_CERT_FILE already pointing at it) and is never fed back in.
+MARKER = "# devcert combined bundle"
+
+#: Where operating systems keep their PEM bundle of trusted roots, most common first.
+SYSTEM_BUNDLES = (
+    "/etc/ssl/certs/ca-certificates.crt",  # Debian, Ubuntu, Alpine, Arch, Gentoo
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",  # Fedora, RHEL, CentOS
+    "/etc/pki/tls/certs/ca-bundle.crt",  # older RHEL
+    "/etc/ssl/ca-bundle.pem",  # openSUSE
+    "/etc/ssl/cert.pem",  # macOS, Alpine, OpenBSD (macOS: the system roots only)
+    "/usr/local/etc/openssl@3/cert.pem",  # Homebrew OpenSSL
+    "/opt/homebrew/etc/openssl@3/cert.pem",
+)
+
+_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----\s*(.*?)\s*-----END CERTIFICATE-----", re.S)
+
+
+def pem_certificates_der(data: bytes) -> list[bytes]:
+    """The DER of every PEM certificate in ``data`` (blocks that do not decode are skipped)."""
+    found = []
+    for match in _PEM_CERT.finditer(data):
+        try:
+            found.append(base64.b64decode(b"".join(match.group(1).split()), validate=True))
+        except ValueError:
+            continue
+    return found
+
+
+def file_has_cert(path: str | Path, der: bytes) -> bool:
+    """Whether the PEM file at ``path`` holds the certificate ``der`` (False if unreadable)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return False
+    return der in pem_certificates_der(data)
+
+
+def is_devcert_bundle(path: str | Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(len(MARKER)).decode("ascii", "replace") == MARKER
+    except OSError:
+        return False
+
+
+def bundle_path(ca: LocalCA) -> Path:
+    if ca.path is None:
+        raise UsageError("an in-memory CA has no folder to keep a bundle in")
+    return ca.path / BUNDLE_FILE
+
+
+def source_bundle(exclude: Path | None = None) -> tuple[Path, str]:
+    """The bundle of public roots to start from: ``(path, "system" | "certifi")``.
+
+    The system's bundle when there is one, found at the well-known places and at OpenSSL's
+    compiled-in default, but deliberately not through ``SSL_CERT_FILE``: that variable may
+    point at a previous devcert bundle, and feeding our own output back in would stack CAs
+    (and keep a removed CA forever). Any file that is a devcert bundle is skipped.
+    """
+    candidates: list[str] = list(SYSTEM_BUNDLES)
+    try:
+        compiled = ssl.get_default_verify_paths().openssl_cafile  # not affected by the env
+        if compiled:
+            candidates.append(compiled)
+    except Exception:  # pragma: no cover - exotic builds
+        pass
+    exclude_real = exclude.resolve() if exclude is not None else None
+    for candidate in candidates:
+        path = Path(candidate)
+        try:
+            if not path.is_file() or path.stat().st_size == 0:
+                continue
+            if exclude_real is not None and path.resolve() == exclude_real:
+                continue
+        except OSError:
+            continue
+        if is_devcert_bundle(path):
+            continue
+        try:
+            if not pem_certificates_der(path.read_bytes()):
+                continue
+        except OSError:
+            continue
+        return path, "system"
+    import certifi
+
+    return Path(certifi.where()), "certifi"
+
+
+@dataclass
+class Bundle:
+    path: Path
+    source: Path
+    source_kind: str  # "system" or "certifi"
+    action: str  # "written" or "kept"
+
+
+def combined_bundle_bytes(ca: LocalCA, source: Path, source_kind: str) -> bytes:
+    data = source.read_bytes()
+    if not data.endswith(b"\n"):
+        data += b"\n"
+    header = (
+        f"{MARKER}: the public roots of {source} ({source_kind}) plus the devcert CA.\n"
+        f"# Written by `devcert env`, rewritten when either changes; do not edit.\n"
+        f"# source-sha256: {hashlib.sha256(data).hexdigest()}\n"
+        f"# ca-sha256: {ca.fingerprint}\n\n"
+    ).encode()
+    tail = f"\n# devcert CA: {ca.common_name}\n".encode() + ca.cert_pem
+    return header + data + tail
+
+
+def ensure_bundle(ca: LocalCA) -> Bundle:
+    """Write CAROOT/ca-bundle.pem if its content would change; otherwise leave it alone."""
+    target = bundle_path(ca)
+    source, kind = source_bundle(exclude=target)
+    want = combined_bundle_bytes(ca, source, kind)
+    try:
+        have = target.read_bytes()
+    except OSError:
+        have = None
+    if have == want:
+        return Bundle(target, source, kind, "kept")
+    atomic_write(target, want, PUBLIC)
+    return Bundle(target, source, kind, "written")
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    name: str
+    value: str
+    why: str
+
+
+#: (name, "bundle" | "ca", why). "bundle" variables replace a client's roots, so they get the
+#: combined bundle; Node *adds* NODE_EXTRA_CA_CERTS to its own roots, so it gets the CA alone.
+ENV_SPEC: tuple[tuple[str, str, str], ...] = (
+    ("SSL_CERT_FILE", "bundle",
+     "OpenSSL's default CA file: Python ssl/urllib, httpx, aiohttp, websockets, uv, Ruby, PHP, Go on "
+     "Linux and most OpenSSL-based tools read it, and it replaces their default roots"),
+    ("REQUESTS_CA_BUNDLE", "bundle",
+     "requests uses certifi's bundle, never the OS store, unless this is set"),
+    ("CURL_CA_BUNDLE", "bundle",
+     "curl's CA file (requests also falls back to it)"),
+    ("NODE_EXTRA_CA_CERTS", "ca",
+     "Node.js ignores SSL_CERT_FILE and the OS store; it adds these certificates to its built-in roots"),
+    ("DENO_CERT", "bundle",
+     "Deno loads its extra root certificates from this file"),
+    ("GIT_SSL_CAINFO", "bundle",
+     "git over https (its libcurl may be built with another default)"),
+    ("PIP_CERT", "bundle",
+     "pip uses its vendored certifi (or truststore) unless told otherwise"),
+    ("AWS_CA_BUNDLE", "bundle",
+     "botocore, boto3 and the AWS CLI use their own bundle otherwise"),
+    ("HTTPLIB2_CA_CERTS", "bundle",
+     "httplib2 (google-api-python-client, oauth2client) ships its own bundle"),
+    ("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH", "bundle",
+     "gRPC's C core (grpcio, grpc-node native) reads its roots from here instead of its bundled list"),
+    ("CARGO_HTTP_CAINFO", "bundle",
+     "cargo's http.cainfo, for registries and git dependencies over https"),
+    ("CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE", "bundle",
+     "the gcloud CLI bundles its own Python and certificates"),
+    ("NIX_SSL_CERT_FILE", "bundle",
+     "Nix and programs it builds look here instead of SSL_CERT_FILE"),
+    ("BUNDLE_SSL_CA_CERT", "bundle",
+     "Ruby's Bundler, for gem sources over https"),
+    ("HEX_CACERTS_PATH", "bundle",
+     "Elixir's Hex package manager uses its own bundled roots otherwise"),
+)
+
+ENV_NAMES: tuple[str, ...] = tuple(name for name, _, _ in ENV_SPEC)
+
+
+def env_vars(ca: LocalCA, bundle: Path) -> list[EnvVar]:
+    if ca.cert_path is None:
+        raise UsageError("an in-memory CA has no file for clients to read")
+    return [EnvVar(name, str(ca.cert_path if kind == "ca" else bundle), why) for name, kind, why in ENV_SPEC]
+
+
+SHELLS = ("sh", "fish", "powershell")
+
+
+def _check_shell(shell: str) -> None:
+    if shell not in SHELLS:
+        raise UsageError(f"--shell {shell!r}: choose one of {', '.join(SHELLS)}")
+
+
+def quote(value: str, shell: str) -> str:
+    """``value`` as one literal word for ``shell``."""
+    _check_shell(shell)
+    if shell == "sh":
+        return "'" + value.replace("'", "'\"'\"'") + "'"
+    if shell == "fish":  # inside single quotes fish treats only \\ and \' specially
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return "'" + value.replace("'", "''") + "'"  # PowerShell: '' is a literal quote
+
+
+def export_lines(variables: list[EnvVar], shell: str, *, comments: bool = True) -> list[str]:
+    _check_shell(shell)
+    lines = []
+    for var in variables:
+        if comments:
+            lines.append(f"# {var.name}: {var.why}")
+        value = quote(var.value, shell)
+        if shell == "sh":
+            lines.append(f"export {var.name}={value}")
+        elif shell == "fish":
+            lines.append(f"set -gx {var.name} {value}")
+        else:
+            lines.append(f"$Env:{var.name} = {value}")
+    return lines
+
+
+def unset_lines(names: tuple[str, ...] | list[str], shell: str) -> list[str]:
+    _check_shell(shell)
+    if shell == "sh":
+        return [f"unset {name}" for name in names]
+    if shell == "fish":
+        return [f"set -e {name}" for name in names]
+    return [f"Remove-Item -ErrorAction SilentlyContinue Env:{name}" for name in names]
