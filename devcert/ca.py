@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import getpass
 import hashlib
 import ipaddress
 import os
-import secrets
 import socket
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, NamedTuple, Union
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -65,6 +64,7 @@ def caroot() -> Path:
     return Path(platformdirs.user_data_dir("devcert", appauthor=False)).absolute()
 
 
+@functools.lru_cache(maxsize=None)
 def _whoami() -> str:
     try:
         user = getpass.getuser()
@@ -77,12 +77,11 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 
 
-@dataclass(frozen=True)
-class Constraints:
-    """The CA's permitted name subtrees; ``None`` in place of one means no constraints."""
+class Constraints(NamedTuple):
+    """The CA's permitted name subtrees: DNS names (each with its subdomains) and IP ranges."""
 
     dns: tuple[str, ...] = DEFAULT_DNS
-    ips: tuple[IPNetwork, ...] = field(default_factory=lambda: tuple(ipaddress.ip_network(n) for n in DEFAULT_IPS))
+    ips: tuple[IPNetwork, ...] = tuple(ipaddress.ip_network(n) for n in DEFAULT_IPS)
 
     @classmethod
     def default(cls, permit: Iterable[str] = ()) -> Constraints:
@@ -167,6 +166,14 @@ class LocalCA:
         self.cert = cert
         self.key = key
         self.path = path
+
+    @functools.cached_property
+    def ski(self) -> x509.SubjectKeyIdentifier:
+        """The CA's subject key identifier (computed for imported CAs that lack one)."""
+        try:
+            return self.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        except x509.ExtensionNotFound:
+            return x509.SubjectKeyIdentifier.from_public_key(self.cert.public_key())  # type: ignore[arg-type]
 
     # -- where ---------------------------------------------------------------------------
 
@@ -273,7 +280,7 @@ class LocalCA:
     def _build(cls, *, key_type: str = "ecdsa", permit: Iterable[str] = (), constraints: bool = True) -> LocalCA:
         key = keys.generate(key_type, for_ca=True)
         who = _whoami()
-        short_id = secrets.token_hex(4)
+        short_id = os.urandom(4).hex()
         subject = x509.Name([
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "devcert development CA"),
             x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, who),
@@ -350,8 +357,9 @@ class LocalCA:
     def key_type(self) -> str:
         return keys.describe(self.cert.public_key())  # type: ignore[arg-type]
 
-    @property
+    @functools.cached_property
     def constraints(self) -> Constraints | None:
+        """The permitted subtrees, or None for an unconstrained CA (parsed once per CA)."""
         try:
             ext = self.cert.extensions.get_extension_for_class(x509.NameConstraints).value
         except x509.ExtensionNotFound:
@@ -386,6 +394,13 @@ class LocalCA:
             return
         for name in names:
             if not constraints.permits(name):
+                if name.kind == "uri" and _is_ip_literal(name.host):
+                    # URI subtrees hold host names only: no --permit can cover an IP-literal URI.
+                    raise NameNotPermittedError(
+                        f"{name.value!r} has an IP address as its host, which a name-constrained CA "
+                        f"cannot permit in a URI; use a host name, or replace the CA with an "
+                        f"unconstrained one: devcert ca init --force --no-constraints"
+                    )
                 if name.kind == "ip":
                     widen = str(ipaddress.ip_network(name.value))
                 elif name.kind == "uri" and not constraints._dns_ok(name.host):
@@ -431,6 +446,14 @@ class LocalCA:
     def __repr__(self) -> str:
         where = str(self.path) if self.path else "in memory"
         return f"<LocalCA {self.common_name!r} sha256={self.short_id} {where}>"
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host[1:-1] if host.startswith("[") else host)
+        return True
+    except ValueError:
+        return False
 
 
 def _read(path: Path, what: str, missing_hint: str) -> bytes:
