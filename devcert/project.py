@@ -36,12 +36,12 @@ if TYPE_CHECKING:
 CONFIG_FILES = ("devcert.toml", "pyproject.toml")
 TOP_KEYS = {"certs": "the list of certificates"}
 ENTRY_KEYS = {
-    "names": "list of strings (host names, IPs, emails, URIs)",
-    "cert": "string (path of the certificate file)",
-    "key": "string (path of the private key file)",
-    "client": "boolean (also allow client authentication)",
-    "key_type": "string ('ecdsa' or 'rsa')",
-    "days": "integer (validity, 1 to 825)",
+    "names": "a non-empty list of strings (host names, IPs, emails, URIs)",
+    "cert": "a string (path of the certificate file)",
+    "key": "a string (path of the private key file)",
+    "client": "a boolean (also allow client authentication)",
+    "key_type": "a string ('ecdsa' or 'rsa')",
+    "days": "an integer (validity, 1 to 825)",
 }
 REQUIRED_KEYS = ("names", "cert", "key")
 EXAMPLE = '{ names = ["localhost", "127.0.0.1"], cert = "certs/dev.pem", key = "certs/dev-key.pem" }'
@@ -200,12 +200,12 @@ def _parse_entry(label: str, index: int, entry: Any, root: Path) -> CertSpec:
         value = entry.get(key, default)
         # bool is an int in Python; an integer setting given `true` is still a mistake.
         if key in entry and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
-            raise ConfigError(f"{label}: {key} must be a {ENTRY_KEYS[key]}, not {value!r}")
+            raise ConfigError(f"{label}: {key} must be {ENTRY_KEYS[key]}, not {value!r}")
         return value
 
     names_raw = typed("names", list)
     if not names_raw or not all(isinstance(n, str) for n in names_raw):
-        raise ConfigError(f"{label}: names must be a non-empty {ENTRY_KEYS['names']}, e.g. names = [\"localhost\"]")
+        raise ConfigError(f"{label}: names must be {ENTRY_KEYS['names']}, e.g. names = [\"localhost\"]")
     try:
         names = parse_names(names_raw)
     except DevcertError as err:
@@ -288,7 +288,10 @@ def sync(project: Project, ca: LocalCA | None, *, check: bool = False, min_days:
             action = "created" if not spec.cert.exists() else "renewed"
             results.append(SyncResult(spec, action, "no local CA yet"))
             continue
-        problem = leaf_problem(ca, spec.cert, spec.key, spec.names, client=spec.client, min_days=min_days)
+        # A certificate declared shorter-lived than min_days would be renewed on every run;
+        # such a one is renewed when half its declared life is left instead.
+        threshold = min(min_days, spec.days // 2) if spec.days else min_days
+        problem = leaf_problem(ca, spec.cert, spec.key, spec.names, client=spec.client, min_days=threshold)
         if problem is None:
             problem = _key_type_problem(spec)
         if problem is None:

@@ -1,0 +1,275 @@
+"""Project configuration ([tool.devcert] / devcert.toml) and `devcert sync`, as a user runs them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import socket
+import ssl
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from conftest import run_devcert
+from devcert.errors import UsageError
+from devcert.project import find_config, load_project
+
+PYPROJECT = """\
+[project]
+name = "demo"
+
+[tool.devcert]
+certs = [
+  { names = ["localhost", "127.0.0.1", "app.test"], cert = "certs/dev.pem", key = "certs/dev-key.pem" },
+  { names = ["alice@app.test"], cert = "certs/client.pem", key = "certs/client-key.pem", client = true },
+]
+"""
+
+
+def write_project(root: Path, text: str = PYPROJECT, name: str = "pyproject.toml") -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / name).write_text(text)
+    return root
+
+
+def san(path: Path) -> set[str]:
+    cert = x509.load_pem_x509_certificate(path.read_bytes())
+    ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return {str(g.value) for g in ext}
+
+
+def serial(path: Path) -> int:
+    return x509.load_pem_x509_certificate(path.read_bytes()).serial_number
+
+
+def handshake(cert: Path, key: Path, ca_file: Path, host: str = "localhost") -> str:
+    """Serve cert/key on 127.0.0.1 and connect with a client trusting only ca_file; return what was read."""
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert, key)
+    client_ctx = ssl.create_default_context(cafile=str(ca_file))
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(10)
+        port = listener.getsockname()[1]
+
+        def serve() -> None:
+            try:
+                conn, _ = listener.accept()
+                with server_ctx.wrap_socket(conn, server_side=True) as tls:
+                    tls.sendall(b"ok")
+            except (OSError, ssl.SSLError):
+                pass
+
+        t = threading.Thread(target=serve, daemon=True)
+        t.start()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            with client_ctx.wrap_socket(raw, server_hostname=host) as tls:
+                data = tls.recv(2).decode()
+        t.join(10)
+    return data
+
+
+# -- configuration -------------------------------------------------------------------------
+
+
+def test_config_found_walking_up_paths_relative_to_it(tmp_path: Path) -> None:
+    root = write_project(tmp_path / "proj")
+    sub = root / "src" / "pkg"
+    sub.mkdir(parents=True)
+    assert find_config(sub) == root / "pyproject.toml"
+    project = load_project(sub)
+    assert project.certs[0].cert == (root / "certs" / "dev.pem").resolve()
+    assert project.certs[1].client is True
+    assert [n.value for n in project.certs[0].names] == ["localhost", "127.0.0.1", "app.test"]
+
+
+def test_devcert_toml_and_pyproject_without_table(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    write_project(root, '[project]\nname = "x"\n')  # no [tool.devcert]: keep looking
+    write_project(root, 'certs = [{ names = ["localhost"], cert = "a.pem", key = "a-key.pem" }]\n', "devcert.toml")
+    assert find_config(root) == root / "devcert.toml"
+    assert load_project(root).certs[0].key == (root / "a-key.pem").resolve()
+
+
+@pytest.mark.parametrize(
+    ("text", "expect"),
+    [
+        ("[tool.devcert\ncerts = []", "not valid TOML"),
+        ('[tool.devcert]\ncerts = []\nmin_days = 3', "unknown key 'min_days'"),
+        ('[tool.devcert]\ncerts = [{ names = ["localhost"], cert = "a.pem", key = "b.pem", nmes = 1 }]', "certs[0]: unknown key 'nmes'"),
+        ('[tool.devcert]\ncerts = [{ names = "localhost", cert = "a.pem", key = "b.pem" }]', "certs[0]: names must be"),
+        ('[tool.devcert]\ncerts = [{ names = ["localhost"], cert = "a.pem", key = "b.pem", client = "yes" }]', "client must be a boolean"),
+        ('[tool.devcert]\ncerts = [{ names = ["localhost"], cert = "a.pem", key = "b.pem", days = true }]', "days must be an integer"),
+        ('[tool.devcert]\ncerts = [{ names = ["localhost"], cert = "a.pem", key = "b.pem", days = 9999 }]', "at most 825"),
+        ('[tool.devcert]\ncerts = [{ names = ["localhost"], cert = "a.pem", key = "b.pem", key_type = "dsa" }]', "unknown key type"),
+        ('[tool.devcert]\ncerts = [{ names = ["localhost"], cert = "a.pem" }]', "'key' is missing"),
+        ('[tool.devcert]\ncerts = [{ names = ["bad name"], cert = "a.pem", key = "b.pem" }]', "certs[0]: names:"),
+        ('[tool.devcert]\ncerts = [{ names = ["localhost"], cert = "../a.pem", key = "b.pem" }]', "outside the project folder"),
+        ('[tool.devcert]\ncerts = [{ names = ["localhost"], cert = "/etc/a.pem", key = "b.pem" }]', "outside the project folder"),
+        ('[tool.devcert]\ncerts = [{ names = ["localhost"], cert = "a.pem", key = "a.pem" }]', "same file"),
+        ('[tool.devcert]\ncerts = [{ names = ["localhost"], cert = "a.pem", key = "b.pem" },'
+         ' { names = ["app.test"], cert = "c.pem", key = "./b.pem" }]', "certs[1]: key = 'b.pem' is also the output of certs[0] key"),
+        ('[tool.devcert]\ncerts = "x"', "certs must be a list"),
+        ('[tool]\ndevcert = 3', "tool.devcert must be a table"),
+    ],
+)
+def test_config_errors_name_file_entry_and_fix(tmp_path: Path, text: str, expect: str) -> None:
+    root = write_project(tmp_path / "proj", text)
+    with pytest.raises(UsageError) as info:
+        load_project(root)
+    message = str(info.value)
+    assert str(root / "pyproject.toml") in message
+    assert expect in message
+
+
+def test_cli_config_error_is_one_line_exit_2(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    root = write_project(tmp_path / "proj", '[tool.devcert]\ncerts = [{ names = ["localhost"], cert = "a.pem", key = "b.pem", colour = 1 }]')
+    result = run_devcert("sync", env=cli_env, cwd=root)
+    assert result.returncode == 2
+    assert result.stderr.startswith("devcert: error: ")
+    assert "certs[0]: unknown key 'colour'" in result.stderr and "Traceback" not in result.stderr
+    result = run_devcert("sync", env=cli_env, cwd=tmp_path)  # no config anywhere up to /tmp...
+    assert result.returncode == 2 and "[tool.devcert]" in result.stderr
+
+
+# -- sync ----------------------------------------------------------------------------------
+
+
+def test_sync_from_empty_then_idempotent_then_check(tmp_path: Path, cli_env: dict[str, str], caroot: Path) -> None:
+    root = write_project(tmp_path / "proj")
+    check = run_devcert("sync", "--check", env=cli_env, cwd=root)
+    assert check.returncode == 1, check.stderr
+    assert "would create certs/dev.pem" in check.stdout
+    assert not (root / "certs").exists(), "--check must change nothing"
+
+    first = run_devcert("sync", env=cli_env, cwd=root)
+    assert first.returncode == 0, first.stderr
+    changes = [line for line in first.stdout.splitlines() if line.startswith(("created", "renewed"))]
+    assert len(changes) == 2
+    assert san(root / "certs/dev.pem") == {"localhost", "127.0.0.1", "app.test"}
+    assert (root / "certs/dev-key.pem").stat().st_mode & 0o777 == 0o600
+    client = x509.load_pem_x509_certificate((root / "certs/client.pem").read_bytes())
+    eku = client.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH in eku
+
+    # A real client that trusts only this machine's CA accepts the synced certificate.
+    assert handshake(root / "certs/dev.pem", root / "certs/dev-key.pem", caroot / "rootCA.pem", "app.test") == "ok"
+
+    before = {p: p.read_bytes() for p in (root / "certs").iterdir()}
+    second = run_devcert("sync", env=cli_env, cwd=root)
+    assert second.returncode == 0, second.stderr
+    assert not [line for line in second.stdout.splitlines() if line.startswith(("created", "renewed"))]
+    assert "up to date" in second.stdout
+    assert {p: p.read_bytes() for p in (root / "certs").iterdir()} == before
+
+    ok = run_devcert("sync", "--check", env=cli_env, cwd=root)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+
+    # The synced certificates are in the inventory.
+    listed = json.loads(run_devcert("list", "--json", env=cli_env).stdout)
+    assert {Path(c["cert"]) for c in listed["certs"]} == {(root / "certs/dev.pem").resolve(), (root / "certs/client.pem").resolve()}
+
+
+def test_sync_renews_certificate_expiring_soon(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    root = write_project(tmp_path / "proj")
+    (root / "certs").mkdir()
+    made = run_devcert("create", "--days", "10", "--cert-file", "certs/dev.pem", "--key-file", "certs/dev-key.pem",
+                       "localhost", "127.0.0.1", "app.test", env=cli_env, cwd=root)
+    assert made.returncode == 0, made.stderr
+    old = serial(root / "certs/dev.pem")
+
+    check = run_devcert("sync", "--check", env=cli_env, cwd=root)
+    assert check.returncode == 1
+    assert "would renew certs/dev.pem" in check.stdout and "expires in" in check.stdout
+    assert serial(root / "certs/dev.pem") == old
+
+    result = run_devcert("sync", env=cli_env, cwd=root)
+    assert result.returncode == 0, result.stderr
+    assert "renewed certs/dev.pem" in result.stdout and "expires in 9 days" in result.stdout
+    cert = x509.load_pem_x509_certificate((root / "certs/dev.pem").read_bytes())
+    assert cert.serial_number != old
+    assert cert.not_valid_after_utc - dt.datetime.now(dt.timezone.utc) > dt.timedelta(days=800)
+
+    # --min-days raises the bar: 819 days left is less than 900.
+    assert run_devcert("sync", "--check", "--min-days", "900", env=cli_env, cwd=root).returncode == 1
+    assert run_devcert("sync", "--check", env=cli_env, cwd=root).returncode == 0
+
+
+def test_sync_short_declared_validity_is_stable(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    root = write_project(tmp_path / "proj", 'certs = [{ names = ["localhost"], cert = "c.pem", key = "k.pem", days = 10 }]\n', "devcert.toml")
+    assert run_devcert("sync", env=cli_env, cwd=root).returncode == 0
+    again = run_devcert("sync", "--check", env=cli_env, cwd=root)
+    assert again.returncode == 0, again.stdout  # renewed at half-life, not on every run
+
+
+def test_sync_changed_names_and_options(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    root = write_project(tmp_path / "proj")
+    assert run_devcert("sync", env=cli_env, cwd=root).returncode == 0
+    client_serial = serial(root / "certs/client.pem")
+    dev_serial = serial(root / "certs/dev.pem")
+
+    (root / "pyproject.toml").write_text(PYPROJECT.replace('"app.test"]', '"app.test", "api.app.test"]'))
+    check = run_devcert("sync", "--check", env=cli_env, cwd=root)
+    assert check.returncode == 1 and "would renew certs/dev.pem" in check.stdout and "names changed" in check.stdout
+    result = run_devcert("sync", env=cli_env, cwd=root)
+    assert result.returncode == 0
+    lines = [line for line in result.stdout.splitlines() if line.startswith(("created", "renewed"))]
+    assert len(lines) == 1 and "certs/dev.pem" in lines[0], result.stdout
+    assert san(root / "certs/dev.pem") == {"localhost", "127.0.0.1", "app.test", "api.app.test"}
+    assert serial(root / "certs/client.pem") == client_serial
+    assert serial(root / "certs/dev.pem") != dev_serial
+
+    # Dropping client = true and switching to RSA are changes too.
+    text = (root / "pyproject.toml").read_text().replace(", client = true", ', key_type = "rsa"')
+    (root / "pyproject.toml").write_text(text)
+    result = run_devcert("sync", env=cli_env, cwd=root)
+    assert result.returncode == 0
+    assert "renewed certs/client.pem" in result.stdout and "client option changed" in result.stdout
+    cert = x509.load_pem_x509_certificate((root / "certs/client.pem").read_bytes())
+    assert cert.public_key().key_size == 2048
+    assert run_devcert("sync", "--check", env=cli_env, cwd=root).returncode == 0
+
+
+def test_sync_reissues_certificate_from_another_ca(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    root = write_project(tmp_path / "proj")
+    assert run_devcert("sync", env=cli_env, cwd=root).returncode == 0
+    other = dict(cli_env, DEVCERT_CAROOT=str(tmp_path / "other-ca"))
+    result = run_devcert("sync", env=other, cwd=root)
+    assert result.returncode == 0
+    assert result.stdout.count("signed by another CA") == 2
+
+
+def test_sync_gitignore_offer(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    root = write_project(tmp_path / "proj")
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    result = run_devcert("sync", env=cli_env, cwd=root)  # stdin is not a terminal: suggest only
+    assert result.returncode == 0
+    assert "not in .gitignore" in result.stderr and "/certs/dev-key.pem" in result.stderr
+    assert not (root / ".gitignore").exists(), "sync must never edit .gitignore silently"
+
+    (root / ".gitignore").write_text("*.pyc")  # no trailing newline: kept intact
+    result = run_devcert("sync", "--gitignore", env=cli_env, cwd=root)
+    assert result.returncode == 0 and "Added 4 line(s)" in result.stdout
+    text = (root / ".gitignore").read_text()
+    assert text.startswith("*.pyc\n") and "/certs/client-key.pem\n" in text
+    ignored = subprocess.run(["git", "check-ignore", "certs/dev-key.pem", "certs/client.pem"], cwd=root,
+                             capture_output=True, text=True)
+    assert ignored.returncode == 0 and len(ignored.stdout.split()) == 2
+    again = run_devcert("sync", env=cli_env, cwd=root)
+    assert "gitignore" not in again.stderr
+
+    # A broader pattern already ignoring the outputs counts as ignored.
+    (root / ".gitignore").write_text("certs/\n")
+    assert "gitignore" not in run_devcert("sync", env=cli_env, cwd=root).stderr
+
+
+def test_sync_json(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    root = write_project(tmp_path / "proj")
+    out = run_devcert("sync", "--json", "--no-gitignore", env=cli_env, cwd=root)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert [c["action"] for c in data["certs"]] == ["created", "created"]
+    data = json.loads(run_devcert("sync", "--json", "--check", env=cli_env, cwd=root).stdout)
+    assert data["ok"] is True and [c["action"] for c in data["certs"]] == ["kept", "kept"]
