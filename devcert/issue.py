@@ -9,11 +9,11 @@ a random serial, and at most 825 days, Apple's limit for certificates under user
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -49,15 +49,17 @@ def check_days(days: int | None, *, default: int = DEFAULT_DAYS) -> int:
     return days
 
 
-@dataclass
 class Leaf:
     """An issued certificate and, unless it came from a CSR, its new private key."""
 
-    cert: x509.Certificate
-    key: keys.PrivateKey | None
-    names: list[Name]
-    ca_cert: x509.Certificate | None = None
-    warnings: list[str] = field(default_factory=list)
+    def __init__(self, cert: x509.Certificate, key: keys.PrivateKey | None, names: list[Name],
+                 ca_cert: x509.Certificate | None = None, warnings: list[str] | None = None):
+        self.cert = cert
+        self.key = key
+        self.names = names
+        self.ca_cert = ca_cert
+        #: Things the user should know about these names (e.g. what a wildcard does not cover).
+        self.warnings: list[str] = warnings if warnings is not None else []
 
     @property
     def cert_pem(self) -> bytes:
@@ -131,6 +133,7 @@ class Leaf:
         return f"<Leaf {', '.join(n.value for n in self.names)} until {self.not_after:%Y-%m-%d}>"
 
 
+@functools.lru_cache(maxsize=4)
 def _subject(organization: str) -> x509.Name:
     from .ca import _whoami
 
@@ -138,6 +141,19 @@ def _subject(organization: str) -> x509.Name:
         x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
         x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, _whoami()),
     ])
+
+
+_LEAF_BASIC_CONSTRAINTS = x509.BasicConstraints(ca=False, path_length=None)
+
+
+@functools.lru_cache(maxsize=2)
+def _leaf_key_usage(is_rsa: bool) -> x509.KeyUsage:
+    # keyEncipherment only for RSA: RSA key exchange encrypts to the key; ECDSA keys only sign.
+    return x509.KeyUsage(
+        digital_signature=True, content_commitment=False, key_encipherment=is_rsa,
+        data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+        encipher_only=False, decipher_only=False,
+    )
 
 
 def _general_name(name: Name) -> x509.GeneralName:
@@ -196,15 +212,8 @@ def _build(
         .not_valid_before(not_before)
         # Counted from notBefore, so the whole span never exceeds MAX_DAYS.
         .not_valid_after(not_before + dt.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=is_rsa,
-                data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-                encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(_LEAF_BASIC_CONSTRAINTS, critical=True)
+        .add_extension(_leaf_key_usage(is_rsa), critical=True)
         .add_extension(x509.ExtendedKeyUsage(ekus), critical=False)
         .add_extension(x509.SubjectAlternativeName([_general_name(n) for n in names]), critical=False)
         .add_extension(ski, critical=False)
@@ -216,13 +225,6 @@ def _build(
     )
     builder = builder.add_extension(aki, critical=False)
     return builder.sign(signing_key, keys.signature_hash(signing_key))
-
-
-def _ca_ski(ca: LocalCA) -> x509.SubjectKeyIdentifier:
-    try:
-        return ca.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    except x509.ExtensionNotFound:  # e.g. an imported CA made by another tool
-        return x509.SubjectKeyIdentifier.from_public_key(ca.cert.public_key())  # type: ignore[arg-type]
 
 
 def _signing_key(ca: LocalCA) -> keys.PrivateKey:
@@ -242,7 +244,7 @@ def issue_leaf(ca: LocalCA, names: list[Name], *, client: bool = False, key_type
     ca.check_permitted(names)
     key = keys.generate(key_type)
     cert = _build(names, key.public_key(), issuer=ca.cert.subject, signing_key=signing_key,
-                  issuer_ski=_ca_ski(ca), client=client, days=days)
+                  issuer_ski=ca.ski, client=client, days=days)
     return Leaf(cert, key, names, ca.cert, _warnings(names))
 
 
@@ -321,7 +323,7 @@ def sign_csr(ca: LocalCA, data: bytes, *, client: bool = False, days: int | None
         raise CSRError(f"the CSR's key type ({type(public_key).__name__}) is not supported; use ECDSA or RSA")
     ca.check_permitted(names)
     cert = _build(names, public_key, issuer=ca.cert.subject, signing_key=signing_key,  # type: ignore[arg-type]
-                  issuer_ski=_ca_ski(ca), client=client, days=days)
+                  issuer_ski=ca.ski, client=client, days=days)
     return Leaf(cert, None, names, ca.cert, _warnings(names))
 
 
@@ -330,8 +332,7 @@ def sign_csr(ca: LocalCA, data: bytes, *, client: bool = False, days: int | None
 RENEW_BEFORE_DAYS = 30
 
 
-@dataclass
-class Ensured:
+class Ensured(NamedTuple):
     """What :func:`ensure_leaf` did: ``action`` is ``"kept"``, ``"created"`` or ``"renewed"``."""
 
     cert_path: Path

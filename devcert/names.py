@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
-from typing import Literal, Union
+from typing import Literal, NamedTuple, Union
 
 from .errors import InvalidNameError
 
@@ -25,8 +24,7 @@ _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*$")
 _URI_CHARS = re.compile(r"^[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+$")
 
 
-@dataclass(frozen=True)
-class Name:
+class Name(NamedTuple):
     """One validated subjectAltName: ``kind`` and its canonical ``value``.
 
     ``value`` is what goes into the certificate: a lower-case A-label DNS name, a compressed
@@ -83,7 +81,12 @@ def parse_names(texts: list[str] | tuple[str, ...]) -> list[Name]:
     return list(seen.values())
 
 
+_IPV4_CHARS = frozenset("0123456789.")
+
+
 def _parse_ip(text: str) -> IPAddress | None:
+    if ":" not in text and not (set(text) <= _IPV4_CHARS) and "[" not in text:
+        return None  # plainly a host name: skip ipaddress and its exceptions (hot in bulk issuing)
     candidate = text
     if candidate.startswith("[") and candidate.endswith("]"):
         candidate = candidate[1:-1]
