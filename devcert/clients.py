@@ -77,6 +77,14 @@ def bundle_path(ca: LocalCA) -> Path:
     return ca.path / BUNDLE_FILE
 
 
+def _openssl_default_cafile() -> str | None:
+    """OpenSSL's compiled-in CA file (``openssl_cafile``: not the SSL_CERT_FILE override)."""
+    try:
+        return ssl.get_default_verify_paths().openssl_cafile or None
+    except Exception:  # pragma: no cover - exotic builds
+        return None
+
+
 def source_bundle(exclude: Path | None = None) -> tuple[Path, str]:
     """The bundle of public roots to start from: ``(path, "system" | "certifi")``.
 
@@ -86,12 +94,9 @@ def source_bundle(exclude: Path | None = None) -> tuple[Path, str]:
     (and keep a removed CA forever). Any file that is a devcert bundle is skipped.
     """
     candidates: list[str] = list(SYSTEM_BUNDLES)
-    try:
-        compiled = ssl.get_default_verify_paths().openssl_cafile  # not affected by the env
-        if compiled:
-            candidates.append(compiled)
-    except Exception:  # pragma: no cover - exotic builds
-        pass
+    compiled = _openssl_default_cafile()
+    if compiled:
+        candidates.append(compiled)
     exclude_real = exclude.resolve() if exclude is not None else None
     for candidate in candidates:
         path = Path(candidate)

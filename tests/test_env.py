@@ -1,0 +1,311 @@
+"""`devcert env`: the combined bundle and the exports, proven by real clients in a shell that
+has nothing but those exports."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import certifi
+import pytest
+
+from conftest import clean_env, devcert_exe, free_port, run_devcert
+
+from devcert import clients
+
+SERVER = r"""
+import asyncio, ssl, sys
+from http import HTTPStatus
+from websockets.asyncio.server import serve
+
+cert, key, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+
+def process_request(connection, request):
+    if request.headers.get("Upgrade", "").lower() != "websocket":
+        return connection.respond(HTTPStatus.OK, "hello over TLS\n")
+
+async def echo(ws):
+    async for message in ws:
+        await ws.send(message)
+
+async def main():
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    async with serve(echo, "127.0.0.1", port, ssl=ctx, process_request=process_request) as server:
+        await server.serve_forever()
+
+asyncio.run(main())
+"""
+
+# Every client with its defaults: no context, no verify= argument, nothing but the environment.
+CLIENTS = r"""
+import asyncio, sys, urllib.request
+url = sys.argv[1]
+results = {}
+
+def attempt(name, fn):
+    try:
+        fn()
+        results[name] = "ok"
+    except Exception as err:
+        results[name] = f"{type(err).__name__}: {err}"
+
+attempt("urllib", lambda: urllib.request.urlopen(url, timeout=20).read())
+
+import requests
+attempt("requests", lambda: requests.get(url, timeout=20).raise_for_status())
+
+import httpx
+attempt("httpx", lambda: httpx.get(url, timeout=20).raise_for_status())
+
+import aiohttp
+async def aio():
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as session:
+        async with session.get(url) as response:
+            response.raise_for_status()
+attempt("aiohttp", lambda: asyncio.run(aio()))
+
+from websockets.asyncio.client import connect
+async def wss():
+    async with connect(url.replace("https://", "wss://"), open_timeout=20) as ws:
+        await ws.send("ping")
+        assert await ws.recv() == "ping"
+attempt("websockets", lambda: asyncio.run(wss()))
+
+import json
+print(json.dumps(results))
+"""
+
+
+def _wait(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    pytest.fail("the test server did not start")
+
+
+@contextmanager
+def devcert_server(cli_env, tmp_path: Path):
+    done = run_devcert("create", "--cert-file", str(tmp_path / "leaf.pem"), "--key-file", str(tmp_path / "leaf-key.pem"),
+                       "localhost", "127.0.0.1", env=cli_env)
+    assert done.returncode == 0, done.stderr
+    script = tmp_path / "server.py"
+    script.write_text(SERVER)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "leaf.pem"), str(tmp_path / "leaf-key.pem"),
+                             str(port)], env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait(port, proc)
+        yield f"https://localhost:{port}/"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        proc.communicate(timeout=10)
+
+
+def run_clients(url: str, tmp_path: Path, env: dict[str, str], with_exports: bool) -> dict[str, str]:
+    script = tmp_path / "clients.py"
+    script.write_text(CLIENTS)
+    prelude = f'eval "$({devcert_exe()} env)" && ' if with_exports else ""
+    done = subprocess.run(["bash", "-c", f'{prelude}exec "$PY" "$SCRIPT" "$URL"'], capture_output=True, text=True,
+                          timeout=120, env={**env, "PY": sys.executable, "SCRIPT": str(script), "URL": url})
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_every_python_client_trusts_a_devcert_server_with_only_the_exports(cli_env, tmp_path):
+    with devcert_server(cli_env, tmp_path) as url:
+        without = run_clients(url, tmp_path, cli_env, with_exports=False)
+        # The control: with a clean environment and no install, none of them trusts the CA.
+        assert all(result != "ok" for result in without.values()), without
+        with_env = run_clients(url, tmp_path, cli_env, with_exports=True)
+        assert with_env == {name: "ok" for name in ("urllib", "requests", "httpx", "aiohttp", "websockets")}
+
+
+@pytest.mark.slow
+def test_curl_and_node_trust_it_with_the_exports(cli_env, tmp_path):
+    tools = [t for t in ("curl", "node") if shutil.which(t)]
+    if not tools:
+        pytest.skip("neither curl nor node is installed")
+    node_js = ("require('https').get(process.argv[1], (r) => { r.resume(); r.on('end', () => process.exit(0)); })"
+               ".on('error', (e) => { console.error(e.message); process.exit(1); })")
+    with devcert_server(cli_env, tmp_path) as url:
+        for with_exports in (False, True):
+            prelude = f'eval "$({devcert_exe()} env)" && ' if with_exports else ""
+            if "curl" in tools:
+                done = subprocess.run(["bash", "-c", f'{prelude}curl -sS --max-time 20 "$URL"'], capture_output=True,
+                                      text=True, timeout=60, env={**cli_env, "URL": url})
+                assert (done.returncode == 0) == with_exports, done.stderr
+                if with_exports:
+                    assert "hello over TLS" in done.stdout
+            if "node" in tools:
+                done = subprocess.run(["bash", "-c", f'{prelude}node -e "$JS" "$URL"'], capture_output=True,
+                                      text=True, timeout=60, env={**cli_env, "URL": url, "JS": node_js})
+                assert (done.returncode == 0) == with_exports, done.stderr
+
+
+def _ders(path: Path) -> set[bytes]:
+    return set(clients.pem_certificates_der(path.read_bytes()))
+
+
+def _has_subject(path: Path, common_name: str) -> bool:
+    import warnings
+
+    from cryptography import x509
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # some old public roots have a negative serial
+        return any(common_name in x509.load_der_x509_certificate(der).subject.rfc4514_string() for der in _ders(path))
+
+
+def test_without_a_system_bundle_certifi_is_the_source(caroot, monkeypatch):
+    from devcert.ca import LocalCA
+
+    monkeypatch.setattr(clients, "SYSTEM_BUNDLES", ())
+    monkeypatch.setattr(clients, "_openssl_default_cafile", lambda: None)
+    ca = LocalCA.load_or_create()
+    result = clients.ensure_bundle(ca)
+    assert result.source_kind == "certifi" and result.source == Path(certifi.where())
+    ders = _ders(result.path)
+    assert _ders(Path(certifi.where())) <= ders and _ders(ca.cert_path) <= ders
+
+
+def test_bundle_holds_the_ca_and_public_roots(cli_env, caroot):
+    done = run_devcert("env", "--json", env=cli_env)
+    assert done.returncode == 0, done.stderr
+    info = json.loads(done.stdout)
+    bundle = Path(info["bundle"])
+    assert bundle == caroot / "ca-bundle.pem" and info["action"] == "written"
+    ders = _ders(bundle)
+    assert _ders(caroot / "rootCA.pem") <= ders
+    # Every public root of its source (the system bundle here) is still there ...
+    assert Path(info["source"]).exists() and _ders(Path(info["source"])) <= ders
+    # ... and they are the public roots certifi-based clients relied on: the system bundle
+    # and certifi are both Mozilla's list (releases apart), e.g. Let's Encrypt's root.
+    public = _ders(Path(certifi.where()))
+    assert len(public & ders) >= 0.6 * len(public), (len(public & ders), len(public))
+    assert _has_subject(bundle, "ISRG Root X1")
+    assert info["variables"]["NODE_EXTRA_CA_CERTS"] == str(caroot / "rootCA.pem")
+    for name in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "DENO_CERT", "GIT_SSL_CAINFO",
+                 "AWS_CA_BUNDLE", "PIP_CERT", "HTTPLIB2_CA_CERTS", "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+                 "CARGO_HTTP_CAINFO"):
+        assert info["variables"][name] == str(bundle)
+        assert info["reasons"][name]
+    assert oct(bundle.stat().st_mode & 0o777) == "0o644"
+
+
+def test_bundle_is_kept_when_nothing_changed_and_refreshed_when_the_ca_changes(cli_env, caroot):
+    first = json.loads(run_devcert("env", "--json", env=cli_env).stdout)
+    bundle = Path(first["bundle"])
+    stat = bundle.stat()
+    second = json.loads(run_devcert("env", "--json", env=cli_env).stdout)
+    assert second["action"] == "kept"
+    assert bundle.stat().st_ino == stat.st_ino and bundle.stat().st_mtime_ns == stat.st_mtime_ns
+    old_ca = _ders(caroot / "rootCA.pem")
+    assert run_devcert("ca", "init", "--force", env=cli_env).returncode == 0
+    third = json.loads(run_devcert("env", "--json", env=cli_env).stdout)
+    assert third["action"] == "written"
+    ders = _ders(bundle)
+    assert _ders(caroot / "rootCA.pem") <= ders and not (old_ca & ders)
+
+
+def test_bundle_refreshed_when_the_source_changes(caroot, tmp_path, monkeypatch):
+    from devcert.ca import LocalCA
+
+    source = tmp_path / "system.pem"
+    certifi_pem = Path(certifi.where()).read_bytes()
+    blocks = certifi_pem.split(b"-----END CERTIFICATE-----")
+    source.write_bytes(b"-----END CERTIFICATE-----".join(blocks[:5]) + b"-----END CERTIFICATE-----\n")
+    monkeypatch.setattr(clients, "SYSTEM_BUNDLES", (str(source),))
+    monkeypatch.setattr(clients, "_openssl_default_cafile", lambda: None)
+    ca = LocalCA.load_or_create()
+    assert clients.ensure_bundle(ca).action == "written"
+    assert clients.ensure_bundle(ca).action == "kept"
+    before = len(_ders(caroot / "ca-bundle.pem"))
+    source.write_bytes(certifi_pem)  # the system bundle got updated
+    result = clients.ensure_bundle(ca)
+    assert result.action == "written" and result.source == source
+    assert len(_ders(caroot / "ca-bundle.pem")) > before
+
+
+def test_own_bundle_is_never_the_source(caroot, tmp_path, monkeypatch):
+    """SSL_CERT_FILE (or a well-known path) pointing at a devcert bundle is not fed back in."""
+    from devcert.ca import LocalCA
+
+    ca = LocalCA.load_or_create()
+    other_root = tmp_path / "other"
+    other = LocalCA.create(other_root)
+    monkeypatch.setattr(clients, "SYSTEM_BUNDLES", ())
+    other_bundle = clients.ensure_bundle(other).path  # a devcert bundle of another CA
+    monkeypatch.setattr(clients, "SYSTEM_BUNDLES", (str(other_bundle), str(caroot / "ca-bundle.pem")))
+    monkeypatch.setenv("SSL_CERT_FILE", str(other_bundle))
+    result = clients.ensure_bundle(ca)
+    assert result.source != other_bundle
+    assert not (_ders(other.cert_path) & _ders(result.path))
+    # And through the CLI with SSL_CERT_FILE pointing at our own previous bundle.
+    env = clean_env(DEVCERT_CAROOT=str(caroot), SSL_CERT_FILE=str(caroot / "ca-bundle.pem"))
+    info = json.loads(run_devcert("env", "--json", env=env).stdout)
+    assert info["source"] != info["bundle"]
+    assert not clients.is_devcert_bundle(info["source"])
+    assert info["action"] == "kept" or info["action"] == "written"
+    text = (caroot / "ca-bundle.pem").read_text()
+    assert text.count(clients.MARKER) == 1
+
+
+def test_sh_exports_survive_awkward_paths_and_unset_undoes_them(tmp_path):
+    root = tmp_path / "it's a \"dir\" $HOME"
+    env = clean_env(DEVCERT_CAROOT=str(root))
+    script = f'eval "$({devcert_exe()} env)" && printf "%s\\n" "$SSL_CERT_FILE" "$NODE_EXTRA_CA_CERTS" && ' \
+             f'eval "$({devcert_exe()} env --unset)" && printf "[%s]" "${{SSL_CERT_FILE-unset}}${{DENO_CERT-unset}}"'
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == str(root / "ca-bundle.pem")
+    assert lines[1] == str(root / "rootCA.pem")
+    assert lines[2] == "[unsetunset]"
+
+
+def test_fish_and_powershell_quoting():
+    path = "/tmp/it's a \\dir"
+    assert clients.quote(path, "fish") == "'/tmp/it\\'s a \\\\dir'"
+    assert clients.quote(path, "powershell") == "'/tmp/it''s a \\dir'"
+    var = clients.EnvVar("SSL_CERT_FILE", path, "why")
+    assert clients.export_lines([var], "fish", comments=False) == ["set -gx SSL_CERT_FILE '/tmp/it\\'s a \\\\dir'"]
+    assert clients.export_lines([var], "powershell", comments=False) == ["$Env:SSL_CERT_FILE = '/tmp/it''s a \\dir'"]
+    assert clients.unset_lines(["X"], "fish") == ["set -e X"]
+    assert clients.unset_lines(["X"], "powershell") == ["Remove-Item -ErrorAction SilentlyContinue Env:X"]
+    if shutil.which("fish"):
+        done = subprocess.run(["fish", "-c", clients.export_lines([var], "fish", comments=False)[0]
+                               + "; printf %s $SSL_CERT_FILE"], capture_output=True, text=True, timeout=30)
+        assert done.stdout == path
+    if shutil.which("pwsh"):
+        done = subprocess.run(["pwsh", "-NoProfile", "-Command", clients.export_lines([var], "powershell", comments=False)[0]
+                               + "; [Console]::Write($Env:SSL_CERT_FILE)"], capture_output=True, text=True, timeout=60)
+        assert done.stdout == path
+
+
+def test_shell_option_and_output_shape(cli_env):
+    fish = run_devcert("env", "--shell", "fish", env=cli_env)
+    assert fish.returncode == 0 and "set -gx SSL_CERT_FILE " in fish.stdout
+    ps = run_devcert("env", "--shell", "powershell", "--quiet", env=cli_env)
+    assert ps.returncode == 0 and all(line.startswith("$Env:") for line in ps.stdout.splitlines())
+    bad = run_devcert("env", "--shell", "tcsh", env=cli_env)
+    assert bad.returncode == 2 and bad.stdout == ""
+    unset = json.loads(run_devcert("env", "--unset", "--json", env=cli_env).stdout)
+    assert "SSL_CERT_FILE" in unset["unset"] and "NODE_EXTRA_CA_CERTS" in unset["unset"]
