@@ -1,0 +1,561 @@
+"""``devcert serve-wss``: a trusted https:// page and wss:// endpoint on one port.
+
+One TLS port speaks both protocols: ``GET /`` is a demo page (or the static files of
+``directory``), ``ws_path`` (``/ws``) echoes text and binary messages, and with ``proxy`` every
+WebSocket connection and every plain HTTP request is relayed to an upstream ``ws://`` /
+``http://`` dev server, so a whole dev app (pages, assets, HMR socket) works over https:// and
+wss://.
+
+Built on aiohttp rather than websockets' ``process_request`` hook: the HTTP relay needs
+streamed responses and keep-alive, which ``process_request`` (one buffered response, then the
+connection closes) cannot give, and aiohttp's C frame parser measured at least as fast as
+websockets' asyncio server on the echo benchmark (scripts/bench wss). aiohttp is imported
+only when a server is built, so ``devcert create`` never pays for it.
+
+This module never prints: it reports what happens through the ``log`` callback given to
+:class:`WSSServer` (``log(level, message)``, level ``"info"``, ``"warning"`` or ``"error"``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import ipaddress
+import socket
+import ssl
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+from urllib.parse import urlsplit
+
+from .errors import DevcertError, UsageError
+
+#: Names a leaf is made for when none are given.
+DEFAULT_NAMES = ("localhost", "127.0.0.1", "::1")
+DEFAULT_PORT = 8443
+DEFAULT_HOST = "127.0.0.1"
+#: Largest WebSocket message accepted (bigger ones close the connection with 1009).
+DEFAULT_MAX_SIZE = 1024 * 1024
+#: Seconds a client has to finish the TLS handshake; a stalled one is dropped, never waited on.
+HANDSHAKE_TIMEOUT = 10.0
+#: Bytes buffered for sending to one slow WebSocket client before its sender waits (only that
+#: connection waits; the others go on).
+WRITE_LIMIT = 256 * 1024
+#: Seconds an idle keep-alive HTTP connection is kept open.
+KEEPALIVE_TIMEOUT = 15.0
+#: Seconds given to open WebSocket connections to finish their closing handshake on shutdown.
+CLOSE_TIMEOUT = 3.0
+CLOSE_GOING_AWAY = 1001
+
+STATIC = Path(__file__).with_name("serve_static")
+
+#: Hop-by-hop headers (RFC 9110 7.6.1) a proxy must not forward, plus the ones aiohttp sets.
+_HOP_BY_HOP = {
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+    "transfer-encoding", "upgrade", "proxy-connection",
+}
+#: WebSocket handshake headers the upstream handshake makes afresh.
+_WS_HANDSHAKE = {
+    "sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions",
+    "sec-websocket-protocol", "sec-websocket-accept", "host", "content-length",
+}
+
+Log = Callable[[str, str], None]
+
+
+class ServeError(DevcertError):
+    """The server could not start (address unusable, bad upstream, ...)."""
+
+
+class PortInUseError(ServeError):
+    """The port asked for is taken by another program."""
+
+
+def _quiet(level: str, message: str) -> None:
+    pass
+
+
+def parse_proxy(url: str) -> str:
+    """Check a ``--proxy`` URL and return it as ``ws://host:port`` (or ``wss://``) with no path."""
+    parts = urlsplit(url if "://" in url else f"ws://{url}")
+    if parts.scheme not in ("ws", "wss", "http", "https"):
+        raise UsageError(f"--proxy takes ws://HOST:PORT (got {url!r})")
+    if not parts.hostname:
+        raise UsageError(f"--proxy needs a host, e.g. ws://127.0.0.1:5173 (got {url!r})")
+    try:
+        parts.port
+    except ValueError:
+        raise UsageError(f"--proxy has a bad port: {url!r}") from None
+    if parts.path not in ("", "/") or parts.query:
+        raise UsageError(f"--proxy takes only ws://HOST:PORT; paths and queries come from each request (got {url!r})")
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+    return f"{scheme}://{parts.netloc}"
+
+
+def ensure_certificate(names: Iterable[str] = DEFAULT_NAMES, ca: Any = None) -> tuple[Any, Any]:
+    """The CA (created on first need) and a managed leaf for ``names`` under CAROOT/leaves.
+
+    The leaf is reissued when missing, expired, near expiry, or not signed by this CA.
+    Returns ``(ca, ensured)`` with ``ensured.cert_path``, ``ensured.key_path``, ``ensured.action``.
+    """
+    from .ca import LocalCA
+    from .issue import ensure_leaf, managed_leaf_paths
+    from .names import parse_names
+
+    parsed = parse_names(list(names))
+    if ca is None:
+        ca = LocalCA.load_or_create()
+    cert_path, key_path = managed_leaf_paths(ca, parsed)
+    return ca, ensure_leaf(ca, parsed, cert_path, key_path)
+
+
+def server_context(cert_path: str | Path, key_path: str | Path) -> ssl.SSLContext:
+    """A TLS server context for the leaf (TLS 1.2+, HTTP/1.1 over ALPN)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(str(cert_path), str(key_path))
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+def _is_ws_upgrade(request: Any) -> bool:
+    return "websocket" in request.headers.get("Upgrade", "").lower() and \
+        "upgrade" in request.headers.get("Connection", "").lower()
+
+
+def _sendable_close_code(code: int | None) -> int:
+    """A close code that may go on the wire: 1005/1006/1015 are reserved for reporting only."""
+    if code is None or code in (1005, 1006, 1015) or not (1000 <= code <= 4999):
+        return 1000
+    return code
+
+
+def safe_static_path(root: Path, url_path: str) -> Path | None:
+    """The file under ``root`` for a decoded URL path, or None when it would leave ``root``.
+
+    Rejects ``..`` segments, backslashes, NUL bytes and symlinks that resolve outside ``root``
+    (``root`` itself must already be resolved). A folder maps to its index.html.
+    """
+    if "\x00" in url_path or "\\" in url_path:
+        return None
+    parts = [p for p in url_path.split("/") if p not in ("", ".")]
+    if any(p == ".." for p in parts):
+        return None
+    candidate = root.joinpath(*parts)
+    try:
+        resolved = candidate.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None
+    if resolved != root and root not in resolved.parents:
+        return None
+    if resolved.is_dir():
+        index = (resolved / "index.html")
+        try:
+            index_resolved = index.resolve(strict=True)
+        except (OSError, RuntimeError):
+            return None
+        if root not in index_resolved.parents or not index_resolved.is_file():
+            return None
+        return index_resolved
+    return resolved if resolved.is_file() else None
+
+
+@dataclass
+class WSSServer:
+    """The serve-wss server, usable from Python::
+
+        server = WSSServer(ssl_context, port=0)
+        await server.start()          # binds; server.port is the real port
+        ...
+        await server.stop()           # open WebSockets get close code 1001
+
+    or, from synchronous code and tests, ``with server.run_in_thread(): ...``.
+    """
+
+    ssl_context: ssl.SSLContext
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    ws_path: str = "/ws"
+    directory: str | Path | None = None
+    proxy: str | None = None
+    max_size: int = DEFAULT_MAX_SIZE
+    handshake_timeout: float = HANDSHAKE_TIMEOUT
+    log: Log = _quiet
+    _sockets: set[Any] = field(default_factory=set, init=False, repr=False)
+    _runner: Any = field(default=None, init=False, repr=False)
+    _server: Any = field(default=None, init=False, repr=False)
+    _session: Any = field(default=None, init=False, repr=False)
+    _closing: bool = field(default=False, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.ws_path.startswith("/"):
+            self.ws_path = "/" + self.ws_path
+        if self.max_size < 1:
+            raise UsageError("--max-size must be at least 1 byte")
+        if self.proxy is not None:
+            self.proxy = parse_proxy(self.proxy)
+            if self.directory is not None:
+                raise UsageError("--dir and --proxy cannot be combined: in proxy mode the upstream serves the pages")
+        if self.directory is not None:
+            folder = Path(self.directory)
+            if not folder.is_dir():
+                raise UsageError(f"--dir {folder} is not a folder")
+            self.directory = folder.resolve()
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind and start serving; raises :class:`PortInUseError` when the port is taken."""
+        from aiohttp import web
+
+        app = web.Application(client_max_size=self.max_size)
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None,
+                                     keepalive_timeout=KEEPALIVE_TIMEOUT, shutdown_timeout=CLOSE_TIMEOUT)
+        await self._runner.setup()
+        sock = self._bind()
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            self._runner.server, sock=sock, ssl=self.ssl_context,
+            ssl_handshake_timeout=self.handshake_timeout, ssl_shutdown_timeout=CLOSE_TIMEOUT, backlog=512,
+        )
+        self.port = sock.getsockname()[1]
+
+    def _bind(self) -> socket.socket:
+        try:
+            family = socket.AF_INET6 if ipaddress.ip_address(self.host).version == 6 else socket.AF_INET
+        except ValueError:
+            infos = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+            if not infos:
+                raise ServeError(f"cannot resolve --host {self.host}") from None
+            family = infos[0][0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind((self.host, self.port))
+            sock.listen(512)
+            sock.setblocking(False)
+        except OSError as err:
+            sock.close()
+            if err.errno == errno.EADDRINUSE:
+                raise PortInUseError(
+                    f"port {self.port} on {self.host} is already in use; stop the other program or pick another with --port"
+                ) from None
+            if err.errno == errno.EACCES:
+                raise ServeError(f"not allowed to listen on port {self.port} (ports below 1024 need root); pick another with --port") from None
+            if err.errno == errno.EADDRNOTAVAIL:
+                raise ServeError(f"cannot listen on {self.host}: no such address on this machine") from None
+            raise ServeError(f"cannot listen on {self.host}:{self.port}: {err.strerror}") from None
+        return sock
+
+    async def stop(self) -> None:
+        """Stop accepting, close open WebSockets with 1001 (going away), then stop."""
+        self._closing = True
+        if self._server is not None:
+            self._server.close()
+        sockets = list(self._sockets)
+        if sockets:
+            await asyncio.wait(
+                [asyncio.ensure_future(ws.close(code=CLOSE_GOING_AWAY, message=b"server shutting down")) for ws in sockets],
+                timeout=CLOSE_TIMEOUT,
+            )
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._session is not None:
+            await self._session.close()
+        self._server = self._runner = self._session = None
+
+    async def serve_until(self, stop: asyncio.Event) -> None:
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
+
+    def run_in_thread(self) -> _ThreadRunner:
+        """A context manager running the server on its own event loop in a thread."""
+        return _ThreadRunner(self)
+
+    # --- request handling ----------------------------------------------------------------
+
+    async def _dispatch(self, request: Any) -> Any:
+        from aiohttp import web
+
+        if self.proxy is not None:
+            if _is_ws_upgrade(request):
+                return await self._proxy_ws(request)
+            return await self._proxy_http(request)
+        if request.path == self.ws_path:
+            if _is_ws_upgrade(request):
+                return await self._echo(request)
+            return web.Response(status=426, text=f"{self.ws_path} is a WebSocket endpoint: connect with wss://\n",
+                                headers={"Upgrade": "websocket"})
+        if request.method not in ("GET", "HEAD"):
+            return web.Response(status=405, text="method not allowed\n", headers={"Allow": "GET, HEAD"})
+        if self.directory is not None:
+            target = safe_static_path(self.directory, request.path)  # type: ignore[arg-type]
+            if target is None:
+                return web.Response(status=404, text="not found\n")
+            return web.FileResponse(target, chunk_size=64 * 1024)
+        if request.path in ("/", "/index.html"):
+            return web.Response(text=self._demo_page(), content_type="text/html", charset="utf-8",
+                                headers={"Cache-Control": "no-store"})
+        return web.Response(status=404, text="not found\n")
+
+    def _demo_page(self) -> str:
+        import json
+
+        page = (STATIC / "index.html").read_text(encoding="utf-8")
+        # a JS string literal inside <script>: JSON, with "<" escaped so "</script>" cannot end it
+        return page.replace("__WS_PATH_JSON__", json.dumps(self.ws_path).replace("<", "\\u003c"))
+
+    def _ws_response(self, protocols: Iterable[str] = ()) -> Any:
+        from aiohttp import web
+
+        return web.WebSocketResponse(protocols=tuple(protocols), max_msg_size=self.max_size, compress=False,
+                                     writer_limit=WRITE_LIMIT, autoping=True, timeout=CLOSE_TIMEOUT)
+
+    async def _echo(self, request: Any) -> Any:
+        from aiohttp import WSMsgType
+
+        ws = self._ws_response()
+        await ws.prepare(request)
+        self._sockets.add(ws)
+        try:
+            send_str, send_bytes = ws.send_str, ws.send_bytes
+            async for msg in ws:
+                if msg.type is WSMsgType.TEXT:
+                    await send_str(msg.data)
+                elif msg.type is WSMsgType.BINARY:
+                    await send_bytes(msg.data)
+                elif msg.type is WSMsgType.ERROR:
+                    break
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            self._sockets.discard(ws)
+        if ws.close_code == 1009:
+            self.log("warning", f"closed a connection from {request.remote}: message larger than {self.max_size} bytes")
+        return ws
+
+    # --- proxy ---------------------------------------------------------------------------
+
+    def _client_session(self) -> Any:
+        import aiohttp
+
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
+                timeout=aiohttp.ClientTimeout(total=None, connect=5, sock_connect=5),
+                connector=aiohttp.TCPConnector(limit=0),
+            )
+        return self._session
+
+    def _upstream_headers(self, request: Any, drop: set[str]) -> dict[str, str]:
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in drop}
+        peer = request.remote or ""
+        prior = request.headers.get("X-Forwarded-For")
+        headers["X-Forwarded-For"] = f"{prior}, {peer}" if prior else peer
+        headers["X-Forwarded-Proto"] = "https"
+        headers["X-Forwarded-Host"] = request.host
+        return headers
+
+    def _bad_gateway(self, what: str, err: BaseException) -> Any:
+        from aiohttp import web
+
+        reason = str(err) or type(err).__name__
+        self.log("error", f"upstream {self.proxy} unreachable for {what}: {reason}")
+        return web.Response(status=502, text=f"devcert serve-wss: the upstream server {self.proxy} is not reachable ({reason})\n")
+
+    async def _proxy_ws(self, request: Any) -> Any:
+        import aiohttp
+        from aiohttp import WSMsgType
+
+        offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
+        headers = self._upstream_headers(request, _HOP_BY_HOP | _WS_HANDSHAKE | {"origin"})
+        url = f"{self.proxy}{request.rel_url}"
+        try:
+            upstream = await self._client_session().ws_connect(
+                url, protocols=offered, origin=request.headers.get("Origin"), headers=headers,
+                max_msg_size=self.max_size, autoclose=False, autoping=True, compress=0, timeout=aiohttp.ClientWSTimeout(ws_close=CLOSE_TIMEOUT),
+            )
+        except aiohttp.WSServerHandshakeError as err:
+            from aiohttp import web
+
+            self.log("warning", f"upstream refused the WebSocket {request.rel_url}: HTTP {err.status} {err.message}")
+            return web.Response(status=502 if err.status < 400 else err.status,
+                                text=f"the upstream server refused the WebSocket connection: {err.status} {err.message}\n")
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as err:
+            return self._bad_gateway(f"WebSocket {request.rel_url}", err)
+
+        client = self._ws_response([upstream.protocol] if upstream.protocol else ())
+        client._autoclose = False  # close frames are relayed, not answered here
+        try:
+            await client.prepare(request)
+        except Exception:
+            await upstream.close()
+            raise
+        self._sockets.add(client)
+
+        async def relay(src: Any, dst: Any) -> None:
+            # Frames go across as they are; a close frame is passed on with its code and reason,
+            # and answered on the side it came from once the other side has answered it.
+            try:
+                while True:
+                    msg = await src.receive()
+                    if msg.type is WSMsgType.TEXT:
+                        await dst.send_str(msg.data)
+                    elif msg.type is WSMsgType.BINARY:
+                        await dst.send_bytes(msg.data)
+                    elif msg.type is WSMsgType.CLOSE:
+                        code, reason = _sendable_close_code(msg.data), (msg.extra or "").encode()[:123]
+                        if not dst.closed:
+                            await dst.close(code=code, message=reason)
+                        if not src.closed:
+                            await src.close(code=code, message=reason)
+                        return
+                    elif msg.type is WSMsgType.CLOSING:
+                        return  # the other direction is closing both sides
+                    else:  # CLOSED or ERROR: the connection was lost without a close frame
+                        if not dst.closed:
+                            await dst.close(code=1011 if msg.type is WSMsgType.ERROR else CLOSE_GOING_AWAY)
+                        return
+            except (ConnectionError, RuntimeError):
+                if not dst.closed:
+                    await dst.close(code=CLOSE_GOING_AWAY)
+
+        up = asyncio.ensure_future(relay(client, upstream))
+        down = asyncio.ensure_future(relay(upstream, client))
+        try:
+            await asyncio.wait([up, down], return_when=asyncio.ALL_COMPLETED)
+        finally:
+            for task in (up, down):
+                task.cancel()
+            self._sockets.discard(client)
+            if not upstream.closed:
+                await upstream.close(code=CLOSE_GOING_AWAY)
+        return client
+
+    async def _proxy_http(self, request: Any) -> Any:
+        import aiohttp
+        from aiohttp import web
+
+        base = self.proxy.replace("ws://", "http://", 1).replace("wss://", "https://", 1)  # type: ignore[union-attr]
+        headers = self._upstream_headers(request, _HOP_BY_HOP | {"content-length"} if not request.body_exists else _HOP_BY_HOP)
+        body = request.content.iter_any() if request.body_exists else None
+        try:
+            upstream = await self._client_session().request(
+                request.method, f"{base}{request.rel_url}", headers=headers, data=body,
+                allow_redirects=False,
+            )
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as err:
+            return self._bad_gateway(f"{request.method} {request.rel_url}", err)
+        try:
+            response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+            for key, value in upstream.headers.items():
+                if key.lower() not in _HOP_BY_HOP:
+                    response.headers.add(key, value)
+            if "Content-Length" not in upstream.headers and request.method != "HEAD":
+                response.enable_chunked_encoding()
+            await response.prepare(request)
+            if request.method != "HEAD":
+                async for chunk in upstream.content.iter_any():
+                    await response.write(chunk)
+            await response.write_eof()
+            return response
+        finally:
+            upstream.release()
+
+
+class _ThreadRunner:
+    """Runs a :class:`WSSServer` on a private event loop in a daemon thread."""
+
+    def __init__(self, server: WSSServer):
+        self.server = server
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    def _main(self) -> None:
+        self.loop = asyncio.new_event_loop()
+
+        async def body() -> None:
+            self._stop = asyncio.Event()
+            try:
+                await self.server.start()
+            except BaseException as err:
+                self._error = err
+                self._ready.set()
+                return
+            self._ready.set()
+            try:
+                await self._stop.wait()
+            finally:
+                await self.server.stop()
+
+        try:
+            self.loop.run_until_complete(body())
+        finally:
+            self.loop.close()
+
+    def __enter__(self) -> WSSServer:
+        self._thread = threading.Thread(target=self._main, name="devcert-serve", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(30):
+            raise ServeError("the server did not start within 30 s")
+        if self._error is not None:
+            raise self._error
+        return self.server
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.loop is not None and self._stop is not None and self._thread is not None and self._thread.is_alive():
+            self.loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(30)
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's event loop when it is installed (faster TLS and I/O), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def run(server: WSSServer, *, on_ready: Callable[[WSSServer], None] | None = None) -> None:
+    """Serve until SIGINT or SIGTERM, then close connections with 1001 and return."""
+    import signal
+
+    loop = new_event_loop()
+    asyncio.set_event_loop(loop)
+
+    async def body() -> None:
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+            except (NotImplementedError, RuntimeError):  # pragma: no cover - Windows
+                signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
+        await server.start()
+        if on_ready is not None:
+            on_ready(server)
+        try:
+            await stop.wait()
+        finally:
+            server.log("info", "shutting down: closing connections (1001 going away)")
+            await server.stop()
+
+    try:
+        loop.run_until_complete(body())
+    finally:
+        try:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()

@@ -1,0 +1,547 @@
+"""``devcert serve-wss``: real clients (websockets, wscat, curl-like raw sockets, headless
+Chromium) against the server started on an OS-picked port, the proxy against a real upstream,
+and the CLI as a subprocess stopped with SIGINT."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, clean_env, devcert_exe, free_port, require_tool
+
+from devcert import serve
+from devcert.serve import WSSServer
+
+
+NODE_BIN = ROOT / ".cache" / "node" / "node_modules" / ".bin"
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def make_server(caroot: Path, names=serve.DEFAULT_NAMES, **kwargs) -> tuple[WSSServer, Path]:
+    ca, ensured = serve.ensure_certificate(names)
+    server = WSSServer(serve.server_context(ensured.cert_path, ensured.key_path), port=0, **kwargs)
+    return server, ca.cert_path
+
+
+def ca_context(ca_file: Path) -> ssl.SSLContext:
+    """Trusts only the devcert CA (no system store, no SSL_CERT_FILE)."""
+    return ssl.create_default_context(cafile=str(ca_file))
+
+
+def ws_connect(url: str, ca_file: Path, **kwargs):
+    from websockets.sync.client import connect
+
+    return connect(url, ssl=ca_context(ca_file), open_timeout=10, close_timeout=5, **kwargs)
+
+
+def https_get(port: int, ca_file: Path, path: str, host: str = "localhost") -> tuple[int, bytes]:
+    conn = http.client.HTTPSConnection(host, port, context=ca_context(ca_file), timeout=10)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def raw_tls(port: int, ca_file: Path, data: bytes, timeout: float = 5) -> bytes:
+    """Send ``data`` verbatim over TLS (no client-side path cleaning) and read the reply."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        with ca_context(ca_file).wrap_socket(sock, server_hostname="localhost") as tls:
+            tls.sendall(data)
+            chunks = []
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                try:
+                    chunk = tls.recv(65536)
+                except (TimeoutError, ssl.SSLError, ConnectionError):
+                    break
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            return b"".join(chunks)
+
+
+def assert_echo(port: int, ca_file: Path, path: str = "/ws") -> None:
+    with ws_connect(f"wss://localhost:{port}{path}", ca_file) as ws:
+        ws.send("ping")
+        assert ws.recv(timeout=10) == "ping"
+
+
+# --- echo and pages --------------------------------------------------------------------------
+
+
+def test_websockets_client_echo_text_and_binary(caroot: Path) -> None:
+    server, ca_file = make_server(caroot)
+    with server.run_in_thread():
+        with ws_connect(f"wss://localhost:{server.port}/ws", ca_file) as ws:
+            ws.send("héllo")
+            assert ws.recv(timeout=10) == "héllo"
+            ws.send(b"\x00\x01\xff")
+            assert ws.recv(timeout=10) == b"\x00\x01\xff"
+        # over IPv4 and the IP name in the certificate too
+        with ws_connect(f"wss://127.0.0.1:{server.port}/ws", ca_file) as ws:
+            ws.send("ip")
+            assert ws.recv(timeout=10) == "ip"
+
+
+def test_untrusted_without_the_ca(caroot: Path, tmp_path: Path) -> None:
+    """A client trusting only another CA refuses the server: trust really comes from the CA."""
+    import trustme
+    from websockets.sync.client import connect
+
+    other = tmp_path / "other.pem"
+    trustme.CA().cert_pem.write_to_path(str(other))
+    server, _ = make_server(caroot)
+    with server.run_in_thread():
+        with pytest.raises(ssl.SSLCertVerificationError):
+            connect(f"wss://localhost:{server.port}/ws", ssl=ssl.create_default_context(cafile=str(other)), open_timeout=10)
+
+
+def test_demo_page_ws_path_and_404(caroot: Path) -> None:
+    server, ca_file = make_server(caroot, ws_path="/echo")
+    with server.run_in_thread():
+        status, body = https_get(server.port, ca_file, "/")
+        assert status == 200
+        assert b'"/echo"' in body and b"wss://" in body and b"<script" in body
+        for marker in (b" src=", b" href=", b"@import", b"url("):  # no external resources
+            assert marker not in body, marker
+        assert https_get(server.port, ca_file, "/echo")[0] == 426
+        assert https_get(server.port, ca_file, "/nope")[0] == 404
+        assert_echo(server.port, ca_file, "/echo")
+
+
+def test_static_dir_never_escapes(caroot: Path, tmp_path: Path) -> None:
+    public = tmp_path / "public"
+    (public / "sub").mkdir(parents=True)
+    (public / "index.html").write_text("<p>index</p>")
+    (public / "sub" / "app.js").write_text("console.log(1)")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET")
+    (public / "link-out").symlink_to(secret)
+    (public / "dir-out").symlink_to(tmp_path)
+    (public / "link-in").symlink_to(public / "sub" / "app.js")
+    server, ca_file = make_server(caroot, directory=public)
+    with server.run_in_thread():
+        port = server.port
+        assert https_get(port, ca_file, "/") == (200, b"<p>index</p>")
+        assert https_get(port, ca_file, "/sub/app.js") == (200, b"console.log(1)")
+        assert https_get(port, ca_file, "/link-in") == (200, b"console.log(1)")
+        for path in ("/../secret.txt", "/sub/../../secret.txt", "/%2e%2e/secret.txt", "/%2E%2E%2Fsecret.txt",
+                     "/sub/%2e%2e/%2e%2e/secret.txt", "/link-out", "/dir-out/secret.txt", f"/{secret}",
+                     f"//{secret}", "/..%5csecret.txt", "/%00", "/sub/..%2f..%2fsecret.txt"):
+            reply = raw_tls(port, ca_file, f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
+            assert b"TOP-SECRET" not in reply, path
+            assert reply.startswith(b"HTTP/1.1 4"), (path, reply[:80])
+        assert_echo(port, ca_file)  # the WebSocket endpoint still works in --dir mode
+
+
+def test_wscat_with_ca(caroot: Path) -> None:
+    wscat = NODE_BIN / "wscat"
+    if not wscat.exists():
+        require_tool("wscat", "npm wscat in .cache/node")
+        wscat = Path(require_tool("wscat"))
+    require_tool("node")
+    server, ca_file = make_server(caroot)
+    with server.run_in_thread():
+        script = "sleep 1; echo hello-from-wscat; sleep 1.5"
+        proc = subprocess.run(
+            ["bash", "-c", f"({script}) | {wscat} -c wss://localhost:{server.port}/ws --ca {ca_file}"],
+            env=clean_env(), capture_output=True, text=True, timeout=30,
+        )
+        assert "hello-from-wscat" in proc.stdout, (proc.stdout, proc.stderr)
+        assert "error" not in proc.stderr.lower(), proc.stderr
+        # without --ca (and no NODE_EXTRA_CA_CERTS) Node refuses the certificate
+        bad = subprocess.run(["bash", "-c", f"({script}) | {wscat} -c wss://localhost:{server.port}/ws"],
+                             env=clean_env(), capture_output=True, text=True, timeout=30)
+        assert "hello-from-wscat" not in bad.stdout.replace("> hello-from-wscat", "")
+        assert "certificate" in bad.stderr.lower(), (bad.stdout, bad.stderr)
+
+
+# --- headless Chromium -----------------------------------------------------------------------
+
+
+def chromium_dom(url: str, home: Path, extra: list[str] = ()) -> str:
+    exe = require_tool("chromium", "headless browser test")
+    profile = home / "profile"
+    env = clean_env(HOME=str(home))
+    proc = subprocess.run(
+        [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+         "--virtual-time-budget=8000", *extra, "--dump-dom", url],
+        env=env, capture_output=True, text=True, timeout=90,
+    )
+    return proc.stdout
+
+
+def private_nssdb(home: Path, ca_file: Path) -> None:
+    certutil = require_tool("certutil", "NSS database for Chromium")
+    db = home / ".pki" / "nssdb"
+    db.mkdir(parents=True)
+    subprocess.run([certutil, "-d", f"sql:{db}", "-N", "--empty-password"], check=True, capture_output=True)
+    subprocess.run([certutil, "-d", f"sql:{db}", "-A", "-t", "C,,", "-n", "devcert", "-i", str(ca_file)],
+                   check=True, capture_output=True)
+
+
+@pytest.mark.slow
+def test_chromium_demo_page_echo(caroot: Path, tmp_path: Path) -> None:
+    server, ca_file = make_server(caroot)
+    home = tmp_path / "home"
+    private_nssdb(home, ca_file)
+    with server.run_in_thread():
+        dom = chromium_dom(f"https://localhost:{server.port}/", home)
+    assert 'id="state" class="ok">open<' in dom, dom[-2000:]
+    assert 'id="echo">hello over wss://<' in dom, dom[-2000:]
+
+
+@pytest.mark.slow
+def test_chromium_without_ca_gets_no_page(caroot: Path, tmp_path: Path) -> None:
+    """Control for the test above: with an empty NSS database the page never loads."""
+    server, _ = make_server(caroot)
+    home = tmp_path / "home"
+    home.mkdir()
+    with server.run_in_thread():
+        dom = chromium_dom(f"https://localhost:{server.port}/", home)
+    assert "hello over wss://" not in dom
+
+
+@pytest.mark.slow
+def test_chromium_blocks_plain_ws_for_non_loopback_name(caroot: Path, tmp_path: Path) -> None:
+    server, ca_file = make_server(caroot, names=["devcert.test"])
+    home = tmp_path / "home"
+    private_nssdb(home, ca_file)
+    with server.run_in_thread():
+        dom = chromium_dom(f"https://devcert.test:{server.port}/?try-plain", home,
+                           ["--host-resolver-rules=MAP devcert.test 127.0.0.1"])
+    assert 'id="echo">hello over wss://<' in dom, dom[-2000:]  # wss:// works under that name
+    assert "blocked by the browser: SecurityError" in dom, dom[-2000:]
+
+
+# --- proxy -----------------------------------------------------------------------------------
+
+
+class Upstream:
+    """A real ws:// server (websockets, threaded) that records what reached it."""
+
+    def __init__(self) -> None:
+        from websockets.sync.server import serve as sync_serve
+
+        self.seen: list[dict] = []
+        self.server = sync_serve(self.handler, "127.0.0.1", 0, subprotocols=["chat.v1"])
+        self.port = self.server.socket.getsockname()[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def handler(self, ws) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        record = {"path": ws.request.path, "origin": ws.request.headers.get("Origin"),
+                  "offered": ws.request.headers.get("Sec-WebSocket-Protocol"),
+                  "subprotocol": ws.subprotocol, "close": None}
+        self.seen.append(record)
+        try:
+            for message in ws:
+                if message == "close-me":
+                    ws.close(4001, "upstream says bye")
+                    return
+                ws.send(message)
+        except ConnectionClosed:
+            pass
+        record["close"] = (ws.close_code, ws.close_reason)
+
+    def __enter__(self) -> "Upstream":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.thread.join(10)
+
+
+def test_proxy_relays_websocket_faithfully(caroot: Path) -> None:
+    with Upstream() as upstream:
+        server, ca_file = make_server(caroot, proxy=f"ws://127.0.0.1:{upstream.port}")
+        with server.run_in_thread():
+            url = f"wss://localhost:{server.port}/socket/path?room=7&x=%20y"
+            with ws_connect(url, ca_file, subprotocols=["chat.v2", "chat.v1"], origin="https://localhost:5173") as ws:
+                assert ws.subprotocol == "chat.v1"  # the upstream's choice, not the first offered
+                ws.send(b"\x00bin\xff" * 100)
+                assert ws.recv(timeout=10) == b"\x00bin\xff" * 100
+                ws.send("text")
+                assert ws.recv(timeout=10) == "text"
+                ws.close(4002, "client says bye")
+            seen = upstream.seen[0]
+            assert seen["path"] == "/socket/path?room=7&x=%20y"
+            assert seen["origin"] == "https://localhost:5173"
+            assert seen["subprotocol"] == "chat.v1"
+            assert [p.strip() for p in seen["offered"].split(",")] == ["chat.v2", "chat.v1"]
+            deadline = time.monotonic() + 5
+            while upstream.seen[0]["close"] is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert upstream.seen[0]["close"] == (4002, "client says bye")
+
+            # a close started upstream reaches the client with its code and reason
+            from websockets.exceptions import ConnectionClosed
+
+            with ws_connect(f"wss://localhost:{server.port}/other", ca_file, subprotocols=["chat.v1"]) as ws:
+                assert ws.subprotocol == "chat.v1"
+                ws.send("close-me")
+                with pytest.raises(ConnectionClosed) as info:
+                    ws.recv(timeout=10)
+                assert info.value.rcvd is not None
+                assert (info.value.rcvd.code, info.value.rcvd.reason) == (4001, "upstream says bye")
+
+            # an upstream refusing the handshake: its status reaches the client
+            from websockets.exceptions import InvalidStatus
+
+            with pytest.raises(InvalidStatus) as refused:
+                ws_connect(f"wss://localhost:{server.port}/third", ca_file, subprotocols=["unknown"])
+            assert refused.value.response.status_code == 400
+
+
+def test_proxy_relays_http_with_keepalive(caroot: Path) -> None:
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            body = f"page {self.path} host={self.headers['Host']} proto={self.headers['X-Forwarded-Proto']}".encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self):
+            data = self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(201)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[::-1])
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        server, ca_file = make_server(caroot, proxy=f"ws://127.0.0.1:{httpd.server_address[1]}")
+        with server.run_in_thread():
+            conn = http.client.HTTPSConnection("localhost", server.port, context=ca_context(ca_file), timeout=10)
+            conn.request("GET", "/src/main.js?v=1")
+            resp = conn.getresponse()
+            assert resp.status == 200
+            assert resp.read() == f"page /src/main.js?v=1 host=localhost:{server.port} proto=https".encode()
+            sock = conn.sock
+            conn.request("POST", "/api", body=b"abc" * 1000)  # same connection: keep-alive
+            resp = conn.getresponse()
+            assert (resp.status, resp.read()) == (201, (b"abc" * 1000)[::-1])
+            assert conn.sock is sock
+            conn.close()
+    finally:
+        httpd.shutdown()
+        thread.join(10)
+
+
+def test_proxy_unreachable_upstream_gets_502(caroot: Path) -> None:
+    from websockets.exceptions import InvalidStatus
+
+    lines: list[tuple[str, str]] = []
+    dead = free_port()
+    server, ca_file = make_server(caroot, proxy=f"ws://127.0.0.1:{dead}", log=lambda lvl, msg: lines.append((lvl, msg)))
+    with server.run_in_thread():
+        with pytest.raises(InvalidStatus) as info:
+            ws_connect(f"wss://localhost:{server.port}/ws", ca_file)
+        assert info.value.response.status_code == 502
+        assert b"not reachable" in info.value.response.body
+        status, body = https_get(server.port, ca_file, "/")
+        assert status == 502 and b"not reachable" in body
+    assert any(lvl == "error" and f"127.0.0.1:{dead}" in msg for lvl, msg in lines), lines
+
+
+# --- load, limits and bad input --------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_200_concurrent_clients(caroot: Path) -> None:
+    import asyncio
+
+    from websockets.asyncio.client import connect
+
+    server, ca_file = make_server(caroot)
+
+    async def one(i: int, ctx: ssl.SSLContext) -> bool:
+        async with connect(f"wss://localhost:{server.port}/ws", ssl=ctx, open_timeout=30) as ws:
+            for j in range(5):
+                await ws.send(f"client {i} message {j}")
+                if await ws.recv() != f"client {i} message {j}":
+                    return False
+            await ws.send(bytes([i % 256]) * 1024)
+            return await ws.recv() == bytes([i % 256]) * 1024
+
+    async def main() -> list[bool]:
+        ctx = ca_context(ca_file)
+        return await asyncio.wait_for(asyncio.gather(*(one(i, ctx) for i in range(200))), 120)
+
+    with server.run_in_thread():
+        results = asyncio.run(main())
+    assert results == [True] * 200
+
+
+def test_oversized_message_closes_with_1009(caroot: Path) -> None:
+    from websockets.exceptions import ConnectionClosed
+
+    server, ca_file = make_server(caroot, max_size=1000)
+    with server.run_in_thread():
+        with ws_connect(f"wss://localhost:{server.port}/ws", ca_file, max_size=None) as ws:
+            ws.send(b"x" * 999)
+            assert ws.recv(timeout=10) == b"x" * 999
+            ws.send(b"x" * 5000)
+            with pytest.raises(ConnectionClosed) as info:
+                ws.recv(timeout=10)
+            assert info.value.rcvd is not None and info.value.rcvd.code == 1009
+        assert_echo(server.port, ca_file)
+
+
+def test_bad_inputs_never_stall_the_server(caroot: Path) -> None:
+    """A bounded fuzz: garbage, plain HTTP on the TLS port, TLS without upgrade, bad frames,
+    slow clients; after each, and with slow clients still hanging, an echo still works."""
+    import random
+
+    server, ca_file = make_server(caroot)
+    rng = random.Random(4)
+    with server.run_in_thread():
+        port = server.port
+        # slow clients that stay connected during the rest of the test
+        slow = []
+        for data in (b"", b"\x16\x03\x01", None):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            if data is None:
+                s = ca_context(ca_file).wrap_socket(s, server_hostname="localhost")
+                s.sendall(b"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n")  # never finished
+            elif data:
+                s.sendall(data)
+            slow.append(s)
+        try:
+            assert_echo(port, ca_file)
+            # plain HTTP on the TLS port
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                try:
+                    s.recv(100)
+                except (ConnectionError, TimeoutError):
+                    pass
+            # TLS without an upgrade, then HTTP garbage
+            for payload in (b"\r\n\r\n", b"GARBAGE\x00\xff\r\n\r\n", b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+                            b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n", b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\n\r\n"):
+                raw_tls(port, ca_file, payload, timeout=2)
+            # bounded random garbage: raw TCP and inside TLS, then into an open WebSocket
+            deadline = time.monotonic() + 15
+            for i in range(40):
+                if time.monotonic() > deadline:
+                    break
+                junk = rng.randbytes(rng.randint(1, 3000))
+                with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                    try:
+                        s.sendall(junk)
+                        s.recv(100)
+                    except (ConnectionError, TimeoutError):
+                        pass
+                raw_tls(port, ca_file, junk, timeout=1)
+                upgrade = (b"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                           b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+                raw_tls(port, ca_file, upgrade + junk, timeout=1)
+            # a frame header announcing 2**62 bytes
+            raw_tls(port, ca_file, upgrade + b"\x82\xff" + (2 ** 62).to_bytes(8, "big") + b"\x00" * 4, timeout=2)
+            assert_echo(port, ca_file)
+        finally:
+            for s in slow:
+                s.close()
+
+
+def test_port_in_use_is_one_clear_error(caroot: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        ca, ensured = serve.ensure_certificate(serve.DEFAULT_NAMES)
+        server = WSSServer(serve.server_context(ensured.cert_path, ensured.key_path), port=port)
+        with pytest.raises(serve.PortInUseError, match=f"port {port} on 127.0.0.1 is already in use"):
+            with server.run_in_thread():
+                pass
+
+
+def test_leaf_is_kept_then_reused(caroot: Path) -> None:
+    ca, first = serve.ensure_certificate(["localhost"])
+    assert first.action == "created"
+    assert first.cert_path.parent == caroot / "leaves"
+    _, again = serve.ensure_certificate(["localhost"])
+    assert again.action == "kept" and again.cert_path == first.cert_path
+
+
+# --- the CLI as a user runs it ---------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_cli_serves_until_sigint_and_closes_with_1001(cli_env: dict, caroot: Path, tmp_path: Path) -> None:
+    from websockets.exceptions import ConnectionClosed
+
+    port = free_port()
+    proc = subprocess.Popen([devcert_exe(), "serve-wss", "--port", str(port)], env=cli_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("curl "):
+                break
+            if line.strip().startswith("curl --cacert"):
+                break
+        out = "".join(lines)
+        assert f"wss://localhost:{port}/ws" in out, (out, proc.stderr.read() if proc.poll() is not None else "")
+        ca_file = caroot / "rootCA.pem"
+        assert f"wscat -c wss://localhost:{port}/ws --ca {ca_file}" in out
+        assert f"curl --cacert {ca_file} https://localhost:{port}/" in out
+        with ws_connect(f"wss://localhost:{port}/ws", ca_file) as ws:
+            ws.send("before stop")
+            assert ws.recv(timeout=10) == "before stop"
+            proc.send_signal(signal.SIGINT)
+            with pytest.raises(ConnectionClosed) as info:
+                ws.recv(timeout=15)
+            assert info.value.rcvd is not None and info.value.rcvd.code == 1001
+        assert proc.wait(timeout=20) == 0
+        assert "Traceback" not in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_cli_port_in_use_one_line(cli_env: dict) -> None:
+    from conftest import run_devcert
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = run_devcert("serve-wss", "--port", str(port), env=cli_env, timeout=60)
+    assert result.returncode == 1
+    errors = [l for l in result.stderr.splitlines() if l.startswith("devcert: error:")]
+    assert errors == [f"devcert: error: port {port} on 127.0.0.1 is already in use; stop the other program or pick another with --port"], result.stderr
