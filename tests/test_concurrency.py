@@ -1,0 +1,152 @@
+"""Concurrency and crash safety.
+
+* 16 first runs of ``devcert create`` started at once on an empty CAROOT make exactly one CA,
+  and all 16 leaves chain to it (checked by ``openssl verify``).
+* A process writing a file with ``atomic_write`` in a loop, killed with SIGKILL at random
+  moments, leaves the target holding either the old or the new content, never a mix or a
+  truncated file.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from conftest import clean_env, devcert_exe, require_tool
+from cryptography import x509
+
+from devcert import LocalCA
+from devcert.ca import CERT_FILE, KEY_FILE
+from devcert.files import PRIVATE, atomic_write
+
+RUNS = 16
+
+
+@pytest.mark.slow
+def test_sixteen_first_runs_make_one_ca(tmp_path: Path) -> None:
+    root = tmp_path / "caroot"  # does not exist yet: every run races to create it
+    env = clean_env(DEVCERT_CAROOT=str(root))
+    dirs = [tmp_path / f"run{i}" for i in range(RUNS)]
+    for d in dirs:
+        d.mkdir()
+    procs = [subprocess.Popen([devcert_exe(), "create", "--json", "localhost", "127.0.0.1"], cwd=d, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for d in dirs]
+    results = []
+    for p in procs:
+        try:
+            out, err = p.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate()
+        results.append((p.returncode, out, err))
+    for code, _, err in results:
+        assert code == 0, err
+        assert "Traceback" not in err
+
+    # Exactly one CA, complete, and no temporary files left behind.
+    files = sorted(p.name for p in root.iterdir() if not p.name.startswith(".devcert.lock"))
+    assert CERT_FILE in files and KEY_FILE in files
+    assert not [f for f in files if f.endswith(".tmp")], files
+    ca = LocalCA.load(root)
+
+    leaves = [d / "localhost+1.pem" for d in dirs]
+    for leaf in leaves:
+        cert = x509.load_pem_x509_certificate(leaf.read_bytes())
+        assert cert.issuer == ca.cert.subject
+        cert.verify_directly_issued_by(ca.cert)
+    openssl = require_tool("openssl")
+    res = subprocess.run([openssl, "verify", "-x509_strict", "-no-CApath", "-no-CAstore", "-CAfile",
+                          str(root / CERT_FILE), *map(str, leaves)], capture_output=True, text=True, timeout=60,
+                         env=clean_env())
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout.count(": OK") == RUNS
+    # Every run reports the same CA in its JSON.
+    import json
+
+    assert {json.loads(out)["ca"] for _, out, _ in results} == {str(root / CERT_FILE)}
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from devcert.files import atomic_write, PRIVATE
+    target, a, b = sys.argv[1], open(sys.argv[2], "rb").read(), open(sys.argv[3], "rb").read()
+    n = 0
+    while True:
+        atomic_write(target, a if n % 2 else b, PRIVATE)
+        n += 1
+        if n == 1:
+            print("ready", flush=True)
+    """
+)
+
+
+@pytest.mark.slow
+def test_kill_during_atomic_write_never_leaves_a_partial_file(tmp_path: Path) -> None:
+    # Large enough that a write takes a while, so kills land in the middle of writes.
+    old = b"A" * (4 * 1024 * 1024)
+    new = b"B" * (4 * 1024 * 1024 - 1) + b"\n"
+    (tmp_path / "a").write_bytes(old)
+    (tmp_path / "b").write_bytes(new)
+    target = tmp_path / "out" / "target.pem"
+    target.parent.mkdir()
+    atomic_write(target, old, PRIVATE)
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER)
+    rng = random.Random(1234)
+    seen = set()
+    for _ in range(12):  # bounded: 12 kills
+        proc = subprocess.Popen([sys.executable, str(script), str(target), str(tmp_path / "a"), str(tmp_path / "b")],
+                                stdout=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline().strip() == "ready"
+            time.sleep(rng.uniform(0, 0.05))
+        finally:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        assert proc.returncode == -signal.SIGKILL
+        data = target.read_bytes()
+        assert data in (old, new), f"partial file: {len(data)} bytes"
+        seen.add(data[:1])
+        assert oct(target.stat().st_mode & 0o777) == oct(PRIVATE)
+    # Only the target and the writer's abandoned temporary files are in the folder; the
+    # temporary names never collide with the target.
+    for p in target.parent.iterdir():
+        assert p == target or (p.name.startswith(".target.pem.") and p.name.endswith(".tmp"))
+    assert seen  # sanity: the loop ran
+
+
+def test_atomic_write_failure_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write that fails half-way (here: fsync raises) leaves the old file and no temp file."""
+    target = tmp_path / "f.pem"
+    atomic_write(target, b"old")
+
+    def broken_fsync(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", broken_fsync)
+    from devcert.errors import FileWriteError
+
+    with pytest.raises(FileWriteError, match="no space left"):
+        atomic_write(target, b"new")
+    monkeypatch.undo()
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.pem"]
+
+
+def test_concurrent_load_or_create_in_threads(tmp_path: Path) -> None:
+    """In one process too (the Python API from threads), exactly one CA is made."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    folder = tmp_path / "ca"
+    with ThreadPoolExecutor(8) as pool:
+        cas = list(pool.map(lambda _: LocalCA.load_or_create(folder), range(8)))
+    assert len({ca.fingerprint for ca in cas}) == 1
