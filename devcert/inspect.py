@@ -45,7 +45,7 @@ def load_certificates(data: bytes, source: str) -> list[x509.Certificate]:
 
     kind = detect(data)
     if kind:
-        raise UsageError(f"{source} holds a {kind}, not a certificate; inspect the certificate file instead")
+        raise UsageError(f"{source} holds a private key ({kind}), not a certificate; inspect the certificate file instead")
     raise UsageError(f"{source} holds no certificate (neither PEM nor DER)")
 
 

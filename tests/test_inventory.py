@@ -1,0 +1,257 @@
+"""The inventory, `devcert list`, `devcert renew` and `devcert inspect` on real files and a live server."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from conftest import run_devcert
+from devcert import LocalCA, inventory
+
+
+def create(env: dict[str, str], cwd: Path, *args: str) -> dict:
+    result = run_devcert("create", "--json", *args, env=env, cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def listed(env: dict[str, str], *args: str) -> list[dict]:
+    result = run_devcert("list", "--json", *args, env=env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["certs"]
+
+
+# -- recording -----------------------------------------------------------------------------
+
+
+def test_record_fields_and_replacement(caroot: Path, tmp_path: Path) -> None:
+    ca = LocalCA.load_or_create()
+    leaf = ca.issue("localhost", "127.0.0.1", client=True)
+    leaf.write(tmp_path / "a.pem", tmp_path / "a-key.pem")
+    assert inventory.record(ca, leaf, tmp_path / "a.pem", tmp_path / "a-key.pem") == []
+    entries, warnings = inventory.read(caroot)
+    assert warnings == [] and len(entries) == 1
+    e = entries[0]
+    assert e["names"] == ["localhost", "127.0.0.1"] and e["client"] is True
+    assert e["serial"] == leaf.serial and e["sha256"] == leaf.sha256 and e["ca_sha256"] == ca.fingerprint
+    assert e["not_after"] == leaf.not_after.isoformat() and e["key"] == str(tmp_path / "a-key.pem")
+    assert (caroot / "inventory.json").stat().st_mode & 0o777 == 0o600
+    # Issuing to the same path again replaces the entry.
+    leaf2 = ca.issue("localhost")
+    inventory.record(ca, leaf2, tmp_path / "a.pem", tmp_path / "a-key.pem")
+    entries, _ = inventory.read(caroot)
+    assert [x["serial"] for x in entries] == [leaf2.serial]
+
+
+def test_ephemeral_ca_records_nothing(tmp_path: Path) -> None:
+    ca = LocalCA.ephemeral()
+    assert inventory.record(ca, ca.issue("localhost"), tmp_path / "x.pem") == []
+
+
+def test_damaged_inventory_is_set_aside_and_never_blocks(cli_env: dict[str, str], caroot: Path, tmp_path: Path) -> None:
+    create(cli_env, tmp_path, "localhost")
+    (caroot / "inventory.json").write_text("{ not json")
+    result = run_devcert("create", "--cert-file", "b.pem", "--key-file", "b-key.pem", "app.test", env=cli_env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "inventory" in result.stderr and "damaged" in result.stderr
+    aside = list(caroot.glob("inventory.json.damaged-*"))
+    assert len(aside) == 1 and aside[0].read_text() == "{ not json"
+    assert [e["names"] for e in listed(cli_env)] == [["app.test"]]
+    # A well-formed JSON file of the wrong shape is damaged too.
+    (caroot / "inventory.json").write_text('{"certs": [1, 2]}')
+    out = run_devcert("list", env=cli_env)
+    assert out.returncode == 0 and "damaged" in out.stderr
+
+
+def _record_many(args: tuple[str, str, int]) -> None:
+    caroot, folder, n = args
+    os.environ["DEVCERT_CAROOT"] = caroot
+    ca = LocalCA.load()
+    for i in range(n):
+        leaf = ca.issue(f"h{os.getpid()}-{i}.test")
+        path = Path(folder) / f"{os.getpid()}-{i}.pem"
+        inventory.record(ca, leaf, path, None)
+
+
+def test_concurrent_records_lose_nothing(caroot: Path, tmp_path: Path) -> None:
+    LocalCA.load_or_create()
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(4) as pool:
+        pool.map(_record_many, [(str(caroot), str(tmp_path), 10)] * 4, chunksize=1)
+    entries, warnings = inventory.read(caroot)
+    assert warnings == [] and len(entries) == 40
+
+
+# -- list / renew --------------------------------------------------------------------------
+
+
+def test_list_marks_missing_and_filters_expiring(cli_env: dict[str, str], tmp_path: Path) -> None:
+    create(cli_env, tmp_path, "--days", "10", "--cert-file", "soon.pem", "--key-file", "soon-key.pem", "soon.test")
+    create(cli_env, tmp_path, "--cert-file", "later.pem", "--key-file", "later-key.pem", "later.test")
+    create(cli_env, tmp_path, "--cert-file", "gone.pem", "--key-file", "gone-key.pem", "gone.test")
+    (tmp_path / "gone.pem").unlink()
+
+    rows = {Path(r["cert"]).name: r for r in listed(cli_env)}
+    assert set(rows) == {"soon.pem", "later.pem", "gone.pem"}
+    assert rows["gone.pem"]["missing"] is True and rows["later.pem"]["missing"] is False
+    assert rows["soon.pem"]["days_left"] == 9
+    assert [Path(r["cert"]).name for r in listed(cli_env, "--expiring", "30")] == ["soon.pem"]
+
+    text = run_devcert("list", env=cli_env)
+    line = next(x for x in text.stdout.splitlines() if "gone.pem" in x)
+    assert "missing" in line
+    assert "soon.test" in run_devcert("list", "--expiring", "30", env=cli_env).stdout
+    assert "later.test" not in run_devcert("list", "--expiring", "30", env=cli_env).stdout
+
+
+def test_renew_path_all_and_expiring(cli_env: dict[str, str], tmp_path: Path) -> None:
+    create(cli_env, tmp_path, "--days", "10", "--cert-file", "soon.pem", "--key-file", "soon-key.pem", "soon.test", "127.0.0.1")
+    create(cli_env, tmp_path, "--client", "--cert-file", "later.pem", "--key-file", "later-key.pem", "later.test")
+    serials = {r["cert"]: r["serial"] for r in listed(cli_env)}
+
+    out = run_devcert("renew", "--expiring", "30", env=cli_env)
+    assert out.returncode == 0, out.stderr
+    assert "soon.pem" in out.stdout and "later.pem" not in out.stdout
+    rows = {Path(r["cert"]).name: r for r in listed(cli_env)}
+    assert rows["soon.pem"]["days_left"] > 800 and rows["soon.pem"]["names"] == ["soon.test", "127.0.0.1"]
+    assert rows["later.pem"]["serial"] == serials[str(tmp_path / "later.pem")]
+
+    # By path (the key file works too): same names, same options, same paths.
+    out = run_devcert("renew", "later-key.pem", env=cli_env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    cert = x509.load_pem_x509_certificate((tmp_path / "later.pem").read_bytes())
+    eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH in eku
+    assert format(cert.serial_number, "x") != serials[str(tmp_path / "later.pem")]
+
+    before = {r["cert"]: r["serial"] for r in listed(cli_env)}
+    out = run_devcert("renew", "--all", "--json", env=cli_env)
+    assert out.returncode == 0 and len(json.loads(out.stdout)["renewed"]) == 2
+    after = {r["cert"]: r["serial"] for r in listed(cli_env)}
+    assert all(before[k] != after[k] for k in before)
+
+    bad = run_devcert("renew", "nope.pem", env=cli_env, cwd=tmp_path)
+    assert bad.returncode == 2 and "not in the inventory" in bad.stderr
+    assert run_devcert("renew", env=cli_env).returncode == 2
+
+
+# -- inspect -------------------------------------------------------------------------------
+
+
+def test_inspect_file(cli_env: dict[str, str], tmp_path: Path, caroot: Path) -> None:
+    info = create(cli_env, tmp_path, "localhost", "127.0.0.1")
+    out = run_devcert("inspect", "localhost+1.pem", "--json", env=cli_env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["chains_to_local_ca"] is True
+    c = report["certificates"][0]
+    assert c["names"] == ["DNS:localhost", "IP:127.0.0.1"] and c["sha256"] == info["sha256"]
+    assert c["key"] == "ECDSA P-256" and "devcert" in c["issuer"]
+
+    text = run_devcert("inspect", "localhost+1.pem", env=cli_env, cwd=tmp_path).stdout
+    assert "Chains to the local CA: yes" in text and "DNS:localhost" in text
+
+    # A certificate from another CA does not chain here; a key file is refused by name.
+    other = LocalCA.ephemeral().issue("localhost")
+    (tmp_path / "other.pem").write_bytes(other.cert_pem)
+    report = json.loads(run_devcert("inspect", "other.pem", "--json", env=cli_env, cwd=tmp_path).stdout)
+    assert report["chains_to_local_ca"] is False and "not signed" in report["verdict"]
+    bad = run_devcert("inspect", "localhost+1-key.pem", env=cli_env, cwd=tmp_path)
+    assert bad.returncode == 2 and "private key" in bad.stderr
+    missing = run_devcert("inspect", "nothing.pem", env=cli_env, cwd=tmp_path)
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
+    """Start a TLS server on 127.0.0.1 presenting cert/key (with an optional chain); yields start(cert, key)."""
+    stop = threading.Event()
+    threads = []
+    sockets = []
+
+    def start(cert: Path, key: Path) -> int:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        listener = socket.create_server(("127.0.0.1", 0))
+        listener.settimeout(0.2)
+        sockets.append(listener)
+
+        def loop() -> None:
+            for _ in range(2000):  # bounded: ~400 s at most
+                if stop.is_set():
+                    return
+                try:
+                    conn, _ = listener.accept()
+                except (TimeoutError, socket.timeout):
+                    continue
+                except OSError:
+                    return
+                conn.settimeout(5)
+                try:
+                    with ctx.wrap_socket(conn, server_side=True) as tls:
+                        tls.sendall(b"hi")
+                except (OSError, ssl.SSLError):
+                    pass
+
+        t = threading.Thread(target=loop, daemon=True)
+        t.start()
+        threads.append(t)
+        return listener.getsockname()[1]
+
+    yield start
+    stop.set()
+    for t in threads:
+        t.join(5)
+    for s in sockets:
+        s.close()
+
+
+def test_inspect_live_server(cli_env: dict[str, str], tmp_path: Path, tls_server, caroot: Path) -> None:  # type: ignore[no-untyped-def]
+    create(cli_env, tmp_path, "--cert-file", "srv.pem", "--key-file", "srv-key.pem", "localhost", "127.0.0.1")
+    # The server sends its leaf and the CA: the chain as sent is shown.
+    (tmp_path / "chain.pem").write_bytes((tmp_path / "srv.pem").read_bytes() + (caroot / "rootCA.pem").read_bytes())
+    port = tls_server(tmp_path / "chain.pem", tmp_path / "srv-key.pem")
+    out = run_devcert("inspect", f"127.0.0.1:{port}", "--json", env=cli_env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["kind"] == "server" and report["chains_to_local_ca"] is True, report
+    assert "verified" in report["verdict"]
+    assert len(report["certificates"]) == 2
+    assert report["certificates"][0]["names"] == ["DNS:localhost", "IP:127.0.0.1"]
+    assert report["certificates"][1]["is_local_ca"] is True
+
+    text = run_devcert("inspect", f"localhost:{port}", env=cli_env, cwd=tmp_path)
+    assert "Chains to the local CA: yes" in text.stdout, text.stdout + text.stderr
+
+    # A server whose certificate comes from another CA: the chain is still shown, the handshake fails.
+    other = LocalCA.ephemeral().issue("localhost", "127.0.0.1")
+    other.write(tmp_path / "o.pem", tmp_path / "o-key.pem")
+    port2 = tls_server(tmp_path / "o.pem", tmp_path / "o-key.pem")
+    report = json.loads(run_devcert("inspect", f"127.0.0.1:{port2}", "--json", env=cli_env).stdout)
+    assert report["chains_to_local_ca"] is False and "verification failed" in report["verdict"]
+    assert report["certificates"][0]["signed_by_local_ca"] is False
+
+    # A name the certificate does not carry fails the verifying handshake too.
+    create(cli_env, tmp_path, "--cert-file", "n.pem", "--key-file", "n-key.pem", "app.test")
+    port3 = tls_server(tmp_path / "n.pem", tmp_path / "n-key.pem")
+    report = json.loads(run_devcert("inspect", f"127.0.0.1:{port3}", "--json", env=cli_env).stdout)
+    assert report["certificates"][0]["signed_by_local_ca"] is True
+    assert report["chains_to_local_ca"] is False and "verification failed" in report["verdict"]
+
+    closed = run_devcert("inspect", f"127.0.0.1:{_closed_port()}", env=cli_env)
+    assert closed.returncode == 1 and "cannot complete a TLS handshake" in closed.stderr
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
