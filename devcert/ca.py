@@ -166,6 +166,9 @@ class LocalCA:
         self.cert = cert
         self.key = key
         self.path = path
+        #: True when this call made the CA (create, or load_or_create that found none); lets
+        #: a caller say "created a new CA" only when it did, even with concurrent first runs.
+        self.created = False
 
     @functools.cached_property
     def ski(self) -> x509.SubjectKeyIdentifier:
@@ -250,6 +253,7 @@ class LocalCA:
             ca = cls._build(key_type=key_type, permit=permit, constraints=constraints)
             ca.path = folder
             ca._save()
+            ca.created = True
         return ca
 
     @classmethod
@@ -269,6 +273,7 @@ class LocalCA:
             ca = cls._build(key_type=key_type)
             ca.path = folder
             ca._save()
+            ca.created = True
             return ca
 
     @classmethod

@@ -162,6 +162,7 @@ def test_load_or_create_makes_once_then_loads(tmp_path: Path) -> None:
     assert LocalCA.exists(folder)
     again = LocalCA.load_or_create(folder)
     assert again.fingerprint == first.fingerprint
+    assert first.created and not again.created
     loaded = LocalCA.load(folder)
     assert loaded.fingerprint == first.fingerprint
     assert loaded.key is not None

@@ -71,6 +71,12 @@ def test_sixteen_first_runs_make_one_ca(tmp_path: Path) -> None:
     import json
 
     assert {json.loads(out)["ca"] for _, out, _ in results} == {str(root / CERT_FILE)}
+    announced = sum("Created a new local CA" in err for _, _, err in results)
+    assert announced >= 1
+    if announced != 1:
+        # Reported to the lead: cli/create.py decides "created" from LocalCA.exists() before
+        # load_or_create(); it should use the CA's `created` attribute instead.
+        pytest.xfail(f"{announced} of {RUNS} runs said they created the CA; exactly one did")
 
 
 WRITER = textwrap.dedent(
@@ -150,3 +156,4 @@ def test_concurrent_load_or_create_in_threads(tmp_path: Path) -> None:
     with ThreadPoolExecutor(8) as pool:
         cas = list(pool.map(lambda _: LocalCA.load_or_create(folder), range(8)))
     assert len({ca.fingerprint for ca in cas}) == 1
+    assert sum(ca.created for ca in cas) == 1  # exactly one caller made it, and knows it
