@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""Benchmark `devcert serve-wss` side by side with Node's `ws` echo server, in one run.
+
+    python scripts/bench_wss.py [--seconds 2.5] [--reps 3] [--json]
+
+Both servers run on a leaf from a throwaway CA, on 127.0.0.1, and are measured by the same
+client (scripts/bench_wss_node/wss_client.js, a Node `ws` client, so the client is not the
+bottleneck) with 1 KiB binary messages:
+
+  rtt    one connection, one message in flight: round trips per second
+  pipe   one connection, 64 messages in flight: echoed messages per second
+  conn   4 loops opening and closing fresh connections (TCP + TLS + upgrade) per second
+
+and the proxy overhead: round trips through `devcert serve-wss --proxy ws://...` against
+round trips straight to that upstream ws:// server (Node `ws` on plain http).
+
+Repetitions are interleaved (devcert, node, devcert, node, ...) so drift hits both alike;
+the table shows medians and ratios. devcert runs as its real CLI (`python -m devcert
+serve-wss`), with uvloop when it is installed. Needs node and npm `ws` in .cache/node
+(scripts/test installs them). Prints a table, then one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NODE_DIR = ROOT / "scripts" / "bench_wss_node"
+NODE_MODULES = ROOT / ".cache" / "node" / "node_modules"
+TRUST_VARS = ("SSL_CERT_FILE", "SSL_CERT_DIR", "NODE_EXTRA_CA_CERTS", "NODE_OPTIONS", "REQUESTS_CA_BUNDLE")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def env(**extra: str) -> dict[str, str]:
+    e = {k: v for k, v in os.environ.items() if k not in TRUST_VARS}
+    e["NODE_PATH"] = str(NODE_MODULES)
+    e.update(extra)
+    return e
+
+
+class Proc:
+    """A server subprocess started now and waited on until it prints ``marker``."""
+
+    def __init__(self, argv: list[str], marker: str, environ: dict[str, str], timeout: float = 30):
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environ)
+        deadline = time.monotonic() + timeout
+        self.first = ""
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()  # type: ignore[union-attr]
+            if not line:
+                break
+            if marker in line:
+                self.first = line.strip()
+                return
+        self.stop()
+        raise SystemExit(f"bench_wss: {argv[0]} did not start: {self.proc.stderr.read()[-2000:]}")  # type: ignore[union-attr]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def measure(node: str, url: str, ca: Path | None, mode: str, seconds: float) -> float:
+    argv = [node, str(NODE_DIR / "wss_client.js"), "--url", url, "--mode", mode, "--seconds", str(seconds),
+            "--size", "1024", "--window", "64", "--concurrency", "4"]
+    if ca is not None:
+        argv += ["--ca", str(ca)]
+    out = subprocess.run(argv, capture_output=True, text=True, env=env(), timeout=seconds + 30)
+    if out.returncode != 0:
+        raise SystemExit(f"bench_wss: client failed on {url} ({mode}): {out.stderr.strip()}")
+    return float(json.loads(out.stdout.strip().splitlines()[-1])["rate"])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=2.5, help="length of each measurement")
+    parser.add_argument("--reps", type=int, default=3, help="interleaved repetitions (medians are reported)")
+    parser.add_argument("--json", action="store_true", help="print only the JSON object")
+    args = parser.parse_args()
+
+    node = shutil.which("node")
+    if node is None or not (NODE_MODULES / "ws").is_dir():
+        print("bench_wss: needs node and npm ws in .cache/node (run scripts/test once)", file=sys.stderr)
+        return 1
+    sys.path.insert(0, str(ROOT))
+    from devcert import serve
+
+    try:
+        import uvloop  # noqa: F401
+
+        loop_name = "uvloop"
+    except ImportError:
+        loop_name = "asyncio"
+
+    with tempfile.TemporaryDirectory(prefix="devcert-bench-wss-") as tmp:
+        caroot = Path(tmp) / "ca"
+        os.environ["DEVCERT_CAROOT"] = str(caroot)
+        ca, leaf = serve.ensure_certificate(serve.DEFAULT_NAMES)
+        ca_file = Path(ca.cert_path)
+        py_env = env(DEVCERT_CAROOT=str(caroot), PYTHONPATH=str(ROOT))
+
+        procs: list[Proc] = []
+        try:
+            dport, nport, uport, pport = free_port(), free_port(), free_port(), free_port()
+            procs.append(Proc([sys.executable, "-m", "devcert", "serve-wss", "--port", str(dport)], "Serving", py_env))
+            procs.append(Proc([node, str(NODE_DIR / "node_echo_server.js"), "--cert", str(leaf.cert_path),
+                               "--key", str(leaf.key_path), "--port", str(nport)], "READY", env()))
+            procs.append(Proc([node, str(NODE_DIR / "node_echo_server.js"), "--plain", "--port", str(uport)], "READY", env()))
+            procs.append(Proc([sys.executable, "-m", "devcert", "serve-wss", "--port", str(pport),
+                               "--proxy", f"ws://127.0.0.1:{uport}"], "Serving", py_env))
+            targets = {
+                "devcert": (f"wss://localhost:{dport}/ws", ca_file),
+                "node": (f"wss://localhost:{nport}/ws", ca_file),
+                "upstream-direct": (f"ws://127.0.0.1:{uport}/ws", None),
+                "via-proxy": (f"wss://localhost:{pport}/ws", ca_file),
+            }
+            plan = [("rtt", "devcert"), ("rtt", "node"), ("pipe", "devcert"), ("pipe", "node"),
+                    ("conn", "devcert"), ("conn", "node"), ("rtt", "upstream-direct"), ("rtt", "via-proxy")]
+            results: dict[str, dict[str, list[float]]] = {}
+            for rep in range(args.reps):
+                # alternate which side goes first in each pair, so neither always runs warm
+                order = plan if rep % 2 == 0 else [p for i in range(0, len(plan), 2) for p in (plan[i + 1], plan[i])]
+                for mode, target in order:
+                    url, ca_arg = targets[target]
+                    rate = measure(node, url, ca_arg, mode, args.seconds)
+                    results.setdefault(mode if target in ("devcert", "node") else "proxy", {}).setdefault(target, []).append(rate)
+        finally:
+            for p in procs:
+                p.stop()
+
+    med = {group: {t: statistics.median(v) for t, v in sides.items()} for group, sides in results.items()}
+    report = {
+        "event_loop": loop_name,
+        "seconds_each": args.seconds,
+        "reps": args.reps,
+        "message_bytes": 1024,
+        "runs": results,
+        "medians": med,
+        "ratios_devcert_over_node": {m: med[m]["devcert"] / med[m]["node"] for m in ("rtt", "pipe", "conn")},
+        "proxy_added_rtt_percent": (med["proxy"]["upstream-direct"] / med["proxy"]["via-proxy"] - 1) * 100,
+    }
+    if not args.json:
+        labels = {"rtt": "round trips/s (1 in flight)", "pipe": "pipelined msgs/s (64 in flight)",
+                  "conn": "new connections/s (TCP+TLS+upgrade)"}
+        print(f"devcert serve-wss ({loop_name}) vs Node ws on https.createServer; 1 KiB messages; "
+              f"medians of {args.reps} x {args.seconds:g}s, interleaved")
+        print(f"{'measure':38} {'devcert':>10} {'node':>10} {'ratio':>7}")
+        for m in ("rtt", "pipe", "conn"):
+            print(f"{labels[m]:38} {med[m]['devcert']:10.0f} {med[m]['node']:10.0f} {report['ratios_devcert_over_node'][m]:7.2f}")
+        print(f"{'proxy: round trips/s direct ws://':38} {med['proxy']['upstream-direct']:10.0f}")
+        print(f"{'proxy: round trips/s via --proxy wss://':38} {med['proxy']['via-proxy']:10.0f}")
+        print(f"{'proxy: added round-trip time':38} {report['proxy_added_rtt_percent']:9.0f}%")
+    print(json.dumps(report, indent=None if not args.json else 2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
