@@ -9,7 +9,8 @@ trusted to issue server certificates, nothing else), under the nickname
 Databases found: ``~/.pki/nssdb`` (created when missing and a Chromium/Chrome is installed:
 Chromium creates it on first start and would then see an empty one), snap Chromium's, and
 each Firefox profile listed in ``profiles.ini`` (or holding a ``cert9.db``) under the
-regular, snap and flatpak locations, and macOS's.
+regular (``~/.mozilla/firefox``, and ``$XDG_CONFIG_HOME/mozilla/firefox`` where newer Firefox
+keeps them), snap and flatpak locations, and macOS's.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ TRUST_FLAGS = "C,,"
 #: Firefox profile roots, relative to HOME (each holds a profiles.ini).
 FIREFOX_ROOTS = (
     ".mozilla/firefox",
+    # Newer Firefox releases on Linux keep profiles under $XDG_CONFIG_HOME (firefox-esr 153 does).
+    ".config/mozilla/firefox",
+    "snap/firefox/common/.config/mozilla/firefox",
+    ".var/app/org.mozilla.firefox/config/mozilla/firefox",
     "snap/firefox/common/.mozilla/firefox",
     ".var/app/org.mozilla.firefox/.mozilla/firefox",
     ".var/app/org.mozilla.firefox_esr/.mozilla/firefox",
@@ -134,8 +139,11 @@ def find_databases(home: Path | None = None, *, create_chromium: bool | None = N
             create_chromium = any(which(p) for p in CHROMIUM_PROGRAMS)
         if create_chromium:
             add(home / CHROMIUM_DBS[0], exists=False)
-    for rel in FIREFOX_ROOTS:
-        root = home / rel
+    roots = [home / rel for rel in FIREFOX_ROOTS]
+    xdg = os.environ.get("XDG_CONFIG_HOME")
+    if xdg and home == _home():
+        roots.insert(1, Path(xdg) / "mozilla" / "firefox")
+    for root in roots:
         if root.is_dir():
             for profile in firefox_profiles(root):
                 if (profile / "cert9.db").is_file():
