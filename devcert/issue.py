@@ -89,6 +89,10 @@ class Leaf:
         The key is written first, so a certificate on disk always has its key beside it.
         """
         if key_path is not None:
+            if Path(key_path).absolute() == Path(cert_path).absolute():
+                # Writing both to one path would silently replace the new key with the certificate.
+                raise UsageError(f"the certificate and the key would both be written to {Path(cert_path).absolute()}: "
+                                 f"give --cert-file and --key-file different paths")
             atomic_write(key_path, self.key_pem, PRIVATE)
         atomic_write(cert_path, self.cert_pem, PUBLIC)
 

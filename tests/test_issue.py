@@ -433,3 +433,11 @@ def test_create_refuses_name_outside_constraints(tmp_path: Path, caroot: Path, c
     assert not list(tmp_path.glob("*.pem"))
     res = create(tmp_path, cli_env, "8.8.8.8")
     assert one_error_line(res.stderr).endswith("devcert ca init --force --permit 8.8.8.8/32")
+
+
+def test_create_same_path_for_cert_and_key_is_refused(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    """One path for both would replace the new key with the certificate: the key would be lost."""
+    res = create(tmp_path, cli_env, "--cert-file", "both.pem", "--key-file", "./both.pem", "localhost")
+    assert res.returncode == 2
+    assert "different paths" in one_error_line(res.stderr)
+    assert not (tmp_path / "both.pem").exists()
