@@ -520,7 +520,11 @@ class _ThreadRunner:
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop's event loop when it is installed (faster TLS and I/O), else asyncio's."""
+    """uvloop's event loop when it is installed, else asyncio's (DEVCERT_NO_UVLOOP=1 forces asyncio)."""
+    import os
+
+    if os.environ.get("DEVCERT_NO_UVLOOP", "") not in ("", "0"):
+        return asyncio.new_event_loop()
     try:
         import uvloop
     except ImportError:

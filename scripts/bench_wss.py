@@ -123,6 +123,10 @@ def main() -> int:
         try:
             dport, nport, uport, pport = free_port(), free_port(), free_port(), free_port()
             procs.append(Proc([sys.executable, "-m", "devcert", "serve-wss", "--port", str(dport)], "Serving", py_env))
+            if loop_name == "uvloop":  # also measure plain asyncio, to show what uvloop brings here
+                aport = free_port()
+                procs.append(Proc([sys.executable, "-m", "devcert", "serve-wss", "--port", str(aport)], "Serving",
+                                  {**py_env, "DEVCERT_NO_UVLOOP": "1"}))
             procs.append(Proc([node, str(NODE_DIR / "node_echo_server.js"), "--cert", str(leaf.cert_path),
                                "--key", str(leaf.key_path), "--port", str(nport)], "READY", env()))
             procs.append(Proc([node, str(NODE_DIR / "node_echo_server.js"), "--plain", "--port", str(uport)], "READY", env()))
@@ -136,6 +140,9 @@ def main() -> int:
             }
             plan = [("rtt", "devcert"), ("rtt", "node"), ("pipe", "devcert"), ("pipe", "node"),
                     ("conn", "devcert"), ("conn", "node"), ("rtt", "upstream-direct"), ("rtt", "via-proxy")]
+            if loop_name == "uvloop":
+                targets["devcert-asyncio"] = (f"wss://localhost:{aport}/ws", ca_file)
+                plan += [("rtt", "devcert-asyncio"), ("pipe", "devcert-asyncio"), ("conn", "devcert-asyncio"), ("rtt", "node")]
             results: dict[str, dict[str, list[float]]] = {}
             for rep in range(args.reps):
                 # alternate which side goes first in each pair, so neither always runs warm
@@ -143,7 +150,7 @@ def main() -> int:
                 for mode, target in order:
                     url, ca_arg = targets[target]
                     rate = measure(node, url, ca_arg, mode, args.seconds)
-                    results.setdefault(mode if target in ("devcert", "node") else "proxy", {}).setdefault(target, []).append(rate)
+                    results.setdefault(mode if target not in ("upstream-direct", "via-proxy") else "proxy", {}).setdefault(target, []).append(rate)
         finally:
             for p in procs:
                 p.stop()
@@ -167,6 +174,10 @@ def main() -> int:
         print(f"{'measure':38} {'devcert':>10} {'node':>10} {'ratio':>7}")
         for m in ("rtt", "pipe", "conn"):
             print(f"{labels[m]:38} {med[m]['devcert']:10.0f} {med[m]['node']:10.0f} {report['ratios_devcert_over_node'][m]:7.2f}")
+        if loop_name == "uvloop":
+            for m in ("rtt", "pipe", "conn"):
+                print(f"{labels[m] + ', asyncio loop':38} {med[m]['devcert-asyncio']:10.0f} {med[m]['node']:10.0f} "
+                      f"{med[m]['devcert-asyncio'] / med[m]['node']:7.2f}")
         print(f"{'proxy: round trips/s direct ws://':38} {med['proxy']['upstream-direct']:10.0f}")
         print(f"{'proxy: round trips/s via --proxy wss://':38} {med['proxy']['via-proxy']:10.0f}")
         print(f"{'proxy: added round-trip time':38} {report['proxy_added_rtt_percent']:9.0f}%")

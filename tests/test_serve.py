@@ -492,6 +492,23 @@ def test_leaf_is_kept_then_reused(caroot: Path) -> None:
     assert again.action == "kept" and again.cert_path == first.cert_path
 
 
+def test_leaf_near_expiry_is_renewed(caroot: Path) -> None:
+    from devcert.issue import managed_leaf_paths
+    from devcert.names import parse_names
+
+    ca, first = serve.ensure_certificate(["localhost"])
+    cert_path, key_path = managed_leaf_paths(ca, parse_names(["localhost"]))
+    ca.issue("localhost", days=1).write(cert_path, key_path)  # about to expire
+    _, again = serve.ensure_certificate(["localhost"])
+    assert again.action == "renewed" and again.leaf is not None
+    import datetime as dt
+
+    assert again.leaf.not_after > dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=300)
+    server = WSSServer(serve.server_context(again.cert_path, again.key_path), port=0)
+    with server.run_in_thread():
+        assert_echo(server.port, ca.cert_path)
+
+
 # --- the CLI as a user runs it ---------------------------------------------------------------
 
 
@@ -519,6 +536,7 @@ def test_cli_serves_until_sigint_and_closes_with_1001(cli_env: dict, caroot: Pat
         ca_file = caroot / "rootCA.pem"
         assert f"wscat -c wss://localhost:{port}/ws --ca {ca_file}" in out
         assert f"curl --cacert {ca_file} https://localhost:{port}/" in out
+        assert f"SSL_CERT_FILE={ca_file} python -m websockets wss://localhost:{port}/ws" in out
         with ws_connect(f"wss://localhost:{port}/ws", ca_file) as ws:
             ws.send("before stop")
             assert ws.recv(timeout=10) == "before stop"

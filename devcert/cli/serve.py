@@ -130,10 +130,7 @@ def serve_wss(
         echo(f"  certificate: {ensured.cert_path} (for {', '.join(chosen)})")
         echo("Try it:")
         echo(f"  wscat -c {ws_url} --ca {shlex.quote(ca_file)}")
-        py = (f"import ssl; from websockets.sync.client import connect; "
-              f"c = connect({ws_url!r}, ssl=ssl.create_default_context(cafile={ca_file!r})); "
-              f"c.send('hello'); print(c.recv())")
-        echo(f"  python -c {shlex.quote(py)}")
+        echo(f"  SSL_CERT_FILE={shlex.quote(ca_file)} python -m websockets {ws_url}")
         echo(f"  curl --cacert {shlex.quote(ca_file)} https://{base}/")
         echo("Press Ctrl-C to stop.", err=True)
         not_trusted_hint(ca)
