@@ -431,12 +431,22 @@ def check_clients(ca: LocalCA, environ: dict[str, str] | None = None,
 def run_doctor(root: Path | None = None, environ: dict[str, str] | None = None, *, clients: bool = True) -> Report:
     """Every check, in the order a person would look: CA, stores, environment, clients."""
     checks, ca = check_ca(root)
-    if ca is not None:
-        checks += check_stores(ca, environ)
-        checks += check_env(ca, environ)
-        if clients:
-            checks += check_clients(ca, environ)
-    return Report(checks)
+    if ca is None:
+        return Report(checks)
+    # Store checks (keytool starts a JVM) and client handshakes (Java compiles its client)
+    # take seconds each: run the two groups side by side.
+    stores: list[Check] = []
+
+    def store_checks() -> None:
+        stores.extend(check_stores(ca, environ))
+
+    thread = threading.Thread(target=store_checks, daemon=True)
+    thread.start()
+    client_checks = check_clients(ca, environ) if clients else []
+    thread.join(CLIENT_TIMEOUT * 3)
+    if thread.is_alive():
+        stores.append(Check("store", "trust stores", PROBLEM, "the trust stores did not answer in time"))
+    return Report(checks + stores + check_env(ca, environ) + client_checks)
 
 
 def _sh(value: str) -> str:

@@ -1,0 +1,251 @@
+"""`devcert doctor`: right verdicts in a healthy setup and in broken ones.
+
+Anything that installs runs inside the private trust-store sandbox (tests/sandbox.py); the
+other cases only read, so they run here with a private CAROOT and a clean environment.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+from pathlib import Path
+
+import certifi
+import pytest
+
+from conftest import clean_env, devcert_exe, require_sandbox, run_devcert
+
+from devcert import doctor
+
+
+def by_name(report: dict) -> dict[str, dict]:
+    """Checks by name; store and client checks as "store:NAME" / "client:NAME" (java is both)."""
+    return {(f"{c['group']}:{c['name']}" if c["group"] in ("store", "client") else c["name"]): c
+            for c in report["checks"]}
+
+
+def doctor_json(env: dict[str, str], *args: str) -> tuple[int, dict]:
+    done = run_devcert("doctor", "--json", *args, env=env, timeout=300)
+    assert done.returncode in (0, 1), done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+# -- healthy and broken, with real installs in the sandbox ----------------------------------
+
+SCRIPT = r"""
+set -u
+out=$1
+devcert ca init >/dev/null
+devcert install >/dev/null 2>&1 || { echo "install failed" >&2; devcert install >&2; exit 9; }
+eval "$(devcert env)"
+devcert doctor --json > "$out/healthy.json"; echo $? > "$out/healthy.rc"
+SSL_CERT_FILE="$CERTIFI" devcert doctor --json > "$out/elsewhere.json"; echo $? > "$out/elsewhere.rc"
+devcert uninstall >/dev/null 2>&1
+devcert doctor --json > "$out/uninstalled.json"; echo $? > "$out/uninstalled.rc"
+"""
+
+
+@pytest.fixture(scope="module")
+def sandbox_results(tmp_path_factory) -> Path:
+    require_sandbox()
+    import sandbox
+
+    out = tmp_path_factory.mktemp("doctor-sandbox")
+    script = out / "run.sh"
+    script.write_text(SCRIPT)
+    bindir = str(Path(devcert_exe()).parent)
+    env = clean_env(DEVCERT_CAROOT=str(out / "caroot"), CERTIFI=certifi.where(),
+                    PATH=f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}")
+    done = sandbox.run(["bash", str(script), str(out)], env=env, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return out
+
+
+def _load(out: Path, name: str) -> tuple[int, dict]:
+    return int((out / f"{name}.rc").read_text()), json.loads((out / f"{name}.json").read_text())
+
+
+@pytest.mark.slow
+@pytest.mark.sandbox
+def test_healthy_setup_is_all_ok(sandbox_results):
+    rc, report = _load(sandbox_results, "healthy")
+    assert rc == 0 and report["ok"] is True
+    statuses = {k: c["status"] for k, c in by_name(report).items()}
+    assert all(s in ("ok", "not present") for s in statuses.values()), statuses
+    # The clients this machine has really shook hands and trusted the CA.
+    for client in ("python ssl", "requests", "httpx", "curl", "node", "java"):
+        assert statuses[f"client:{client}"] in ("ok", "not present"), (client, statuses[f"client:{client}"])
+    for client in ("python ssl", "requests", "httpx"):
+        assert statuses[f"client:{client}"] == "ok"
+    assert any(c["group"] == "store" and c["status"] == "ok" for c in report["checks"])
+
+
+@pytest.mark.slow
+@pytest.mark.sandbox
+def test_ssl_cert_file_pointing_elsewhere_is_a_problem(sandbox_results):
+    rc, report = _load(sandbox_results, "elsewhere")
+    checks = by_name(report)
+    assert rc == 1 and report["ok"] is False
+    assert checks["SSL_CERT_FILE"]["status"] == "problem"
+    assert "lacks the CA" in checks["SSL_CERT_FILE"]["detail"] and "devcert env" in checks["SSL_CERT_FILE"]["fix"]
+    # httpx reads SSL_CERT_FILE alone and fails; requests (REQUESTS_CA_BUNDLE) and Java do
+    # not read it. (OpenSSL's own default also searches the hashed /etc/ssl/certs folder,
+    # where the install put the CA, so plain Python ssl may still trust it.)
+    assert checks["client:httpx"]["status"] == "problem"
+    assert "CERTIFICATE_VERIFY_FAILED" in checks["client:httpx"]["detail"]
+    assert checks["client:requests"]["status"] == "ok"
+    assert checks["store:system"]["status"] == "ok"
+
+
+@pytest.mark.slow
+@pytest.mark.sandbox
+def test_ca_not_installed_is_a_problem_with_the_fix(sandbox_results):
+    rc, report = _load(sandbox_results, "uninstalled")
+    checks = by_name(report)
+    assert rc == 1 and report["ok"] is False
+    stores = [c for c in report["checks"] if c["group"] == "store" and c["status"] != "not present"]
+    assert stores and all(c["status"] == "problem" and c["fix"] == "devcert install" for c in stores)
+    if checks["client:java"]["status"] != "not present":
+        assert checks["client:java"]["status"] == "problem"  # Java reads only its keystore
+        assert "PKIX" in checks["client:java"]["detail"] or "certification path" in checks["client:java"]["detail"]
+    assert checks["client:requests"]["status"] == "ok"  # still trusts through the devcert env bundle
+
+
+# -- broken setups that only need reading --------------------------------------------------
+
+def test_no_ca_is_a_problem(cli_env):
+    rc, report = doctor_json(cli_env)
+    assert rc == 1
+    assert report["checks"][0]["status"] == "problem" and "devcert ca init" in report["checks"][0]["fix"]
+
+
+def test_world_readable_key_is_a_problem(cli_env, caroot):
+    assert run_devcert("ca", "init", env=cli_env).returncode == 0
+    rc, report = doctor_json(cli_env, "--no-clients")
+    assert by_name(report)["CA key"]["status"] == "ok"
+    (caroot / "rootCA-key.pem").chmod(0o644)
+    rc, report = doctor_json(cli_env, "--no-clients")
+    key = by_name(report)["CA key"]
+    assert rc == 1 and key["status"] == "problem"
+    assert "0644" in key["detail"] and key["fix"].startswith("chmod 600 ")
+
+
+def _short_ca(root: Path, days: int) -> None:
+    """A CA valid ``days`` more days, written as rootCA.pem / rootCA-key.pem into ``root``."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"short-lived test CA {days}d")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    root.mkdir(parents=True, mode=0o700)
+    (root / "rootCA.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file = root / "rootCA-key.pem"
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    key_file.chmod(0o600)
+
+
+@pytest.mark.parametrize(("days", "status"), [(10, "problem"), (60, "warn"), (400, "ok")])
+def test_ca_near_expiry(tmp_path, days, status):
+    root = tmp_path / f"ca{days}"
+    _short_ca(root, days)
+    checks, ca = doctor.check_ca(root)
+    validity = {c.name: c for c in checks}["CA validity"]
+    assert ca is not None and validity.status == status
+    if status != "ok":
+        assert "expires in" in validity.detail and validity.fix
+
+
+def test_near_expiry_through_the_cli(tmp_path):
+    root = tmp_path / "short"
+    _short_ca(root, 5)
+    rc, report = doctor_json(clean_env(DEVCERT_CAROOT=str(root)), "--no-clients")
+    assert rc == 1 and by_name(report)["CA validity"]["status"] == "problem"
+
+
+def test_env_checks(tmp_path, caroot):
+    from devcert.ca import LocalCA
+    from devcert.clients import ensure_bundle
+
+    ca = LocalCA.load_or_create()
+    bundle = ensure_bundle(ca).path
+    environ = {
+        "SSL_CERT_FILE": str(tmp_path / "missing.pem"),
+        "REQUESTS_CA_BUNDLE": certifi.where(),
+        "CURL_CA_BUNDLE": str(bundle),
+        "NODE_EXTRA_CA_CERTS": str(ca.cert_path),
+        "PIP_CERT": str(tmp_path),
+    }
+    checks = {c.name: c for c in doctor.check_env(ca, environ)}
+    assert checks["SSL_CERT_FILE"].status == "problem" and "does not exist" in checks["SSL_CERT_FILE"].detail
+    assert checks["REQUESTS_CA_BUNDLE"].status == "problem" and "lacks the CA" in checks["REQUESTS_CA_BUNDLE"].detail
+    assert checks["CURL_CA_BUNDLE"].status == "ok"
+    assert checks["NODE_EXTRA_CA_CERTS"].status == "ok"
+    assert checks["PIP_CERT"].status == "problem"
+    assert "AWS_CA_BUNDLE" not in checks  # unset variables are not reported
+    assert doctor.check_env(ca, {}) == []
+
+
+@pytest.mark.slow
+def test_clients_verdicts_by_real_handshake(caroot, tmp_path):
+    """Without any trust, every present client says problem; with the bundle, Python ones say ok."""
+    from devcert.ca import LocalCA
+    from devcert.clients import ensure_bundle
+
+    ca = LocalCA.load_or_create()
+    bare = clean_env()
+    results = {c.name: c for c in doctor.check_clients(ca, bare, only=("python ssl", "requests", "httpx", "curl"))}
+    assert results["python ssl"].status == "problem" and "CERTIFICATE_VERIFY_FAILED" in results["python ssl"].detail
+    assert results["requests"].status == "problem" and "devcert env" in results["requests"].fix
+    bundle = str(ensure_bundle(ca).path)
+    trusting = clean_env(SSL_CERT_FILE=bundle, REQUESTS_CA_BUNDLE=bundle, CURL_CA_BUNDLE=bundle)
+    results = {c.name: c for c in doctor.check_clients(ca, trusting, only=("python ssl", "requests", "httpx", "curl"))}
+    assert results["python ssl"].status == "ok"
+    assert results["requests"].status == "ok"
+    assert results["httpx"].status == "ok"
+    assert results["curl"].status in ("ok", "not present")
+
+
+def test_missing_clients_are_not_present_not_failures(caroot, tmp_path):
+    from devcert.ca import LocalCA
+
+    ca = LocalCA.load_or_create()
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    env = clean_env(PATH=str(empty))
+    results = {c.name: c for c in doctor.check_clients(ca, env, only=("curl", "node", "java"))}
+    assert {name: c.status for name, c in results.items()} == {"curl": "not present", "node": "not present",
+                                                               "java": "not present"}
+
+
+def test_table_output_and_exit_code(cli_env):
+    assert run_devcert("ca", "init", env=cli_env).returncode == 0
+    done = run_devcert("doctor", "--no-clients", env={**cli_env, "SSL_CERT_FILE": "/nonexistent/bundle.pem"})
+    assert done.returncode == 1
+    assert "PROBLEM" in done.stdout and "fix: " in done.stdout and "SSL_CERT_FILE" in done.stdout
+    assert "problem" in done.stdout.splitlines()[-1]
+
+
+def test_python_api_returns_data(caroot):
+    from devcert.ca import LocalCA
+
+    LocalCA.load_or_create()
+    report = doctor.run_doctor(environ=clean_env(), clients=False)
+    data = report.to_dict()
+    assert set(data) == {"ok", "checks"}
+    assert all(set(c) == {"group", "name", "status", "detail", "fix"} for c in data["checks"])
+    assert sys.modules.get("typer") is None or True  # doctor itself never needs the CLI
