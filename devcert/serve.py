@@ -183,6 +183,7 @@ class WSSServer:
     handshake_timeout: float = HANDSHAKE_TIMEOUT
     log: Log = _quiet
     _sockets: set[Any] = field(default_factory=set, init=False, repr=False)
+    _upstreams: dict[Any, Any] = field(default_factory=dict, init=False, repr=False)
     _runner: Any = field(default=None, init=False, repr=False)
     _server: Any = field(default=None, init=False, repr=False)
     _session: Any = field(default=None, init=False, repr=False)
@@ -256,7 +257,8 @@ class WSSServer:
         self._closing = True
         if self._server is not None:
             self._server.close()
-        sockets = list(self._sockets)
+        # proxied connections: both the client and the upstream side hear 1001
+        sockets = list(self._sockets) + [self._upstreams[ws] for ws in self._sockets if ws in self._upstreams]
         if sockets:
             await asyncio.wait(
                 [asyncio.ensure_future(ws.close(code=CLOSE_GOING_AWAY, message=b"server shutting down")) for ws in sockets],
@@ -399,6 +401,7 @@ class WSSServer:
             await upstream.close()
             raise
         self._sockets.add(client)
+        self._upstreams[client] = upstream
 
         async def relay(src: Any, dst: Any) -> None:
             # Frames go across as they are; a close frame is passed on with its code and reason,
@@ -435,6 +438,7 @@ class WSSServer:
             for task in (up, down):
                 task.cancel()
             self._sockets.discard(client)
+            self._upstreams.pop(client, None)
             if not upstream.closed:
                 await upstream.close(code=CLOSE_GOING_AWAY)
         return client

@@ -310,6 +310,29 @@ def test_proxy_relays_websocket_faithfully(caroot: Path) -> None:
             assert refused.value.response.status_code == 400
 
 
+def test_proxy_shutdown_closes_both_sides_with_1001(caroot: Path) -> None:
+    from websockets.exceptions import ConnectionClosed
+
+    with Upstream() as upstream:
+        server, ca_file = make_server(caroot, proxy=f"ws://127.0.0.1:{upstream.port}")
+        runner = server.run_in_thread()
+        runner.__enter__()
+        try:
+            with ws_connect(f"wss://localhost:{server.port}/live", ca_file, subprotocols=["chat.v1"]) as ws:
+                ws.send("x")
+                assert ws.recv(timeout=10) == "x"
+                runner.__exit__(None, None, None)
+                with pytest.raises(ConnectionClosed) as info:
+                    ws.recv(timeout=10)
+                assert info.value.rcvd is not None and info.value.rcvd.code == 1001
+        finally:
+            runner.__exit__(None, None, None)
+        deadline = time.monotonic() + 5
+        while upstream.seen[0]["close"] is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert upstream.seen[0]["close"][0] == 1001
+
+
 def test_proxy_relays_http_with_keepalive(caroot: Path) -> None:
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
