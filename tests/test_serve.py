@@ -5,12 +5,10 @@ and the CLI as a subprocess stopped with SIGINT."""
 from __future__ import annotations
 
 import http.client
-import os
 import signal
 import socket
 import ssl
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
