@@ -126,6 +126,29 @@ def env(
         echo(line)
 
 
+def _compact_env(checks: list) -> list:  # type: ignore[type-arg]
+    """For the table: trust variables with the same verdict on the same file share one line."""
+    from ..doctor import ENV_FIX, Check
+
+    groups: dict[tuple[str, str], list] = {}  # type: ignore[type-arg]
+    for check in checks:
+        if check.group == "env" and check.detail.startswith(check.name + "="):
+            groups.setdefault((check.status, check.detail[len(check.name):]), []).append(check)
+    out = []
+    for check in checks:
+        key = (check.status, check.detail[len(check.name):])
+        members = groups.get(key) if check.group == "env" else None
+        if not members or len(members) < 2:
+            out.append(check)
+            continue
+        if check is not members[0]:
+            continue
+        names = [c.name for c in members]
+        fix = f"{ENV_FIX}, or unset {' '.join(names)}" if check.fix else ""
+        out.append(Check("env", f"{len(names)} variables", check.status, f"{', '.join(names)}{key[1]}", fix))
+    return out
+
+
 _MARK = {"ok": "ok", "warn": "warn", "problem": "PROBLEM", "not present": "absent", "skipped": "skipped"}
 
 
@@ -147,16 +170,17 @@ def doctor(
         print_json(report.to_dict())
     else:
         groups = {"ca": "Local CA", "store": "Trust stores", "env": "Environment", "client": "Clients (TLS handshake)"}
-        width = max((len(c.name) for c in report.checks), default=10)
+        rows = _compact_env(report.checks)
+        width = min(max((len(c.name) for c in rows), default=10), 24)
         current = None
-        for check in report.checks:
+        for check in rows:
             if check.group != current:
                 current = check.group
-                echo(("" if check is report.checks[0] else "\n") + groups.get(current, current))
+                echo(("" if check is rows[0] else "\n") + groups.get(current, current))
             echo(f"  {_MARK.get(check.status, check.status):8} {check.name.ljust(width)}  {check.detail}")
             if check.fix and check.status in ("problem", "warn"):
                 echo(f"  {'':8} {'':{width}}  fix: {check.fix}")
-        problems = sum(c.status == "problem" for c in report.checks)
+        problems = sum(c.status == "problem" for c in rows)
         echo("")
         echo("All good." if report.ok else f"{problems} problem{'s' if problems != 1 else ''} found.")
     if not report.ok:
