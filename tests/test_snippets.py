@@ -221,8 +221,8 @@ def ws_upstream(tmp_path: Path):
 
 @pytest.mark.slow
 def test_nginx_snippet_proxies_wss_to_a_ws_upstream(cli_env, caroot, tmp_path):
-    nginx = require_tool("nginx") if shutil.which("nginx") else (
-        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else require_tool("nginx"))
+    # Debian puts nginx in /usr/sbin, which a non-root PATH may lack.
+    nginx = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin") or require_tool("nginx")
     prefix = tmp_path / "nginx"
     prefix.mkdir()
     with ws_upstream(tmp_path) as upstream_port:
