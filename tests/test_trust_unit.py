@@ -358,3 +358,37 @@ def test_sudo_with_the_users_ca_elsewhere_is_explained(tmp_path, caroot):
     assert sudo_caroot_problem(env, euid=1000, home_of=lambda user: alice_home) is None
     assert sudo_caroot_problem({**env, "DEVCERT_CAROOT": str(caroot)}, euid=0, home_of=lambda u: alice_home) is None
     assert sudo_caroot_problem({}, euid=0) is None
+
+
+def test_privileged_changes_go_through_sudo_when_not_root(tmp_path, monkeypatch):
+    """A stand-in ``sudo`` on PATH records what it is asked to run, then runs it."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    log = tmp_path / "sudo.log"
+    (bindir / "sudo").write_text(f'#!/bin/sh\necho "$*" >> {log}\n[ "$1" = "--" ] && shift\nexec "$@"\n')
+    (bindir / "sudo").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    lines: list[str] = []
+    runner = Runner(use_sudo=True, echo=lines.append)
+    target = tmp_path / "anchors" / "devcert-x.crt"
+    target.parent.mkdir()
+    runner.write_file(target, b"PEM", privileged=True)
+    runner.run(["touch", str(tmp_path / "ran")], privileged=True)
+    runner.run(["touch", str(tmp_path / "plain")])  # not privileged: no sudo
+    runner.remove_file(target, privileged=True)
+    assert (tmp_path / "ran").exists() and (tmp_path / "plain").exists() and not target.exists()
+    assert log.read_text().splitlines() == [
+        f"-- tee {target}", f"-- chmod 644 {target}", f"-- touch {tmp_path / 'ran'}", f"-- rm -f -- {target}",
+    ]
+    assert lines[0] == f"write (sudo): {target}"
+    assert lines[1] == f"run (sudo): sudo -- touch {tmp_path / 'ran'}"
+    assert lines[2] == f"run: touch {tmp_path / 'plain'}"
+
+
+@pytest.mark.parametrize("command", ["install", "uninstall", "status"])
+def test_help_has_examples(command, cli_env):
+    from conftest import run_devcert
+
+    result = run_devcert(command, "--help", env=cli_env)
+    assert result.returncode == 0
+    assert "Examples:" in result.stdout and f"devcert {command}" in result.stdout
