@@ -250,6 +250,8 @@ class LocalCA:
         with _locked(folder):
             if (folder / CERT_FILE).exists() and not force:
                 raise CAError(f"a CA already exists in {folder}; use --force to replace it")
+            if not force:
+                _refuse_orphan_key(folder)
             ca = cls._build(key_type=key_type, permit=permit, constraints=constraints)
             ca.path = folder
             ca._save()
@@ -270,6 +272,7 @@ class LocalCA:
         with _locked(folder):
             if (folder / CERT_FILE).exists():
                 return cls.load(folder)
+            _refuse_orphan_key(folder)
             ca = cls._build(key_type=key_type)
             ca.path = folder
             ca._save()
@@ -459,6 +462,15 @@ def _is_ip_literal(host: str) -> bool:
         return True
     except ValueError:
         return False
+
+
+def _refuse_orphan_key(folder: Path) -> None:
+    """A CA key without its certificate is someone's key: never overwrite it by making a CA."""
+    if (folder / KEY_FILE).exists():
+        raise CAError(
+            f"{folder / KEY_FILE} exists but {CERT_FILE} does not; restore the certificate, or move "
+            f"the key aside (or use `devcert ca init --force`) to make a new CA"
+        )
 
 
 def _read(path: Path, what: str, missing_hint: str) -> bytes:

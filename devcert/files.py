@@ -37,6 +37,8 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = PUBLIC) 
     Raises :class:`FileWriteError` with a readable reason when the folder is missing or not
     writable. Returns the absolute path written.
     """
+    if str(path).endswith(("/", os.sep)) or Path(path).is_dir():
+        raise FileWriteError(f"cannot write {path}: it is a folder; give a file name")
     target = Path(path).absolute()
     folder = target.parent
     tmp = folder / f".{target.name}.{os.urandom(6).hex()}.tmp"

@@ -72,11 +72,7 @@ def test_sixteen_first_runs_make_one_ca(tmp_path: Path) -> None:
 
     assert {json.loads(out)["ca"] for _, out, _ in results} == {str(root / CERT_FILE)}
     announced = sum("Created a new local CA" in err for _, _, err in results)
-    assert announced >= 1
-    if announced != 1:
-        # Reported to the lead: cli/create.py decides "created" from LocalCA.exists() before
-        # load_or_create(); it should use the CA's `created` attribute instead.
-        pytest.xfail(f"{announced} of {RUNS} runs said they created the CA; exactly one did")
+    assert announced == 1, f"{announced} of {RUNS} runs said they created the CA; exactly one did"
 
 
 WRITER = textwrap.dedent(

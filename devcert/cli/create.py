@@ -18,9 +18,8 @@ def load_ca_for_issuing() -> LocalCA:
     """The CA in CAROOT, created on first need with a line that says so."""
     from ..ca import caroot
 
-    existed = LocalCA.exists()
     ca = LocalCA.load_or_create()
-    if not existed:
+    if ca.created:
         echo(f"Created a new local CA in {caroot()} ({ca.common_name}).", err=True)
         echo("Run `devcert install` to make browsers and tools trust it.", err=True)
     return ca
