@@ -18,8 +18,8 @@ def test_an_orphan_ca_key_is_never_overwritten(cli_env, caroot, tmp_path):
 
 def test_a_folder_as_output_file_is_refused(cli_env, tmp_path):
     res = run_devcert("create", "localhost", "--cert-file", "sub/", env=cli_env, cwd=tmp_path)
-    assert res.returncode == 1 and "it is a folder" in res.stderr
+    assert res.returncode == 2 and "not a folder" in res.stderr
     (tmp_path / "out").mkdir()
     res = run_devcert("create", "localhost", "--key-file", "out", env=cli_env, cwd=tmp_path)
-    assert res.returncode == 1 and "it is a folder" in res.stderr
+    assert res.returncode == 2 and "not a folder" in res.stderr
     assert not list((tmp_path / "out").iterdir())

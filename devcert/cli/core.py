@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -24,14 +23,14 @@ JSON_HELP = "Print one JSON object on stdout and nothing else there."
 )
 def create(
     names: Annotated[Optional[list[str]], typer.Argument(help="Host names, wildcards (*.app.test), IPs, emails or URIs.", show_default=False)] = None,
-    cert_file: Annotated[Optional[Path], typer.Option("--cert-file", help="Where to write the certificate (default: ./NAME.pem).")] = None,
-    key_file: Annotated[Optional[Path], typer.Option("--key-file", help="Where to write the key (default: ./NAME-key.pem).")] = None,
-    p12_file: Annotated[Optional[Path], typer.Option("--p12-file", help="Write a PKCS#12 file (key, cert, CA) instead of PEM files.")] = None,
+    cert_file: Annotated[Optional[str], typer.Option("--cert-file", help="Where to write the certificate (default: ./NAME.pem).")] = None,
+    key_file: Annotated[Optional[str], typer.Option("--key-file", help="Where to write the key (default: ./NAME-key.pem).")] = None,
+    p12_file: Annotated[Optional[str], typer.Option("--p12-file", help="Write a PKCS#12 file (key, cert, CA) instead of PEM files.")] = None,
     p12_password: Annotated[Optional[str], typer.Option("--p12-password", help="Password for --p12-file (asked for when omitted).")] = None,
     client: Annotated[bool, typer.Option("--client", help="Also allow client authentication (mTLS).")] = False,
     key_type: Annotated[str, typer.Option("--key-type", help="ecdsa (P-256, default) or rsa (2048).")] = "ecdsa",
     days: Annotated[Optional[int], typer.Option("--days", help="Validity in days (default 820, at most 825; 14 with --self-signed).", show_default=False)] = None,
-    csr: Annotated[Optional[Path], typer.Option("--csr", help="Sign this CSR (PEM or DER) instead of making a key.")] = None,
+    csr: Annotated[Optional[str], typer.Option("--csr", help="Sign this CSR (PEM or DER) instead of making a key.")] = None,
     self_signed: Annotated[bool, typer.Option("--self-signed", help="Make a CA-less certificate (e.g. for WebTransport hashes).")] = False,
     json_output: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:

@@ -69,16 +69,26 @@ def _p12_password(given: str | None) -> str:
     return password
 
 
+def _path(value: str | None, option: str) -> Path | None:
+    from ..errors import UsageError
+
+    if value is None:
+        return None
+    if not value or value.endswith(("/", "\\")) or Path(value).is_dir():
+        raise UsageError(f"{option} {value!r}: give a file name, not a folder")
+    return Path(value)
+
+
 def run_create(
     names: list[str],
-    cert_file: Path | None = None,
-    key_file: Path | None = None,
-    p12_file: Path | None = None,
+    cert_file: str | None = None,
+    key_file: str | None = None,
+    p12_file: str | None = None,
     p12_password: str | None = None,
     client: bool = False,
     key_type: str = "ecdsa",
     days: int | None = None,
-    csr: Path | None = None,
+    csr: str | None = None,
     self_signed: bool = False,
     json_output: bool = False,
 ) -> None:
@@ -88,6 +98,8 @@ def run_create(
     from ..names import parse_names
 
     check_key_type(key_type)
+    cert_file, key_file = _path(cert_file, "--cert-file"), _path(key_file, "--key-file")
+    p12_file = _path(p12_file, "--p12-file")
     if csr is not None and names:
         raise UsageError("--csr takes its names from the CSR: give either names or --csr")
     if csr is not None and self_signed:

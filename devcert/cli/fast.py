@@ -9,19 +9,19 @@ command line to typer: help, errors and prompts look the same either way.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-#: option -> (keyword of run_create, converter); converter None means a flag.
+#: option -> (keyword of run_create, converter); converter None means a flag. File options
+#: stay strings so a trailing "/" (a folder, refused) is not lost to Path().
 OPTIONS: dict[str, tuple[str, Any]] = {
-    "--cert-file": ("cert_file", Path),
-    "--key-file": ("key_file", Path),
-    "--p12-file": ("p12_file", Path),
+    "--cert-file": ("cert_file", str),
+    "--key-file": ("key_file", str),
+    "--p12-file": ("p12_file", str),
     "--p12-password": ("p12_password", str),
     "--client": ("client", None),
     "--key-type": ("key_type", str),
     "--days": ("days", int),
-    "--csr": ("csr", Path),
+    "--csr": ("csr", str),
     "--self-signed": ("self_signed", None),
     "--json": ("json_output", None),
 }
