@@ -176,6 +176,13 @@ class LinuxSystemStore(TrustStore):
     def locations(self) -> list[str]:
         return [self.family.anchors] if self.family else []
 
+    def location_states(self, ca: LocalCA) -> list[dict[str, object]]:
+        if self.family is None:
+            return []
+        bundle = self.bundle()
+        return [{"where": str(self.entry_path(ca)), "installed": self.entry_path(ca).is_file(),
+                 "bundle": str(bundle) if bundle else None, "in_bundle": self.is_installed(ca)}]
+
     def is_installed(self, ca: LocalCA) -> bool:
         """Our file is in the anchors folder and the rebuilt bundle contains the CA."""
         if self.family is None:

@@ -40,6 +40,7 @@ FIREFOX_ROOTS = (
     ".var/app/org.mozilla.firefox/.mozilla/firefox",
     ".var/app/org.mozilla.firefox_esr/.mozilla/firefox",
     "Library/Application Support/Firefox",
+    "AppData/Roaming/Mozilla/Firefox",
 )
 #: NSS databases of Chromium-family browsers, relative to HOME.
 CHROMIUM_DBS = (".pki/nssdb", "snap/chromium/current/.pki/nssdb")
