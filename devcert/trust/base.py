@@ -18,7 +18,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -204,6 +203,8 @@ def cert_file(ca: LocalCA) -> Iterator[Path]:
     if ca.cert_path is not None and ca.cert_path.is_file():
         yield ca.cert_path
         return
+    import tempfile
+
     with tempfile.TemporaryDirectory(prefix="devcert-trust-") as tmp:
         path = Path(tmp) / "rootCA.pem"
         atomic_write(path, ca.cert_pem, PUBLIC)

@@ -15,7 +15,6 @@ keeps them), snap and flatpak locations, and macOS's.
 
 from __future__ import annotations
 
-import configparser
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -92,6 +91,8 @@ def firefox_profiles(root: Path) -> list[Path]:
     found: list[Path] = []
     ini = root / "profiles.ini"
     if ini.is_file():
+        import configparser  # only when a Firefox profile exists: ~10 ms off `devcert create`
+
         parser = configparser.RawConfigParser()
         try:
             parser.read(ini, encoding="utf-8")
