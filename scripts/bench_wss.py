@@ -12,7 +12,10 @@ bottleneck) with 1 KiB binary messages:
   conn   4 loops opening and closing fresh connections (TCP + TLS + upgrade) per second
 
 and the proxy overhead: round trips through `devcert serve-wss --proxy ws://...` against
-round trips straight to that upstream ws:// server (Node `ws` on plain http).
+round trips straight to that upstream ws:// server (Node `ws` on plain http). When nginx is
+installed, the same round trips through nginx as a wss:// -> ws:// proxy (one worker, same leaf,
+same upstream) are measured too: the cost of any extra process hop plus TLS on this machine,
+which is the floor a proxy can reach here.
 
 Repetitions are interleaved (devcert, node, devcert, node, ...) so drift hits both alike;
 the table shows medians and ratios. devcert runs as its real CLI (`python -m devcert
@@ -80,6 +83,55 @@ class Proc:
                 self.proc.wait()
 
 
+NGINX_CONF = """worker_processes 1;
+daemon off;
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  client_body_temp_path {tmp}/t; proxy_temp_path {tmp}/t; fastcgi_temp_path {tmp}/t;
+  uwsgi_temp_path {tmp}/t; scgi_temp_path {tmp}/t;
+  server {{
+    listen 127.0.0.1:{port} ssl;
+    ssl_certificate {cert};
+    ssl_certificate_key {key};
+    location / {{
+      proxy_pass http://127.0.0.1:{upstream};
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection "upgrade";
+      proxy_buffering off;
+    }}
+  }}
+}}
+"""
+
+
+def start_nginx(tmp: Path, port: int, upstream: int, cert: Path, key: Path) -> subprocess.Popen | None:
+    """nginx as a reference wss:// -> ws:// proxy, or None when nginx is not installed."""
+    exe = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.path.exists(p)), None)
+    if exe is None:
+        return None
+    folder = tmp / "nginx"
+    (folder / "t").mkdir(parents=True)
+    conf = folder / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(tmp=folder, port=port, upstream=upstream, cert=cert, key=key))
+    proc = subprocess.Popen([exe, "-p", str(folder), "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return None
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc
+        except OSError:
+            time.sleep(0.05)
+    proc.terminate()
+    proc.wait(10)
+    return None
+
+
 def measure(node: str, url: str, ca: Path | None, mode: str, seconds: float) -> float:
     argv = [node, str(NODE_DIR / "wss_client.js"), "--url", url, "--mode", mode, "--seconds", str(seconds),
             "--size", "1024", "--window", "64", "--concurrency", "4"]
@@ -120,6 +172,7 @@ def main() -> int:
         py_env = env(DEVCERT_CAROOT=str(caroot), PYTHONPATH=str(ROOT))
 
         procs: list[Proc] = []
+        nginx: subprocess.Popen | None = None
         try:
             dport, nport, uport, pport = free_port(), free_port(), free_port(), free_port()
             procs.append(Proc([sys.executable, "-m", "devcert", "serve-wss", "--port", str(dport)], "Serving", py_env))
@@ -132,6 +185,8 @@ def main() -> int:
             procs.append(Proc([node, str(NODE_DIR / "node_echo_server.js"), "--plain", "--port", str(uport)], "READY", env()))
             procs.append(Proc([sys.executable, "-m", "devcert", "serve-wss", "--port", str(pport),
                                "--proxy", f"ws://127.0.0.1:{uport}"], "Serving", py_env))
+            ngx_port = free_port()
+            nginx = start_nginx(Path(tmp), ngx_port, uport, Path(leaf.cert_path), Path(leaf.key_path))
             targets = {
                 "devcert": (f"wss://localhost:{dport}/ws", ca_file),
                 "node": (f"wss://localhost:{nport}/ws", ca_file),
@@ -140,6 +195,9 @@ def main() -> int:
             }
             plan = [("rtt", "devcert"), ("rtt", "node"), ("pipe", "devcert"), ("pipe", "node"),
                     ("conn", "devcert"), ("conn", "node"), ("rtt", "upstream-direct"), ("rtt", "via-proxy")]
+            if nginx is not None:
+                targets["via-nginx"] = (f"wss://localhost:{ngx_port}/ws", ca_file)
+                plan += [("rtt", "via-nginx"), ("rtt", "via-proxy")]
             if loop_name == "uvloop":
                 targets["devcert-asyncio"] = (f"wss://localhost:{aport}/ws", ca_file)
                 plan += [("rtt", "devcert-asyncio"), ("pipe", "devcert-asyncio"), ("conn", "devcert-asyncio"), ("rtt", "node")]
@@ -150,10 +208,17 @@ def main() -> int:
                 for mode, target in order:
                     url, ca_arg = targets[target]
                     rate = measure(node, url, ca_arg, mode, args.seconds)
-                    results.setdefault(mode if target not in ("upstream-direct", "via-proxy") else "proxy", {}).setdefault(target, []).append(rate)
+                    results.setdefault(mode if target not in ("upstream-direct", "via-proxy", "via-nginx") else "proxy", {}).setdefault(target, []).append(rate)
         finally:
             for p in procs:
                 p.stop()
+            if nginx is not None:
+                nginx.terminate()
+                try:
+                    nginx.wait(10)
+                except subprocess.TimeoutExpired:
+                    nginx.kill()
+                    nginx.wait()
 
     med = {group: {t: statistics.median(v) for t, v in sides.items()} for group, sides in results.items()}
     report = {
@@ -165,7 +230,11 @@ def main() -> int:
         "medians": med,
         "ratios_devcert_over_node": {m: med[m]["devcert"] / med[m]["node"] for m in ("rtt", "pipe", "conn")},
         "proxy_added_rtt_percent": (med["proxy"]["upstream-direct"] / med["proxy"]["via-proxy"] - 1) * 100,
+        # the same added time against plain wss:// to Node (TLS included on both sides): what the hop costs
+        "proxy_added_rtt_percent_vs_node_wss": (med["rtt"]["node"] / med["proxy"]["via-proxy"] - 1) * 100,
     }
+    if "via-nginx" in med["proxy"]:
+        report["nginx_proxy_added_rtt_percent"] = (med["proxy"]["upstream-direct"] / med["proxy"]["via-nginx"] - 1) * 100
     if not args.json:
         labels = {"rtt": "round trips/s (1 in flight)", "pipe": "pipelined msgs/s (64 in flight)",
                   "conn": "new connections/s (TCP+TLS+upgrade)"}
@@ -180,7 +249,11 @@ def main() -> int:
                       f"{med[m]['devcert-asyncio'] / med[m]['node']:7.2f}")
         print(f"{'proxy: round trips/s direct ws://':38} {med['proxy']['upstream-direct']:10.0f}")
         print(f"{'proxy: round trips/s via --proxy wss://':38} {med['proxy']['via-proxy']:10.0f}")
-        print(f"{'proxy: added round-trip time':38} {report['proxy_added_rtt_percent']:9.0f}%")
+        print(f"{'proxy: added round-trip time':38} {report['proxy_added_rtt_percent']:9.0f}%"
+              f"   (vs Node wss:// direct: {report['proxy_added_rtt_percent_vs_node_wss']:.0f}%)")
+        if "nginx_proxy_added_rtt_percent" in report:
+            print(f"{'reference: round trips/s via nginx':38} {med['proxy']['via-nginx']:10.0f}")
+            print(f"{'reference: nginx added round-trip time':38} {report['nginx_proxy_added_rtt_percent']:9.0f}%")
     print(json.dumps(report, indent=None if not args.json else 2))
     return 0
 
