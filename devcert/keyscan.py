@@ -20,7 +20,6 @@ documentation that merely mention ``BEGIN PRIVATE KEY`` do not trip the hook.
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -130,26 +129,3 @@ def scan(paths: Sequence[str | Path]) -> list[tuple[str, str]]:
         if kind:
             found.append((str(path), kind))
     return found
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] in ("-h", "--help"):
-        print("usage: python -m devcert.keyscan FILE...\n\nExit 1 and name each FILE that holds a private key.")
-        return 0
-    found = scan(args)
-    for path, kind in found:
-        print(f"{path}: {kind}", file=sys.stderr)
-    if found:
-        print(
-            f"devcert: error: {len(found)} file(s) hold a private key; do not commit keys. Unstage with "
-            f"`git rm --cached FILE` and add them to .gitignore (`devcert sync --gitignore` does that "
-            f"for declared certificates).",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -88,14 +88,14 @@ def test_certificates_pass() -> None:
 def test_keyscan_module_names_each_file(tmp_path: Path) -> None:
     for name, data in {**key_files(), **harmless_files()}.items():
         (tmp_path / name).write_bytes(data)
-    result = subprocess.run([sys.executable, "-m", "devcert.keyscan", *sorted(os.listdir(tmp_path))],
+    result = subprocess.run([sys.executable, "-m", "devcert.cli.keyscan", *sorted(os.listdir(tmp_path))],
                             cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     for name in key_files():
         assert f"{name}: " in result.stderr
     for name in harmless_files():
         assert f"{name}: " not in result.stderr
-    ok = subprocess.run([sys.executable, "-m", "devcert.keyscan", *harmless_files()], cwd=tmp_path,
+    ok = subprocess.run([sys.executable, "-m", "devcert.cli.keyscan", *harmless_files()], cwd=tmp_path,
                         capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0, ok.stderr
 
