@@ -105,7 +105,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: is not UTF-8 text; save it as UTF-8") from None
     except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: is not valid TOML ({err}); fix the syntax at that line") from None
+        where = "there" if " line " in str(err) else "(the file ends before a value, table or string is closed)"
+        raise ConfigError(f"{path}: is not valid TOML ({err}); fix the syntax {where}") from None
 
 
 def _devcert_table(path: Path) -> dict[str, Any] | None:
@@ -137,6 +138,8 @@ def load_project(start: str | os.PathLike[str] | None = None, *, config: str | o
     """Read and validate the project configuration (found from ``start``, or the file ``config``)."""
     if config is not None:
         path = Path(config).absolute()
+        if path.is_dir():
+            raise ConfigError(f"{path}: is a folder; give --config the pyproject.toml or devcert.toml file itself")
         if not path.is_file():
             raise ConfigError(f"{path}: no such configuration file")
     else:
@@ -144,9 +147,9 @@ def load_project(start: str | os.PathLike[str] | None = None, *, config: str | o
         if found is None:
             where = Path(start or Path.cwd()).absolute()
             raise ConfigError(
-                f"no devcert configuration in {where} or any folder above it: add to pyproject.toml\n"
-                f"  [tool.devcert]\n  certs = [\n    {EXAMPLE},\n  ]\n"
-                f"or put `certs = [...]` in a devcert.toml"
+                f"no devcert configuration in {where} or any folder above it: add to pyproject.toml "
+                f"`[tool.devcert]` with `certs = [{EXAMPLE}]` (or put `certs = [...]` in a devcert.toml; "
+                f"`devcert sync --help` shows an example)"
             )
         path = found
     table = _devcert_table(path)

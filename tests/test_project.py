@@ -134,6 +134,23 @@ def test_cli_config_error_is_one_line_exit_2(tmp_path: Path, cli_env: dict[str, 
     assert result.returncode == 2 and "[tool.devcert]" in result.stderr
 
 
+def test_cli_config_missing_or_folder_or_truncated_is_one_line(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    # No configuration anywhere: one line (not a multi-line TOML sample) that still shows the fix.
+    result = run_devcert("sync", env=cli_env, cwd=tmp_path)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("devcert: error: no devcert configuration")
+    assert "[tool.devcert]" in result.stderr and "certs = [" in result.stderr
+    # --config given a folder says so instead of "no such configuration file".
+    result = run_devcert("sync", "--config", str(tmp_path), env=cli_env, cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "is a folder" in result.stderr and "no such" not in result.stderr
+    # A file cut short has no line to point at: the message does not promise one.
+    (tmp_path / "devcert.toml").write_text("certs = [")
+    result = run_devcert("sync", "--config", str(tmp_path / "devcert.toml"), env=cli_env, cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "at that line" not in result.stderr and "ends before" in result.stderr
+
+
 # -- sync ----------------------------------------------------------------------------------
 
 
