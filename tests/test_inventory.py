@@ -113,6 +113,15 @@ def test_list_marks_missing_and_filters_expiring(cli_env: dict[str, str], tmp_pa
     assert "later.test" not in run_devcert("list", "--expiring", "30", env=cli_env).stdout
 
 
+@pytest.mark.parametrize("args", [("list", "--expiring", "-5"), ("renew", "--expiring", "-1"),
+                                  ("sync", "--warn-days", "-1"), ("sync", "--min-days", "-1")])
+def test_negative_day_counts_are_refused(cli_env: dict[str, str], tmp_path: Path, args: tuple[str, ...]) -> None:
+    # "--expiring -5" used to answer "No certificates expire within -5 days." with exit 0.
+    result = run_devcert(*args, env=cli_env, cwd=tmp_path)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == f"devcert: error: {args[1]} {args[2]}: give 0 or more days\n"
+
+
 def test_renew_path_all_and_expiring(cli_env: dict[str, str], tmp_path: Path) -> None:
     create(cli_env, tmp_path, "--days", "10", "--cert-file", "soon.pem", "--key-file", "soon-key.pem", "soon.test", "127.0.0.1")
     create(cli_env, tmp_path, "--client", "--cert-file", "later.pem", "--key-file", "later-key.pem", "later.test")

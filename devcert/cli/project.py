@@ -21,6 +21,13 @@ def _existing_ca(require_key: bool = False):  # type: ignore[no-untyped-def]
     return LocalCA.load(require_key=require_key) if LocalCA.exists() else None
 
 
+def _check_days(option: str, days: int | None) -> None:
+    if days is not None and days < 0:
+        from ..errors import UsageError
+
+        raise UsageError(f"{option} {days}: give 0 or more days")
+
+
 def _date(iso: str | None) -> str:
     return iso[:10] if iso else "?"
 
@@ -53,12 +60,11 @@ def sync(
     the declared names and options, and be valid for --min-days more days. Only those that
     are not are reissued, one line each; a second run changes nothing.
     """
-    from ..errors import UsageError
     from ..project import load_project
     from ..project import sync as do_sync
 
-    if min_days < 0:
-        raise UsageError(f"--min-days {min_days}: give 0 or more days")
+    _check_days("--min-days", min_days)
+    _check_days("--warn-days", warn_days)
     project = load_project(config=config)
     if check:
         ca = _existing_ca(require_key=False)
@@ -179,6 +185,7 @@ def list_(
     from .. import inventory
     from ..ca import caroot
 
+    _check_days("--expiring", expiring)
     ca = _existing_ca()
     entries, warnings = inventory.read(caroot())
     for message in warnings:
@@ -219,6 +226,7 @@ def renew(
     from ..errors import DevcertError, UsageError
     from .create import load_ca_for_issuing
 
+    _check_days("--expiring", expiring)
     modes = sum([bool(paths), all_, expiring is not None])
     if modes != 1:
         raise UsageError("say what to renew: PATH..., --all, or --expiring DAYS (one of them)")
