@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
-import getpass
 import hashlib
 import ipaddress
 import os
@@ -21,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Union
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
 from . import keys
@@ -66,10 +64,15 @@ def caroot() -> Path:
 
 @functools.lru_cache(maxsize=None)
 def _whoami() -> str:
-    try:
-        user = getpass.getuser()
-    except Exception:  # no passwd entry in some containers
-        user = str(os.getuid()) if hasattr(os, "getuid") else "user"
+    # What getpass.getuser() does, without importing getpass (and termios) on every run.
+    user = next((os.environ[v] for v in ("LOGNAME", "USER", "LNAME", "USERNAME") if os.environ.get(v)), None)
+    if user is None:
+        try:
+            import pwd
+
+            user = pwd.getpwuid(os.getuid()).pw_name
+        except (ImportError, KeyError, AttributeError):  # Windows, or no passwd entry in a container
+            user = str(os.getuid()) if hasattr(os, "getuid") else "user"
     return f"{user}@{socket.gethostname()}"
 
 
@@ -222,7 +225,7 @@ class LocalCA:
                 "restore the key or run `devcert ca init --force` for a new CA",
             )
             try:
-                key = serialization.load_pem_private_key(key_data, password=None)
+                key = keys.load_pem_private_key(key_data, password=None)
             except TypeError:
                 raise CAError(f"{key_file} is encrypted; devcert needs an unencrypted CA key") from None
             except (ValueError, Exception):
@@ -333,12 +336,12 @@ class LocalCA:
 
     @property
     def cert_pem(self) -> bytes:
-        return self.cert.public_bytes(serialization.Encoding.PEM)
+        return self.cert.public_bytes(keys.Encoding.PEM)
 
     @property
     def fingerprint(self) -> str:
         """SHA-256 of the certificate's DER, lower-case hex (trust store entries use it)."""
-        return hashlib.sha256(self.cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+        return hashlib.sha256(self.cert.public_bytes(keys.Encoding.DER)).hexdigest()
 
     @property
     def short_id(self) -> str:

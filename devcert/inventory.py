@@ -176,10 +176,11 @@ def status(entry: dict[str, Any], ca: LocalCA | None, now: dt.datetime | None = 
             import hashlib
 
             from cryptography import x509
-            from cryptography.hazmat.primitives import serialization
+
+            from .keys import Encoding
 
             cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-            out["replaced"] = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest() != entry.get("sha256")
+            out["replaced"] = hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest() != entry.get("sha256")
         except (OSError, ValueError):
             out["replaced"] = True
     try:

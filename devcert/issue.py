@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -63,7 +62,7 @@ class Leaf:
 
     @property
     def cert_pem(self) -> bytes:
-        return self.cert.public_bytes(serialization.Encoding.PEM)
+        return self.cert.public_bytes(keys.Encoding.PEM)
 
     @property
     def key_pem(self) -> bytes:
@@ -81,7 +80,7 @@ class Leaf:
 
     @property
     def sha256(self) -> str:
-        return hashlib.sha256(self.cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+        return hashlib.sha256(self.cert.public_bytes(keys.Encoding.DER)).hexdigest()
 
     def write(self, cert_path: str | os.PathLike[str], key_path: str | os.PathLike[str] | None = None) -> None:
         """Write the certificate (0644) and, when given a path, the key (0600), atomically.
@@ -108,7 +107,7 @@ class Leaf:
         if not password:
             raise UsageError("a PKCS#12 file needs a password")
         encryption = (
-            serialization.PrivateFormat.PKCS12.encryption_builder()
+            keys.PrivateFormat.PKCS12.encryption_builder()
             .kdf_rounds(100_000)
             .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
             .hmac_hash(hashes.SHA256())
@@ -360,7 +359,7 @@ def leaf_problem(ca: LocalCA, cert_path: Path, key_path: Path, names: list[Name]
         return "key missing"
     try:
         cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        key = serialization.load_pem_private_key(key_path.read_bytes(), None)
+        key = keys.load_pem_private_key(key_path.read_bytes(), None)
     except (ValueError, TypeError, OSError):
         return "unreadable"
     if key.public_key() != cert.public_key():

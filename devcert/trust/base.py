@@ -14,19 +14,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shlex
-import shutil
-import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import TrustStoreError
 from ..files import PUBLIC, atomic_write
 
 if TYPE_CHECKING:
+    import subprocess
+
     from ..ca import LocalCA
 
 #: Commands that are usually outside a normal user's PATH on Linux.
@@ -46,6 +44,8 @@ def entry_name(ca: LocalCA) -> str:
 
 def which(name: str) -> str | None:
     """``shutil.which`` that also looks in the sbin folders a non-root PATH often lacks."""
+    import shutil  # with subprocess and shlex, imported on use: `devcert create` rarely needs them
+
     found = shutil.which(name)
     if found:
         return found
@@ -71,6 +71,9 @@ def last_line(text: str | bytes | None) -> str:
 
 def query(argv: Sequence[str], *, timeout: float = COMMAND_TIMEOUT, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
     """Run a read-only command (never through the runner: it runs in dry runs too)."""
+    import shlex
+    import subprocess
+
     try:
         return subprocess.run(list(argv), capture_output=True, timeout=timeout, input=input, stdin=None if input else subprocess.DEVNULL)
     except FileNotFoundError:
@@ -81,14 +84,19 @@ def query(argv: Sequence[str], *, timeout: float = COMMAND_TIMEOUT, input: bytes
         raise TrustStoreError(f"cannot run {argv[0]}: {err.strerror}") from None
 
 
-@dataclass
 class Action:
     """One change the runner made (or, in a dry run, would have made)."""
 
-    kind: str  # "run", "write" or "remove"
-    text: str  # the command line or the path, as printed
-    sudo: bool = False
-    done: bool = False
+    __slots__ = ("kind", "text", "sudo", "done")
+
+    def __init__(self, kind: str, text: str, sudo: bool = False, done: bool = False):
+        self.kind = kind  # "run", "write" or "remove"
+        self.text = text  # the command line or the path, as printed
+        self.sudo = sudo
+        self.done = done
+
+    def __repr__(self) -> str:
+        return f"Action({self.kind!r}, {self.text!r}, sudo={self.sudo}, done={self.done})"
 
 
 class Runner:
@@ -115,7 +123,7 @@ class Runner:
     def _sudo_prefix(self, privileged: bool) -> list[str]:
         if not (privileged and self.use_sudo):
             return []
-        if not self.dry_run and shutil.which("sudo") is None:
+        if not self.dry_run and which("sudo") is None:
             raise TrustStoreError("this change needs root and sudo is not installed: run devcert as root")
         return ["sudo", "--"]
 
@@ -133,6 +141,9 @@ class Runner:
     def run(self, argv: Sequence[str], *, privileged: bool = False, input: bytes | None = None,
             timeout: float = COMMAND_TIMEOUT) -> subprocess.CompletedProcess[bytes]:
         """Run a command that changes a store; raise :class:`TrustStoreError` if it fails."""
+        import shlex
+        import subprocess
+
         prefix = self._sudo_prefix(privileged)
         full = [*prefix, *argv]
         action = self._record("run", shlex.join(full), bool(prefix))
@@ -212,8 +223,7 @@ def cert_file(ca: LocalCA) -> Iterator[Path]:
         yield path
 
 
-@dataclass
-class StoreStatus:
+class StoreStatus(NamedTuple):
     """One row of ``devcert status``: a store, where it is, and whether this CA is in it."""
 
     name: str
@@ -222,7 +232,7 @@ class StoreStatus:
     installed: bool | None  # None: unknown (store missing, tool missing, or no CA yet)
     detail: str = ""
     fix: str | None = None
-    locations: list[dict[str, Any]] = field(default_factory=list)
+    locations: list[dict[str, Any]] = []  # never mutated: each status gets its own list
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -12,12 +12,11 @@ own cacerts to). Keystores that are the same file are changed once.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import TrustStoreError
-from .base import Runner, TrustStore, cert_file, entry_name, platform_key, query
+from .base import Runner, TrustStore, cert_file, entry_name, platform_key, query, which
 
 if TYPE_CHECKING:
     from ..ca import LocalCA
@@ -31,7 +30,7 @@ def java_home() -> Path | None:
     env = os.environ.get("JAVA_HOME")
     if env and Path(env).is_dir():
         return Path(env)
-    java = shutil.which("java")
+    java = which("java")
     if not java:
         return None
     real = Path(os.path.realpath(java))
@@ -61,7 +60,7 @@ def find_keytool(home: Path | None = None) -> str | None:
             candidate = home / rel / exe
             if candidate.is_file() and os.access(candidate, os.X_OK):
                 return str(candidate)
-    return shutil.which("keytool")
+    return which("keytool")
 
 
 class JavaStore(TrustStore):

@@ -15,9 +15,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import TrustStoreError
 from .base import Runner, TrustStore, entry_name, which
@@ -28,8 +27,7 @@ if TYPE_CHECKING:
 OS_RELEASE = ("/etc/os-release", "/usr/lib/os-release")
 
 
-@dataclass(frozen=True)
-class Family:
+class Family(NamedTuple):
     key: str
     label: str
     anchors: str  # folder of administrator-added CA files
