@@ -247,3 +247,26 @@ def test_python_api_returns_data(caroot):
     data = report.to_dict()
     assert set(data) == {"ok", "checks"}
     assert all(set(c) == {"group", "name", "status", "detail", "fix"} for c in data["checks"])
+
+
+def test_shared_variable_row_names_the_file_first(cli_env):
+    # Variables naming the same file share one row; the verdict is about that file, so it comes
+    # first and the variables follow, instead of "A, B=/file ..." which read as if only B were set.
+    assert run_devcert("ca", "init", env=cli_env).returncode == 0
+    env = {**cli_env, "SSL_CERT_FILE": "/nonexistent/bundle.pem", "REQUESTS_CA_BUNDLE": "/nonexistent/bundle.pem"}
+    done = run_devcert("doctor", "--no-clients", env=env)
+    assert done.returncode == 1
+    row = next(line for line in done.stdout.splitlines() if "2 variables" in line)
+    assert "/nonexistent/bundle.pem does not exist" in row and "(SSL_CERT_FILE, REQUESTS_CA_BUNDLE)" in row
+    assert "=/nonexistent" not in row
+    assert done.stderr == ""  # --no-clients is quick: no progress line
+
+
+@pytest.mark.slow
+def test_client_handshakes_announce_themselves_on_stderr(cli_env):
+    # The handshakes take seconds: one progress line on stderr, and --json stdout stays one object.
+    assert run_devcert("ca", "init", env=cli_env).returncode == 0
+    done = run_devcert("doctor", "--json", env=cli_env, timeout=300)
+    assert done.returncode in (0, 1)
+    assert isinstance(json.loads(done.stdout), dict)
+    assert done.stderr.count("\n") == 1 and "TLS handshakes" in done.stderr

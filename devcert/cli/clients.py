@@ -145,7 +145,9 @@ def _compact_env(checks: list) -> list:  # type: ignore[type-arg]
             continue
         names = [c.name for c in members]
         fix = f"{ENV_FIX}, or unset {' '.join(names)}" if check.fix else ""
-        out.append(Check("env", f"{len(names)} variables", check.status, f"{', '.join(names)}{key[1]}", fix))
+        # "=/path holds the CA" -> "/path holds the CA (SSL_CERT_FILE, ...)": the verdict is about the
+        # file, which every listed variable names.
+        out.append(Check("env", f"{len(names)} variables", check.status, f"{key[1][1:]} ({', '.join(names)})", fix))
     return out
 
 
@@ -165,6 +167,11 @@ def doctor(
     """
     from ..doctor import run_doctor
 
+    if not no_clients:
+        # The handshakes (a JVM among them) take seconds: say what is going on (stderr, so
+        # --json output stays one object).
+        echo("devcert: checking the CA, the trust stores and each client (real TLS handshakes; a few seconds)...",
+             err=True)
     report = run_doctor(clients=not no_clients)
     if json_output:
         print_json(report.to_dict())
