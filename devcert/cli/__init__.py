@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
                 from .create import run_create
 
                 run_create(**parsed)
-                sys.exit(0)
+                _fast_exit()
         code = _run_typer(args)
     except DevcertError as err:
         if _debug():
@@ -93,6 +93,20 @@ def main(argv: list[str] | None = None) -> NoReturn:
         echo(f"devcert: error: unexpected {type(err).__name__}: {err} (run with DEVCERT_DEBUG=1 for details)", err=True)
         code = 1
     sys.exit(code)
+
+
+def _fast_exit() -> NoReturn:
+    """Exit 0 without the interpreter's teardown (~12 ms of a ~90 ms `devcert create`).
+
+    Safe here because everything `create` writes is already fsynced and closed; only the
+    standard streams may hold buffered text, and they are flushed first.
+    """
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        sys.exit(0)  # let the normal exit report a closed pipe as Python always does
+    os._exit(0)
 
 
 def _run_typer(args: list[str]) -> int:
