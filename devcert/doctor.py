@@ -73,6 +73,11 @@ def check_ca(root: Path | None = None) -> tuple[list[Check], LocalCA | None]:
     folder = root or caroot()
     checks: list[Check] = []
     cert_file = folder / CERT_FILE
+    if folder.exists() and not folder.is_dir():
+        checks.append(Check("ca", "CA certificate", PROBLEM,
+                            f"CAROOT {folder} is a file, not a folder, so no CA can be kept there",
+                            "move that file aside, or point DEVCERT_CAROOT at a folder"))
+        return checks, None
     if not cert_file.exists():
         checks.append(Check("ca", "CA certificate", PROBLEM, f"there is no CA in {folder}",
                             "devcert ca init (then devcert install)"))

@@ -270,3 +270,18 @@ def test_client_handshakes_announce_themselves_on_stderr(cli_env):
     assert done.returncode in (0, 1)
     assert isinstance(json.loads(done.stdout), dict)
     assert done.stderr.count("\n") == 1 and "TLS handshakes" in done.stderr
+
+
+def test_caroot_that_is_a_file_is_named_not_taken_for_no_ca(tmp_path):
+    # DEVCERT_CAROOT pointing at a file used to read as "no CA yet: `devcert install` creates one",
+    # and install then failed with "cannot create folder ...: File exists".
+    bogus = tmp_path / "not-a-folder"
+    bogus.write_text("")
+    env = clean_env(DEVCERT_CAROOT=str(bogus))
+    done = run_devcert("doctor", "--no-clients", env=env)
+    assert done.returncode == 1 and f"CAROOT {bogus} is a file" in done.stdout
+    for args in (("status",), ("status", "--json"), ("install", "--dry-run"), ("uninstall", "--dry-run")):
+        done = run_devcert(*args, env=env)
+        assert done.returncode == 1 and done.stdout == "", args
+        assert done.stderr == (f"devcert: error: CAROOT {bogus} is a file, not a folder; move it aside or point "
+                               f"DEVCERT_CAROOT at a folder\n"), args

@@ -25,6 +25,16 @@ def _sudo_check() -> None:
     warn(message)
 
 
+def _caroot_check() -> None:
+    """A CAROOT that is a file would read as "no CA yet" and then fail to be created: say so first."""
+    from ..ca import caroot
+    from ..errors import DevcertError
+
+    folder = caroot()
+    if folder.exists() and not folder.is_dir():
+        raise DevcertError(f"CAROOT {folder} is a file, not a folder; move it aside or point DEVCERT_CAROOT at a folder")
+
+
 def _runner(dry_run: bool):  # type: ignore[no-untyped-def]
     from ..trust import Runner
 
@@ -66,6 +76,7 @@ def install(
 
     stores = selected_stores(store)
     _sudo_check()
+    _caroot_check()
     if not LocalCA.exists():
         if dry_run:
             echo(f"There is no local CA in {caroot()} yet: `devcert install` would create one, then install it into:")
@@ -138,6 +149,7 @@ def uninstall(
 
     stores = selected_stores(store)
     _sudo_check()
+    _caroot_check()
     if not LocalCA.exists():
         echo(f"There is no local CA in {caroot()}: nothing to uninstall.")
         return
@@ -173,6 +185,7 @@ def status(
     from ..ca import LocalCA, caroot
     from ..trust import entry_name, selected_stores
 
+    _caroot_check()
     ca = LocalCA.load(require_key=False) if LocalCA.exists() else None
     rows = [s.status(ca) for s in selected_stores(include_unavailable=True)]
     if json_output:
