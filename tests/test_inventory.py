@@ -122,6 +122,19 @@ def test_negative_day_counts_are_refused(cli_env: dict[str, str], tmp_path: Path
     assert result.stderr == f"devcert: error: {args[1]} {args[2]}: give 0 or more days\n"
 
 
+def test_list_and_inspect_work_with_a_damaged_ca(cli_env: dict[str, str], caroot: Path, tmp_path: Path) -> None:
+    # A damaged rootCA.pem used to make `devcert inspect any.pem` and `devcert list` fail outright.
+    assert run_devcert("create", "app.test", env=cli_env, cwd=tmp_path).returncode == 0
+    (caroot / "rootCA.pem").write_text("junk\n")
+    done = run_devcert("inspect", "app.test.pem", env=cli_env, cwd=tmp_path)
+    assert done.returncode == 0 and "DNS:app.test" in done.stdout
+    assert done.stderr.startswith("devcert: warning: ") and done.stderr.count("\n") == 1
+    assert "rootCA.pem" in done.stderr
+    done = run_devcert("list", "--json", env=cli_env, cwd=tmp_path)
+    assert done.returncode == 0 and [c["names"] for c in json.loads(done.stdout)["certs"]] == [["app.test"]]
+    assert done.stderr.startswith("devcert: warning: ")
+
+
 def test_renew_path_all_and_expiring(cli_env: dict[str, str], tmp_path: Path) -> None:
     create(cli_env, tmp_path, "--days", "10", "--cert-file", "soon.pem", "--key-file", "soon-key.pem", "soon.test", "127.0.0.1")
     create(cli_env, tmp_path, "--client", "--cert-file", "later.pem", "--key-file", "later-key.pem", "later.test")

@@ -21,6 +21,20 @@ def _existing_ca(require_key: bool = False):  # type: ignore[no-untyped-def]
     return LocalCA.load(require_key=require_key) if LocalCA.exists() else None
 
 
+def _readable_ca():  # type: ignore[no-untyped-def]
+    """For commands that only report (list, inspect): the CA, or None with a warning when it is unreadable.
+
+    A damaged rootCA.pem must not stop `devcert inspect some.pem` or `devcert list`.
+    """
+    from ..errors import DevcertError
+
+    try:
+        return _existing_ca()
+    except DevcertError as err:
+        warn(f"{err}; reporting without the local CA")
+        return None
+
+
 def _check_days(option: str, days: int | None) -> None:
     if days is not None and days < 0:
         from ..errors import UsageError
@@ -186,7 +200,7 @@ def list_(
     from ..ca import caroot
 
     _check_days("--expiring", expiring)
-    ca = _existing_ca()
+    ca = _readable_ca()
     entries, warnings = inventory.read(caroot())
     for message in warnings:
         warn(message)
@@ -301,7 +315,7 @@ def inspect(
     it chains to this machine's local CA (for a server: the chain it sent and the handshake result)."""
     from ..inspect import inspect as do_inspect
 
-    report = do_inspect(target, _existing_ca())
+    report = do_inspect(target, _readable_ca())
     if json_output:
         print_json(report)
         return
