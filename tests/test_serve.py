@@ -5,6 +5,7 @@ and the CLI as a subprocess stopped with SIGINT."""
 from __future__ import annotations
 
 import http.client
+import os
 import signal
 import socket
 import ssl
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, clean_env, devcert_exe, free_port, require_tool
+from conftest import IN_CI, ROOT, clean_env, devcert_exe, free_port, require_tool
 
 from devcert import serve
 from devcert.serve import WSSServer
@@ -171,14 +172,16 @@ def test_wscat_with_ca(caroot: Path) -> None:
 # --- headless Chromium -----------------------------------------------------------------------
 
 
-def chromium_dom(url: str, home: Path, extra: list[str] = ()) -> str:
+def chromium_dom(url: str, home: Path, extra: list[str] = (), virtual_time: bool = True) -> str:
+    """The DOM after the page ran: after 8 s of virtual time, or (``virtual_time=False``, for pages
+    that talk over a socket, whose messages virtual time does not wait for) at the load event."""
     exe = require_tool("chromium", "headless browser test")
     profile = home / "profile"
     env = clean_env(HOME=str(home))
     proc = subprocess.run(
         [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-         "--virtual-time-budget=8000", *extra, "--dump-dom", url],
+         *(["--virtual-time-budget=8000"] if virtual_time else []), *extra, "--dump-dom", url],
         env=env, capture_output=True, text=True, timeout=90,
     )
     return proc.stdout
@@ -584,3 +587,185 @@ def test_cli_port_in_use_one_line(cli_env: dict) -> None:
     assert result.returncode == 1
     errors = [l for l in result.stderr.splitlines() if l.startswith("devcert: error:")]
     assert errors == [f"devcert: error: port {port} on 127.0.0.1 is already in use; stop the other program or pick another with --port"], result.stderr
+
+
+# --- a real Vite dev server behind the proxy -------------------------------------------------
+
+VITE_MAIN_JS = """\
+const app = document.getElementById('app');
+app.textContent = 'rendered by main.js VERSION';
+if (import.meta.hot) {
+  import.meta.hot.accept();
+  // An image still loading delays the load event, when headless Chromium dumps the DOM: this one
+  // is answered once the page says it is done (or after 20 s), so the dump shows the round trip.
+  const held = document.createElement('img');
+  held.src = '/__devcert_hold';
+  document.body.append(held);
+  // a round trip over Vite's HMR socket (through the proxy): the page asks, the server answers
+  import.meta.hot.on('devcert:pong', (data) => {
+    document.getElementById('hmr').textContent = 'hmr pong ' + data.n + ' via ' + data.via;
+    import.meta.hot.send('devcert:done', {});
+  });
+  import.meta.hot.send('devcert:ping', { n: 42 });
+}
+"""
+
+# A plugin (no imports, so the project needs no node_modules) answering devcert:ping on the HMR
+# socket (saying whether the socket came through a proxy), and holding /__devcert_hold open until the page sends devcert:done.
+VITE_CONFIG_JS = """\
+export default {
+  plugins: [{
+    name: 'devcert-ping',
+    configureServer(server) {
+      const held = new Set();
+      const release = () => { for (const res of held) res.end(); held.clear(); };
+      // how each HMR socket reached Vite: through devcert's proxy it carries X-Forwarded-Proto
+      const via = new WeakMap();
+      server.ws.on('connection', (socket, req) => via.set(socket, req.headers['x-forwarded-proto'] || 'direct'));
+      server.ws.on('devcert:ping', (data, client) =>
+        client.send('devcert:pong', { n: data.n, via: via.get(client.socket) || 'unknown' }));
+      server.ws.on('devcert:done', release);
+      server.middlewares.use('/__devcert_hold', (req, res) => {
+        held.add(res);
+        res.setHeader('Content-Type', 'image/gif');
+        setTimeout(() => { if (held.delete(res)) res.end(); }, 20000);
+      });
+    },
+  }],
+};
+"""
+
+
+def vite_project(root: Path) -> Path:
+    root.mkdir()
+    (root / "index.html").write_text(
+        '<!doctype html><html><head><meta charset="utf-8"><title>devcert vite</title></head>\n'
+        '<body><p id="app">not rendered</p><p id="hmr">no hmr</p>\n'
+        '<script type="module" src="/main.js"></script></body></html>\n')
+    (root / "main.js").write_text(VITE_MAIN_JS.replace("VERSION", "v1"))
+    (root / "vite.config.js").write_text(VITE_CONFIG_JS)
+    return root
+
+
+class ViteServer:
+    """``vite`` (the dev server, plain http on 127.0.0.1) in ``project``, stopped by its PID."""
+
+    def __init__(self, project: Path) -> None:
+        vite = NODE_BIN / "vite"
+        require_tool("node")
+        if not vite.exists():
+            message = f"npm vite is not installed in {NODE_BIN} (scripts/test installs it)"
+            pytest.fail(message) if IN_CI else pytest.skip(message)
+        self.port = free_port()
+        env = clean_env(PATH=f"{NODE_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+                        NODE_PATH=str(NODE_BIN.parent), BROWSER="none", CI="true")
+        self.log = project.parent / "vite.log"
+        self._out = self.log.open("wb")
+        self.proc = subprocess.Popen(
+            [str(vite), "--host", "127.0.0.1", "--port", str(self.port), "--strictPort", "--clearScreen", "false"],
+            cwd=project, env=env, stdin=subprocess.DEVNULL, stdout=self._out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self.stop()
+                pytest.fail(f"vite exited with {self.proc.returncode}:\n{self.log.read_text(errors='replace')}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        pytest.fail(f"vite did not listen on {self.port} within 60 s:\n{self.log.read_text(errors='replace')}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        try:  # esbuild, started by this vite, in the session we made for it
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self._out.close()
+
+    def __enter__(self) -> "ViteServer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def recv_json_until(ws, accept, timeout: float = 20) -> dict:
+    """Vite's next JSON message for which ``accept(msg)`` is true (others are skipped)."""
+    import json
+
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError("no matching message from Vite within the time limit")
+        msg = json.loads(ws.recv(timeout=left))
+        if accept(msg):
+            return msg
+
+
+@pytest.mark.slow
+def test_vite_dev_app_through_the_proxy(caroot: Path, tmp_path: Path) -> None:
+    """A real Vite dev server (pages, transformed modules, HMR socket) over https:// and wss://
+    on devcert's one port: Python clients first, then headless Chromium running the app."""
+    import json
+    import re
+
+    project = vite_project(tmp_path / "app")
+    with ViteServer(project) as vite:
+        server, ca_file = make_server(caroot, proxy=f"ws://127.0.0.1:{vite.port}")
+        with server.run_in_thread():
+            base = f"https://localhost:{server.port}"
+            conn = http.client.HTTPSConnection("localhost", server.port, context=ca_context(ca_file), timeout=20)
+            conn.request("GET", "/")
+            resp = conn.getresponse()
+            page = resp.read().decode()
+            assert resp.status == 200 and resp.getheader("Content-Type", "").startswith("text/html")
+            assert "/@vite/client" in page and 'id="app"' in page, page  # Vite's transformed index.html
+            scripts = {}
+            for path in ("/@vite/client", "/main.js"):  # same connection: keep-alive
+                conn.request("GET", path)
+                resp = conn.getresponse()
+                scripts[path] = resp.read().decode()
+                assert resp.status == 200, (path, resp.status)
+                assert "javascript" in resp.getheader("Content-Type", ""), (path, resp.getheaders())
+            conn.close()
+            assert "rendered by main.js v1" in scripts["/main.js"]
+            assert "import.meta.hot" in scripts["/main.js"] and "/@vite/client" in scripts["/main.js"]
+            # No HMR host/port/protocol is configured: the client derives wss://<page host:port>/
+            assert 'importMetaUrl.protocol === "https:" ? "wss" : "ws"' in scripts["/@vite/client"]
+            token = re.search(r'const wsToken = "([^"]+)"', scripts["/@vite/client"]).group(1)
+
+            # The HMR socket as the browser opens it: subprotocol vite-hmr, Origin, ?token=
+            with ws_connect(f"wss://localhost:{server.port}/?token={token}", ca_file,
+                            subprotocols=["vite-hmr"], origin=base) as ws:
+                assert ws.subprotocol == "vite-hmr"
+                assert json.loads(ws.recv(timeout=20)) == {"type": "connected"}
+                ws.send(json.dumps({"type": "custom", "event": "devcert:ping", "data": {"n": 7}}))
+                pong = recv_json_until(ws, lambda m: m.get("type") == "custom")
+                assert pong == {"type": "custom", "event": "devcert:pong", "data": {"n": 7, "via": "https"}}
+                # editing main.js: Vite's update for it arrives over the proxied socket
+                (project / "main.js").write_text(VITE_MAIN_JS.replace("VERSION", "v2"))
+                update = recv_json_until(ws, lambda m: m.get("type") in ("update", "full-reload"), timeout=30)
+                assert update["type"] == "update", update
+                assert any(u["path"] == "/main.js" for u in update["updates"]), update
+            status, body = https_get(server.port, ca_file, "/main.js")
+            assert status == 200 and b"rendered by main.js v2" in body
+
+            # The whole app in a browser that trusts only the devcert CA (private NSS db)
+            home = tmp_path / "home"
+            private_nssdb(home, ca_file)
+            dom = chromium_dom(f"{base}/", home, virtual_time=False)  # main.js holds the load event
+    assert 'id="app">rendered by main.js v2<' in dom, dom[-2000:]
+    # Vite's own client talked over wss:// through the proxy (not its direct ws:// fallback)
+    assert 'id="hmr">hmr pong 42 via https<' in dom, dom[-2000:]
