@@ -91,6 +91,8 @@ def _fsync_dir(folder: Path) -> None:
 
 def ensure_private_dir(path: Path) -> Path:
     """Create ``path`` (and parents) if needed and make it 0700, whatever the umask."""
+    if path.exists() and not path.is_dir():
+        raise FileWriteError(f"{path} is a file, not a folder: move it aside (or set DEVCERT_CAROOT to another folder)")
     try:
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
         if os.name == "posix":

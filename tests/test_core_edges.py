@@ -40,3 +40,31 @@ def test_p256_keys_are_written_exactly_as_cryptography_writes_them():
         assert keys.private_pem(key) == reference
     rsa_key = keys.generate("rsa")
     assert serialization.load_pem_private_key(keys.private_pem(rsa_key), None).key_size == 2048
+
+
+def test_no_arguments_prints_the_help_and_succeeds(cli_env, tmp_path):
+    for args in ((), ("ca",)):
+        res = run_devcert(*args, env=cli_env, cwd=tmp_path)
+        assert res.returncode == 0
+        assert res.stdout.startswith("Usage: devcert") and "error" not in res.stdout + res.stderr
+
+
+def test_help_names_values_and_bad_numbers_are_plain(cli_env, tmp_path):
+    res = run_devcert("create", "--help", env=cli_env, cwd=tmp_path)
+    assert "--days DAYS" in res.stdout and "<int>" not in res.stdout
+    res = run_devcert("list", "--expiring", "soon", env=cli_env, cwd=tmp_path)
+    assert res.returncode == 2
+    assert res.stderr.count("\n") == 1 and "not a whole number" in res.stderr and "Input should" not in res.stderr
+
+
+def test_a_p12_without_password_creates_nothing(cli_env, caroot, tmp_path):
+    res = run_devcert("create", "app.test", "--p12-file", "a.p12", env=cli_env, cwd=tmp_path, input="")
+    assert res.returncode == 2 and "--p12-password" in res.stderr
+    assert not caroot.exists() and not (tmp_path / "a.p12").exists()
+
+
+def test_a_caroot_that_is_a_file_is_named(cli_env, caroot, tmp_path):
+    caroot.parent.mkdir(parents=True, exist_ok=True)
+    caroot.write_text("not a folder")
+    res = run_devcert("create", "localhost", env=cli_env, cwd=tmp_path)
+    assert res.returncode == 1 and "is a file, not a folder" in res.stderr

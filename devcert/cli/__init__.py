@@ -109,6 +109,27 @@ def _fast_exit() -> NoReturn:
     os._exit(0)
 
 
+def _name_metavars(command: Any) -> None:
+    """``--days DAYS`` and ``NAMES...`` in help, instead of typer's ``<int>`` and ``<list[str]>``."""
+    for sub in getattr(command, "commands", {}).values():
+        _name_metavars(sub)
+    for param in getattr(command, "params", []):
+        if param.metavar is not None or getattr(param, "is_flag", False) or getattr(param, "count", False):
+            continue
+        if param.param_type_name == "argument":
+            param.metavar = param.name.upper()  # click adds "..." for repeatable arguments
+        else:
+            param.metavar = param.name.upper()
+
+
+def _plain(message: str) -> str:
+    """typer >= 0.25 converts values with pydantic; say what it means in plain words."""
+    import re
+
+    message = message.replace("Input should be a valid integer, unable to parse string as an integer", "not a whole number")
+    return re.sub(r"Input should be a valid (\w+)[^.']*", r"not a valid \1", message)
+
+
 def _run_typer(args: list[str]) -> int:
     from .application import load_commands
 
@@ -119,14 +140,20 @@ def _run_typer(args: list[str]) -> int:
     except ImportError:  # pragma: no cover - older typer uses click itself
         from click import exceptions as click_exceptions  # type: ignore[no-redef]
 
-    app = load_commands()
+    import typer.main
+
+    command = typer.main.get_command(load_commands())
+    _name_metavars(command)
     try:
-        code = app(args=args, prog_name="devcert", standalone_mode=False)
+        code = command.main(args=args, prog_name="devcert", standalone_mode=False)
+    except click_exceptions.NoArgsIsHelpError as err:  # `devcert`, `devcert ca`: the help is the answer
+        echo(err.format_message())
+        return 0
     except click_exceptions.UsageError as err:
         if _debug():
             raise
         hint = f" (see `{err.ctx.command_path} --help`)" if err.ctx is not None else ""
-        echo(f"devcert: error: {err.format_message()}{hint}", err=True)
+        echo(f"devcert: error: {_plain(err.format_message())}{hint}", err=True)
         return 2
     except typer.Abort:
         echo("devcert: interrupted", err=True)

@@ -108,6 +108,8 @@ def run_create(
         raise UsageError("with --csr there is no key here: --key-file and --p12-file do not apply")
     if p12_file is None and p12_password is not None:
         raise UsageError("--p12-password needs --p12-file")
+    # Asked (or refused) before anything is created or written.
+    password = _p12_password(p12_password) if p12_file is not None else None
 
     ca = None
     if csr is not None:
@@ -132,7 +134,7 @@ def run_create(
     default_cert, default_key, _ = default_output_paths([n.value for n in leaf.names], client)
     written: dict[str, str | None] = {"cert": None, "key": None, "p12": None}
     if p12_file is not None:
-        password = _p12_password(p12_password)
+        assert password is not None
         written["p12"] = str(atomic_write(p12_file, leaf.pkcs12(password.encode()), PRIVATE))
         if cert_file is not None:
             leaf.write(cert_file)

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from . import echo, print_json, warn
+from . import echo, fail, print_json, warn
 from .application import app, ca_app
 
 JSON_HELP = "Print one JSON object on stdout and nothing else there."
@@ -364,7 +364,7 @@ def ca_rotate(
         if not sys.stdin.isatty():
             raise UsageError("rotating replaces the CA and reissues every recorded certificate: confirm with --yes")
         if not typer.confirm(f"Replace the CA {old.common_name} (SHA-256 {old.short_id}) with a new one?", default=False):
-            raise typer.Exit(1)
+            fail("not rotated: the CA and its certificates are unchanged", 1)
     report = rotate(caroot(), progress=None if json_output else echo)
     for message in report.warnings:
         warn(message)
