@@ -6,6 +6,11 @@ WebSocket connection and every plain HTTP request is relayed to an upstream ``ws
 ``http://`` dev server, so a whole dev app (pages, assets, HMR socket) works over https:// and
 wss://.
 
+Time limits: the TLS handshake (``handshake_timeout``, 10 s), the request head
+(``request_head_timeout``, 10 s, then 408 and close: a client dribbling header bytes cannot hold a
+connection) and idle keep-alive connections (``keepalive_timeout``, 15 s). Open WebSockets and
+requests being handled (uploads, streamed proxied responses) have no time limit.
+
 Built on aiohttp rather than websockets' ``process_request`` hook: the HTTP relay needs
 streamed responses and keep-alive, which ``process_request`` (one buffered response, then the
 connection closes) cannot give, and aiohttp's C frame parser measured at least as fast as
@@ -44,6 +49,11 @@ HANDSHAKE_TIMEOUT = 10.0
 WRITE_LIMIT = 256 * 1024
 #: Seconds an idle keep-alive HTTP connection is kept open.
 KEEPALIVE_TIMEOUT = 15.0
+#: Seconds a client has to send a complete request head (request line and headers), counted from
+#: the end of the TLS handshake, or from the first byte of a later request on a keep-alive
+#: connection; a slower one (slow-loris) gets 408 and is closed. Running requests, WebSockets and
+#: streamed responses are never cut by it.
+REQUEST_HEAD_TIMEOUT = 10.0
 #: Seconds given to open WebSocket connections to finish their closing handshake on shutdown.
 CLOSE_TIMEOUT = 3.0
 CLOSE_GOING_AWAY = 1001
@@ -181,9 +191,12 @@ class WSSServer:
     proxy: str | None = None
     max_size: int = DEFAULT_MAX_SIZE
     handshake_timeout: float = HANDSHAKE_TIMEOUT
+    request_head_timeout: float = REQUEST_HEAD_TIMEOUT
+    keepalive_timeout: float = KEEPALIVE_TIMEOUT
     log: Log = _quiet
     _sockets: set[Any] = field(default_factory=set, init=False, repr=False)
     _upstreams: dict[Any, Any] = field(default_factory=dict, init=False, repr=False)
+    _connections: dict[Any, _HeadDeadline] = field(default_factory=dict, init=False, repr=False)
     _runner: Any = field(default=None, init=False, repr=False)
     _server: Any = field(default=None, init=False, repr=False)
     _session: Any = field(default=None, init=False, repr=False)
@@ -194,6 +207,8 @@ class WSSServer:
             self.ws_path = "/" + self.ws_path
         if self.max_size < 1:
             raise UsageError("--max-size must be at least 1 byte")
+        if not (self.request_head_timeout > 0 and self.keepalive_timeout > 0 and self.handshake_timeout > 0):
+            raise UsageError("time limits must be more than 0 seconds")
         if self.proxy is not None:
             self.proxy = parse_proxy(self.proxy)
             if self.directory is not None:
@@ -213,12 +228,13 @@ class WSSServer:
         app = web.Application(client_max_size=self.max_size)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None,
-                                     keepalive_timeout=KEEPALIVE_TIMEOUT, shutdown_timeout=CLOSE_TIMEOUT)
+                                     keepalive_timeout=self.keepalive_timeout, shutdown_timeout=CLOSE_TIMEOUT)
         await self._runner.setup()
         sock = self._bind()
         loop = asyncio.get_running_loop()
+        handler_factory = self._runner.server
         self._server = await loop.create_server(
-            self._runner.server, sock=sock, ssl=self.ssl_context,
+            lambda: _HeadDeadline(handler_factory(), self), sock=sock, ssl=self.ssl_context,
             ssl_handshake_timeout=self.handshake_timeout, ssl_shutdown_timeout=CLOSE_TIMEOUT, backlog=512,
         )
         self.port = sock.getsockname()[1]
@@ -284,6 +300,16 @@ class WSSServer:
     # --- request handling ----------------------------------------------------------------
 
     async def _dispatch(self, request: Any) -> Any:
+        conn = self._connections.get(request.transport)
+        if conn is None:
+            return await self._route(request)
+        conn.request_started()
+        try:
+            return await self._route(request)
+        finally:
+            conn.request_done()
+
+    async def _route(self, request: Any) -> Any:
         from aiohttp import web
 
         if self.proxy is not None:
@@ -472,6 +498,94 @@ class WSSServer:
             return response
         finally:
             upstream.release()
+
+
+class _HeadDeadline(asyncio.Protocol):
+    """Wraps aiohttp's per-connection protocol to bound the time to receive a request head.
+
+    aiohttp limits the TLS handshake (``ssl_handshake_timeout``) and idle keep-alive time, but
+    not a head sent one byte at a time. The clock starts when the connection is made, and again
+    at the first byte after a request was handled (the next request on a keep-alive connection,
+    or bytes left over from one); it stops when aiohttp hands a complete request to
+    :meth:`WSSServer._dispatch`. It never runs while a request is being handled, so WebSockets,
+    uploads and streamed (proxied) responses are not cut. On expiry: 408 if some bytes of a head
+    came, then the connection is closed.
+    """
+
+    def __init__(self, inner: Any, owner: WSSServer) -> None:
+        self.inner = inner
+        self.owner = owner
+        self.transport: Any = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.in_flight = 0
+        self.got_bytes = False  # bytes since the clock started (or since the last request started)
+
+    # asyncio protocol: everything goes on to aiohttp's handler
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self.owner._connections[transport] = self
+        self._arm()
+        self.inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if data:
+            if self.in_flight == 0 and self.timer is None:
+                self._arm()  # the first byte of a new request head
+            self.got_bytes = True
+        self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._disarm()
+        self.owner._connections.pop(self.transport, None)
+        self.inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
+
+    # the clock
+    def _arm(self) -> None:
+        self._disarm()
+        self.got_bytes = False
+        self.timer = asyncio.get_running_loop().call_later(self.owner.request_head_timeout, self._expired)
+
+    def _disarm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def request_started(self) -> None:
+        self.in_flight += 1
+        self._disarm()
+        self.got_bytes = False
+
+    def request_done(self) -> None:
+        self.in_flight -= 1
+        # bytes that came while the request ran may be the start of the next head: time it
+        if self.in_flight == 0 and self.got_bytes and self.transport is not None and not self.transport.is_closing():
+            self._arm()
+
+    def _expired(self) -> None:
+        self.timer = None
+        transport = self.transport
+        if self.in_flight or transport is None or transport.is_closing():
+            return
+        peer = transport.get_extra_info("peername")
+        where = f" from {peer[0]}" if peer else ""
+        if self.got_bytes:
+            self.owner.log("warning", f"closed a connection{where}: no complete request within "
+                                      f"{self.owner.request_head_timeout:g} s (408)")
+            try:
+                transport.write(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: text/plain\r\n"
+                                b"Content-Length: 39\r\n\r\nthe request head took too long to send\n")
+            except Exception:  # pragma: no cover - the transport broke meanwhile
+                pass
+        transport.close()
 
 
 class _ThreadRunner:

@@ -769,3 +769,104 @@ def test_vite_dev_app_through_the_proxy(caroot: Path, tmp_path: Path) -> None:
     assert 'id="app">rendered by main.js v2<' in dom, dom[-2000:]
     # Vite's own client talked over wss:// through the proxy (not its direct ws:// fallback)
     assert 'id="hmr">hmr pong 42 via https<' in dom, dom[-2000:]
+
+
+# --- slow clients ----------------------------------------------------------------------------
+
+
+def test_slow_request_head_gets_408_and_is_closed(caroot: Path) -> None:
+    """Slow-loris: a client that finishes TLS and then dribbles header bytes is closed after the
+    request-head time limit, while an echo WebSocket, a streamed proxied response and an idle
+    keep-alive connection (all open for longer than that limit) carry on."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    limit = 1.0
+    lines: list[tuple[str, str]] = []
+    server, ca_file = make_server(caroot, request_head_timeout=limit, keepalive_timeout=30,
+                                  log=lambda lvl, msg: lines.append((lvl, msg)))
+
+    def dribbler(result: dict) -> None:
+        """Sends one header byte every 0.2 s (for at most 15 s) and records what happened."""
+        head = b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Slow: " + b"a" * 200 + b"\r\n\r\n"
+        start = time.monotonic()
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+            with ca_context(ca_file).wrap_socket(sock, server_hostname="localhost") as tls:
+                tls.settimeout(0.2)
+                reply = b""
+                for i in range(len(head)):
+                    if time.monotonic() - start > 15:
+                        break
+                    try:
+                        tls.sendall(head[i:i + 1])
+                    except (ConnectionError, ssl.SSLError, OSError):
+                        break
+                    try:
+                        chunk = tls.recv(4096)
+                    except (TimeoutError, socket.timeout):
+                        continue
+                    except (ConnectionError, ssl.SSLError, OSError):
+                        break
+                    if not chunk:
+                        break
+                    reply += chunk
+                result.update(reply=reply, sent=i, seconds=time.monotonic() - start)
+
+    with server.run_in_thread():
+        with ws_connect(f"wss://localhost:{server.port}/ws", ca_file) as ws:
+            idle = http.client.HTTPSConnection("localhost", server.port, context=ca_context(ca_file), timeout=10)
+            idle.request("GET", "/")
+            assert idle.getresponse().read()
+            idle_sock = idle.sock
+            result: dict = {}
+            thread = threading.Thread(target=dribbler, args=(result,), daemon=True)
+            thread.start()
+            # while the slow client dribbles, others are served
+            deadline = time.monotonic() + 3 * limit
+            while time.monotonic() < deadline:
+                ws.send("still here")
+                assert ws.recv(timeout=5) == "still here"
+                time.sleep(0.2)
+            thread.join(20)
+            assert not thread.is_alive()
+            assert result["reply"].startswith(b"HTTP/1.1 408 "), result
+            assert result["sent"] < 100, result  # closed long before the head was complete
+            # the WebSocket, silent and busy for longer than the limit, still works
+            ws.send("after")
+            assert ws.recv(timeout=5) == "after"
+            # the keep-alive connection, idle for longer than the limit, serves a second request
+            idle.request("GET", "/")
+            resp = idle.getresponse()
+            assert resp.status == 200 and resp.read()
+            assert idle.sock is idle_sock
+            idle.close()
+    assert any(lvl == "warning" and "no complete request within 1 s" in msg for lvl, msg in lines), lines
+
+    # a proxied response streamed slowly, for longer than the limit, is not cut
+    class Slow(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for i in range(5):
+                data = f"part {i}\n".encode()
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                self.wfile.flush()
+                time.sleep(0.5)
+            self.wfile.write(b"0\r\n\r\n")
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        proxy, ca_file = make_server(caroot, proxy=f"ws://127.0.0.1:{httpd.server_address[1]}", request_head_timeout=limit)
+        with proxy.run_in_thread():
+            status, body = https_get(proxy.port, ca_file, "/stream")
+            assert status == 200 and body == b"".join(f"part {i}\n".encode() for i in range(5))
+    finally:
+        httpd.shutdown()
+        thread.join(10)
