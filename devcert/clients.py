@@ -4,8 +4,8 @@ Many clients never look at the OS trust store: ``requests`` reads certifi's bund
 own compiled-in list, pip, botocore, httplib2 and gRPC their own. Most of them can be pointed
 at a file by an environment variable, but those variables *replace* the default roots
 instead of adding to them. So devcert writes a combined bundle (the system's bundle, or
-certifi's when there is none, plus the devcert CA) into CAROOT and exports that, so public
-sites keep working while the local CA is trusted too.
+certifi's when there is none, with any certifi roots the system lacks, plus the devcert CA)
+into CAROOT and exports that, so public sites keep working while the local CA is trusted too.
 """
 
 from __future__ import annotations
@@ -128,18 +128,48 @@ class Bundle:
     action: str  # "written" or "kept"
 
 
+def _certifi_extras(have: set[bytes]) -> bytes:
+    """PEM blocks of certifi's roots that ``have`` (DER) lacks, in certifi's order.
+
+    A client pointed at the combined bundle by REQUESTS_CA_BUNDLE used certifi's roots until
+    then; a distribution's bundle lags Mozilla's list by months, so without these it would
+    lose the newest public roots. Roots are only ever added: whatever the system distrusts
+    and certifi (Mozilla) still ships is rare, and both sides track the same list.
+    """
+    import certifi
+
+    data = Path(certifi.where()).read_bytes()
+    out = []
+    for match in _PEM_CERT.finditer(data):
+        try:
+            der = base64.b64decode(b"".join(match.group(1).split()), validate=True)
+        except ValueError:
+            continue
+        if der not in have:
+            have.add(der)
+            out.append(match.group(0) + b"\n")
+    return b"".join(out)
+
+
 def combined_bundle_bytes(ca: LocalCA, source: Path, source_kind: str) -> bytes:
+    """The bundle: the source's roots, certifi's roots the source lacks, then the CA."""
     data = source.read_bytes()
     if not data.endswith(b"\n"):
         data += b"\n"
+    extras = b""
+    if source_kind != "certifi":
+        extras = _certifi_extras(set(pem_certificates_der(data)))
     header = (
-        f"{MARKER}: the public roots of {source} ({source_kind}) plus the devcert CA.\n"
-        f"# Written by `devcert env`, rewritten when either changes; do not edit.\n"
+        f"{MARKER}: the public roots of {source} ({source_kind})"
+        f"{' and certifi' if extras else ''} plus the devcert CA.\n"
+        f"# Written by `devcert env`, rewritten when any of them changes; do not edit.\n"
         f"# source-sha256: {hashlib.sha256(data).hexdigest()}\n"
         f"# ca-sha256: {ca.fingerprint}\n\n"
     ).encode()
+    if extras:
+        extras = b"\n# certifi roots missing from the source above\n" + extras
     tail = f"\n# devcert CA: {ca.common_name}\n".encode() + ca.cert_pem
-    return header + data + tail
+    return header + data + extras + tail
 
 
 def ensure_bundle(ca: LocalCA) -> Bundle:
