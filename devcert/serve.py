@@ -350,10 +350,9 @@ class WSSServer:
         from aiohttp import WSMsgType
 
         ws = self._ws_response()
-        # The WebSocket writes through a _CoalescingTransport from here on (replies to frames read
-        # together go out as one TLS record and one send: ~1.7x pipelined echo, half the CPU per message).
-        # Plain HTTP keeps
-        # the real transport: loop.sendfile() for --dir files needs it.
+        # The WebSocket writes through a _CoalescingTransport from here on: replies to frames read
+        # together go out as one TLS record and one send (~1.7x pipelined echo, half the CPU per
+        # message). Plain HTTP keeps the real transport: loop.sendfile() for --dir files needs it.
         protocol = getattr(request, "protocol", None)
         conn = self._connections.get(request.transport)
         if conn is not None and getattr(protocol, "transport", None) is conn.transport:
