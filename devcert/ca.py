@@ -154,8 +154,6 @@ class Constraints(NamedTuple):
                 pass
         return self._dns_ok(host)
 
-    def summary(self) -> list[str]:
-        return list(self.dns) + [str(n) for n in self.ips]
 
 
 class LocalCA:

@@ -152,17 +152,6 @@ def record(ca: LocalCA, leaf: Leaf, cert_path: str | os.PathLike[str],
         return [f"could not record {cert_path} in the inventory: {err}"]
 
 
-def forget(folder: Path, cert_paths: list[str]) -> list[str]:
-    """Remove the entries for ``cert_paths``; return warnings."""
-    try:
-        with _locked(folder):
-            entries, warnings = read(folder)
-            _write(folder, [e for e in entries if e.get("cert") not in set(cert_paths)])
-        return warnings
-    except (OSError, DevcertError) as err:
-        return [f"could not update the inventory: {err}"]
-
-
 def status(entry: dict[str, Any], ca: LocalCA | None, now: dt.datetime | None = None) -> dict[str, Any]:
     """An entry with what is true now: ``missing``, ``replaced``, ``days_left``, ``other_ca``."""
     now = now or dt.datetime.now(dt.timezone.utc)

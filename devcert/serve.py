@@ -200,7 +200,6 @@ class WSSServer:
     _runner: Any = field(default=None, init=False, repr=False)
     _server: Any = field(default=None, init=False, repr=False)
     _session: Any = field(default=None, init=False, repr=False)
-    _closing: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.ws_path.startswith("/"):
@@ -270,7 +269,6 @@ class WSSServer:
 
     async def stop(self) -> None:
         """Stop accepting, close open WebSockets with 1001 (going away), then stop."""
-        self._closing = True
         if self._server is not None:
             self._server.close()
         # proxied connections: both the client and the upstream side hear 1001
@@ -285,13 +283,6 @@ class WSSServer:
         if self._session is not None:
             await self._session.close()
         self._server = self._runner = self._session = None
-
-    async def serve_until(self, stop: asyncio.Event) -> None:
-        await self.start()
-        try:
-            await stop.wait()
-        finally:
-            await self.stop()
 
     def run_in_thread(self) -> _ThreadRunner:
         """A context manager running the server on its own event loop in a thread."""
@@ -340,11 +331,12 @@ class WSSServer:
         # a JS string literal inside <script>: JSON, with "<" escaped so "</script>" cannot end it
         return page.replace("__WS_PATH_JSON__", json.dumps(self.ws_path).replace("<", "\\u003c"))
 
-    def _ws_response(self, protocols: Iterable[str] = ()) -> Any:
+    def _ws_response(self, protocols: Iterable[str] = (), *, autoclose: bool = True) -> Any:
         from aiohttp import web
 
         return web.WebSocketResponse(protocols=tuple(protocols), max_msg_size=self.max_size, compress=False,
-                                     writer_limit=WRITE_LIMIT, autoping=True, timeout=CLOSE_TIMEOUT)
+                                     writer_limit=WRITE_LIMIT, autoping=True, timeout=CLOSE_TIMEOUT,
+                                     autoclose=autoclose)
 
     async def _echo(self, request: Any) -> Any:
         from aiohttp import WSMsgType
@@ -426,8 +418,8 @@ class WSSServer:
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as err:
             return self._bad_gateway(f"WebSocket {request.rel_url}", err)
 
-        client = self._ws_response([upstream.protocol] if upstream.protocol else ())
-        client._autoclose = False  # close frames are relayed, not answered here
+        # close frames are relayed, not answered here
+        client = self._ws_response([upstream.protocol] if upstream.protocol else (), autoclose=False)
         try:
             await client.prepare(request)
         except Exception:

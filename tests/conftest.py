@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -71,6 +72,19 @@ def devcert_exe() -> str:
     """The installed ``devcert`` console script of the interpreter running the tests."""
     exe = Path(sys.executable).with_name("devcert")
     return str(exe) if exe.exists() else "devcert"
+
+
+def file_mode(path: Path) -> int:
+    """Permission bits of ``path``, as ``ls -l`` shows them (0o600, 0o644, ...)."""
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def one_error_line(stderr: str) -> str:
+    """The single ``devcert: error: ...`` line; no traceback, nothing else but warnings/notes."""
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("devcert: error: ")]
+    assert len(errors) == 1, stderr
+    return errors[0]
 
 
 def run_devcert(*args: str, env: dict[str, str] | None = None, cwd: str | os.PathLike[str] | None = None,

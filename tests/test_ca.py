@@ -9,12 +9,11 @@ import datetime as dt
 import ipaddress
 import json
 import os
-import stat
 import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import clean_env, devcert_exe, run_devcert
+from conftest import clean_env, devcert_exe, file_mode, one_error_line, run_devcert
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -22,18 +21,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from devcert import LocalCA, caroot
 from devcert.ca import CERT_FILE, DEFAULT_DNS, DEFAULT_IPS, KEY_FILE
 from devcert.errors import CAError, NameNotPermittedError, UsageError
-
-
-def mode(path: Path) -> int:
-    return stat.S_IMODE(path.stat().st_mode)
-
-
-def one_error_line(stderr: str) -> str:
-    """The single ``devcert: error: ...`` line; no traceback, nothing else but warnings/notes."""
-    assert "Traceback" not in stderr
-    errors = [line for line in stderr.splitlines() if line.startswith("devcert: error: ")]
-    assert len(errors) == 1, stderr
-    return errors[0]
 
 
 # -- where it lives ---------------------------------------------------------------------------
@@ -128,17 +115,17 @@ def test_files_and_modes_whatever_the_umask(caroot: Path, cli_env: dict[str, str
     res = subprocess.run([devcert_exe(), "ca", "init"], env=cli_env, capture_output=True, text=True,
                          timeout=120, umask=0)
     assert res.returncode == 0, res.stderr
-    assert mode(caroot) == 0o700
-    assert mode(caroot / KEY_FILE) == 0o600
-    assert mode(caroot / CERT_FILE) & 0o022 == 0
+    assert file_mode(caroot) == 0o700
+    assert file_mode(caroot / KEY_FILE) == 0o600
+    assert file_mode(caroot / CERT_FILE) & 0o022 == 0
     # And a leaf's key in the output folder, also under umask 000.
     out = caroot.parent / "out"
     out.mkdir()
     res = subprocess.run([devcert_exe(), "create", "localhost"], env=cli_env, cwd=out, capture_output=True,
                          text=True, timeout=120, umask=0)
     assert res.returncode == 0, res.stderr
-    assert mode(out / "localhost-key.pem") == 0o600
-    assert mode(out / "localhost.pem") & 0o022 == 0
+    assert file_mode(out / "localhost-key.pem") == 0o600
+    assert file_mode(out / "localhost.pem") & 0o022 == 0
     # No temporary files left behind.
     assert sorted(p.name for p in out.iterdir()) == ["localhost-key.pem", "localhost.pem"]
     assert not [p for p in caroot.iterdir() if p.name.endswith(".tmp")]
@@ -149,7 +136,7 @@ def test_existing_caroot_with_loose_mode_is_tightened(tmp_path: Path) -> None:
     folder.mkdir(mode=0o755)
     os.chmod(folder, 0o777)
     LocalCA.load_or_create(folder)
-    assert mode(folder) == 0o700
+    assert file_mode(folder) == 0o700
 
 
 # -- the Python API ---------------------------------------------------------------------------

@@ -11,20 +11,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import clean_env, run_devcert
+from conftest import clean_env, one_error_line, run_devcert
 from test_names import BAD_NAMES
 from typer.testing import CliRunner
 
 from devcert import LocalCA, __version__
 from devcert.ca import CERT_FILE
 from devcert.errors import DevcertError, InvalidNameError, NameNotPermittedError
-
-
-def one_error_line(stderr: str) -> str:
-    assert "Traceback" not in stderr
-    errors = [line for line in stderr.splitlines() if line.startswith("devcert: error: ")]
-    assert len(errors) == 1, stderr
-    return errors[0]
 
 
 def typer_app():  # type: ignore[no-untyped-def]

@@ -60,8 +60,8 @@ def test_anything_unusual_goes_to_typer(argv):
 def test_both_paths_give_the_same_errors(cli_env, tmp_path):
     from conftest import run_devcert
 
+    # A bad name goes through the fast parser; an unknown option through typer: same one-line style.
     fast = run_devcert("create", "a..b", env=cli_env, cwd=tmp_path)
-    # `--days 820` with a bad name: the fast path; an unknown option: typer, same one-line error style
     slow = run_devcert("create", "--bogus", "x.test", env=cli_env, cwd=tmp_path)
     assert fast.returncode == 2 and fast.stderr.startswith("devcert: error: ") and fast.stderr.count("\n") == 1
     assert slow.returncode == 2 and slow.stderr.startswith("devcert: error: ") and slow.stderr.count("\n") == 1

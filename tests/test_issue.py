@@ -6,12 +6,11 @@ import datetime as dt
 import json
 import os
 import ssl
-import stat
 import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import clean_env, require_tool, run_devcert
+from conftest import clean_env, file_mode, one_error_line, require_tool, run_devcert
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -25,17 +24,6 @@ from devcert.ca import CERT_FILE
 from devcert.errors import CSRError, InvalidNameError, NameNotPermittedError, UsageError
 from devcert.issue import ensure_leaf, issue_self_signed, leaf_problem, managed_leaf_paths
 from devcert.names import parse_names
-
-
-def mode(path: Path) -> int:
-    return stat.S_IMODE(path.stat().st_mode)
-
-
-def one_error_line(stderr: str) -> str:
-    assert "Traceback" not in stderr
-    errors = [line for line in stderr.splitlines() if line.startswith("devcert: error: ")]
-    assert len(errors) == 1, stderr
-    return errors[0]
 
 
 def load_cert(path: Path) -> x509.Certificate:
@@ -121,8 +109,8 @@ def test_days_limits(ca: LocalCA) -> None:
 def test_api_write_modes_and_reload(ca: LocalCA, tmp_path: Path) -> None:
     leaf = ca.issue("localhost")
     leaf.write(tmp_path / "c.pem", tmp_path / "k.pem")
-    assert mode(tmp_path / "k.pem") == 0o600
-    assert mode(tmp_path / "c.pem") == 0o644
+    assert file_mode(tmp_path / "k.pem") == 0o600
+    assert file_mode(tmp_path / "c.pem") == 0o644
     key = serialization.load_pem_private_key((tmp_path / "k.pem").read_bytes(), None)
     assert key.public_key() == load_cert(tmp_path / "c.pem").public_key()
     assert (tmp_path / "c.pem").read_bytes() == leaf.cert_pem
@@ -201,7 +189,7 @@ def test_ensure_leaf_lifecycle(tmp_path: Path) -> None:
     names = parse_names(["localhost", "127.0.0.1"])
     cert_path, key_path = managed_leaf_paths(ca, names)
     assert cert_path == tmp_path / "ca" / "leaves" / "localhost+1.pem"
-    assert mode(tmp_path / "ca" / "leaves") == 0o700
+    assert file_mode(tmp_path / "ca" / "leaves") == 0o700
     assert ensure_leaf(ca, names, cert_path, key_path, dry_run=True).action == "created"
     assert not cert_path.exists()
     assert ensure_leaf(ca, names, cert_path, key_path).action == "created"
@@ -234,7 +222,7 @@ def test_create_first_run_makes_ca_and_mkcert_names(tmp_path: Path, caroot: Path
     assert "Created a new local CA" in res.stderr
     assert (caroot / CERT_FILE).exists()
     cert_path, key_path = tmp_path / "localhost+2.pem", tmp_path / "localhost+2-key.pem"
-    assert mode(key_path) == 0o600
+    assert file_mode(key_path) == 0o600
     assert str(cert_path) in res.stdout and str(key_path) in res.stdout
     ca = LocalCA.load(caroot)
     load_cert(cert_path).verify_directly_issued_by(ca.cert)
@@ -286,7 +274,7 @@ def test_create_cert_file_key_file_and_key_type(tmp_path: Path, cli_env: dict[st
     cert = load_cert(out / "server.crt")
     assert isinstance(cert.public_key(), rsa.RSAPublicKey)
     assert cert.not_valid_after_utc - cert.not_valid_before_utc == dt.timedelta(days=30)
-    assert mode(out / "server.key") == 0o600
+    assert file_mode(out / "server.key") == 0o600
     assert not list(tmp_path.glob("*.pem"))
 
 
@@ -312,7 +300,7 @@ def test_create_p12(tmp_path: Path, cli_env: dict[str, str]) -> None:
     p12 = tmp_path / "server.p12"
     res = create(tmp_path, cli_env, "--p12-file", str(p12), "--p12-password", "s3cret pass", "localhost")
     assert res.returncode == 0, res.stderr
-    assert mode(p12) == 0o600
+    assert file_mode(p12) == 0o600
     key, cert, extra = pkcs12.load_key_and_certificates(p12.read_bytes(), b"s3cret pass")
     assert key is not None and cert is not None
     assert key.public_key() == cert.public_key()

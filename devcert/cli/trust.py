@@ -72,6 +72,7 @@ def install(
     certificate is needed: a CA whose key is elsewhere can still be installed.
     """
     from ..ca import LocalCA, caroot
+    from ..errors import DevcertError
     from ..trust import entry_name, selected_stores
 
     stores = selected_stores(store)
@@ -110,11 +111,7 @@ def install(
                 echo("  already installed")
                 continue
             s.install(ca, runner)
-        except Exception as err:  # TrustStoreError, or a file write error: one line each
-            from ..errors import DevcertError
-
-            if not isinstance(err, DevcertError):
-                raise
+        except DevcertError as err:  # TrustStoreError, or a file write error: one line each
             failures.append((s.name, str(err)))
             continue
         echo("  would be installed" if dry_run else "  installed")

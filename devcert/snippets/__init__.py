@@ -32,7 +32,6 @@ class Target:
     summary: str
     save_as: str  # the file name the "Run:" comment assumes
     default_port: int = 8443
-    needs_upstream: bool = False
 
 
 TARGETS: dict[str, Target] = {t.name: t for t in (
@@ -56,10 +55,10 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            "devcert-server.js"),
     Target("nginx", "nginx.conf", "nginx",
            "nginx: TLS termination with WebSocket upgrade headers in front of a ws:// / http:// upstream",
-           "nginx.conf", needs_upstream=True),
+           "nginx.conf"),
     Target("caddy", "Caddyfile", "caddy",
            "Caddy: a site on the devcert certificate reverse-proxying (WebSockets included) to an upstream",
-           "Caddyfile", needs_upstream=True),
+           "Caddyfile"),
     Target("vite", "vite.config.js", "js",
            "Vite: the dev server (and preview) over HTTPS with the devcert certificate",
            "vite.config.js", default_port=5173),
