@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from browser import wait_dom
 from conftest import IN_CI, ROOT, clean_env, devcert_exe, free_port, require_tool
 
 from devcert import serve
@@ -172,21 +173,6 @@ def test_wscat_with_ca(caroot: Path) -> None:
 # --- headless Chromium -----------------------------------------------------------------------
 
 
-def chromium_dom(url: str, home: Path, extra: list[str] = (), virtual_time: bool = True) -> str:
-    """The DOM after the page ran: after 8 s of virtual time, or (``virtual_time=False``, for pages
-    that talk over a socket, whose messages virtual time does not wait for) at the load event."""
-    exe = require_tool("chromium", "headless browser test")
-    profile = home / "profile"
-    env = clean_env(HOME=str(home))
-    proc = subprocess.run(
-        [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-         *(["--virtual-time-budget=8000"] if virtual_time else []), *extra, "--dump-dom", url],
-        env=env, capture_output=True, text=True, timeout=90,
-    )
-    return proc.stdout
-
-
 def private_nssdb(home: Path, ca_file: Path) -> None:
     certutil = require_tool("certutil", "NSS database for Chromium")
     db = home / ".pki" / "nssdb"
@@ -196,15 +182,19 @@ def private_nssdb(home: Path, ca_file: Path) -> None:
                    check=True, capture_output=True)
 
 
+#: What the demo page shows once its wss:// echo came back
+ECHOED = 'id="echo">hello over wss://<'
+
+
 @pytest.mark.slow
 def test_chromium_demo_page_echo(caroot: Path, tmp_path: Path) -> None:
     server, ca_file = make_server(caroot)
     home = tmp_path / "home"
     private_nssdb(home, ca_file)
     with server.run_in_thread():
-        dom = chromium_dom(f"https://localhost:{server.port}/", home)
+        dom = wait_dom(f"https://localhost:{server.port}/", home, until=lambda d: ECHOED in d)
     assert 'id="state" class="ok">open<' in dom, dom[-2000:]
-    assert 'id="echo">hello over wss://<' in dom, dom[-2000:]
+    assert ECHOED in dom, dom[-2000:]
 
 
 @pytest.mark.slow
@@ -214,7 +204,9 @@ def test_chromium_without_ca_gets_no_page(caroot: Path, tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
     with server.run_in_thread():
-        dom = chromium_dom(f"https://localhost:{server.port}/", home)
+        dom = wait_dom(f"https://localhost:{server.port}/", home, timeout=30,
+                       until=lambda d: "ERR_CERT" in d or ECHOED in d)
+    assert "ERR_CERT_AUTHORITY_INVALID" in dom, dom[-2000:]
     assert "hello over wss://" not in dom
 
 
@@ -224,8 +216,9 @@ def test_chromium_blocks_plain_ws_for_non_loopback_name(caroot: Path, tmp_path: 
     home = tmp_path / "home"
     private_nssdb(home, ca_file)
     with server.run_in_thread():
-        dom = chromium_dom(f"https://devcert.test:{server.port}/?try-plain", home,
-                           ["--host-resolver-rules=MAP devcert.test 127.0.0.1"])
+        dom = wait_dom(f"https://devcert.test:{server.port}/?try-plain", home,
+                       until=lambda d: ECHOED in d and "plain-result" in d and "blocked by" in d,
+                       extra=["--host-resolver-rules=MAP devcert.test 127.0.0.1"])
     assert 'id="echo">hello over wss://<' in dom, dom[-2000:]  # wss:// works under that name
     assert "blocked by the browser: SecurityError" in dom, dom[-2000:]
 
@@ -765,7 +758,7 @@ def test_vite_dev_app_through_the_proxy(caroot: Path, tmp_path: Path) -> None:
             # The whole app in a browser that trusts only the devcert CA (private NSS db)
             home = tmp_path / "home"
             private_nssdb(home, ca_file)
-            dom = chromium_dom(f"{base}/", home, virtual_time=False)  # main.js holds the load event
+            dom = wait_dom(f"{base}/", home, until=lambda d: "hmr pong 42" in d and " v2<" in d)
     assert 'id="app">rendered by main.js v2<' in dom, dom[-2000:]
     # Vite's own client talked over wss:// through the proxy (not its direct ws:// fallback)
     assert 'id="hmr">hmr pong 42 via https<' in dom, dom[-2000:]
