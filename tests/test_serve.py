@@ -57,9 +57,12 @@ def https_get(port: int, ca_file: Path, path: str, host: str = "localhost") -> t
 
 
 def raw_tls(port: int, ca_file: Path, data: bytes, timeout: float = 5) -> bytes:
-    """Send ``data`` verbatim over TLS (no client-side path cleaning) and read the reply."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+    """Send ``data`` verbatim over TLS (no client-side path cleaning) and read the reply for at
+    most ``timeout`` seconds. Connecting and the handshake get 20 s whatever ``timeout`` is: a
+    loaded machine may be slow there, and a short read limit is what keeps the fuzz loop bounded."""
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
         with ca_context(ca_file).wrap_socket(sock, server_hostname="localhost") as tls:
+            tls.settimeout(timeout)
             tls.sendall(data)
             chunks = []
             deadline = time.monotonic() + timeout
