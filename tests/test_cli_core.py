@@ -112,6 +112,22 @@ def test_version_and_help(cli_env: dict[str, str]) -> None:
         assert "devcert" in res.stdout
 
 
+def test_help_names_arguments_as_click_does(cli_env: dict[str, str]) -> None:
+    """Arguments read ``[NAMES]...`` / ``TARGET``, options ``--days DAYS``: no type labels."""
+    create = run_devcert("create", "--help", env=cli_env).stdout
+    assert "Usage: devcert create [OPTIONS] [NAMES]..." in create
+    assert "--days DAYS" in create
+    snippet = run_devcert("snippet", "--help", env=cli_env).stdout
+    assert "Usage: devcert snippet [OPTIONS] [TARGET] [NAMES]..." in snippet
+    inspect = run_devcert("inspect", "--help", env=cli_env).stdout
+    assert "Usage: devcert inspect [OPTIONS] TARGET" in inspect
+    for text in (create, snippet, inspect):
+        assert "<list" not in text and "<int>" not in text and "<str>" not in text and "{" not in text
+    missing = run_devcert("inspect", env=cli_env)
+    assert missing.returncode == 2
+    assert "Missing argument 'TARGET'" in one_error_line(missing.stderr)
+
+
 def test_create_with_no_names(tmp_path: Path, cli_env: dict[str, str]) -> None:
     res = run_devcert("create", env=cli_env, cwd=tmp_path)
     assert res.returncode == 2

@@ -110,15 +110,19 @@ def _fast_exit() -> NoReturn:
 
 
 def _name_metavars(command: Any) -> None:
-    """``--days DAYS`` and ``NAMES...`` in help, instead of typer's ``<int>`` and ``<list[str]>``."""
+    """``--days DAYS``, ``[NAMES]...`` and ``TARGET`` in help, as click writes them, instead of
+    typer's ``<int>``, ``NAMES <list[str]>`` and ``{TARGET}``."""
     for sub in getattr(command, "commands", {}).values():
         _name_metavars(sub)
     for param in getattr(command, "params", []):
-        if param.metavar is not None or getattr(param, "is_flag", False) or getattr(param, "count", False):
-            continue
         if param.param_type_name == "argument":
-            param.metavar = param.name.upper()  # click adds "..." for repeatable arguments
-        else:
+            name = param.metavar = param.metavar or param.name.upper()  # also "Missing argument 'TARGET'"
+            more = "..." if param.nargs != 1 else ""
+            shown, usage = name + more, (name if param.required else f"[{name}]") + more
+            param.display_type_rich = lambda ctx: ""
+            param._rich_display_name = lambda shown=shown: shown
+            param.get_usage_pieces = lambda ctx, usage=usage: [usage]
+        elif param.metavar is None and not getattr(param, "is_flag", False) and not getattr(param, "count", False):
             param.metavar = param.name.upper()
 
 
