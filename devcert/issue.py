@@ -21,7 +21,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from . import keys
 from .errors import CAError, CSRError, UsageError
-from .files import PRIVATE, PUBLIC, atomic_write
+from .files import PRIVATE, PUBLIC, write_together
 from .names import Name, parse_names
 
 if TYPE_CHECKING:
@@ -85,15 +85,18 @@ class Leaf:
     def write(self, cert_path: str | os.PathLike[str], key_path: str | os.PathLike[str] | None = None) -> None:
         """Write the certificate (0644) and, when given a path, the key (0600), atomically.
 
-        The key is written first, so a certificate on disk always has its key beside it.
+        Both files change or neither does: a failure never leaves a new key beside an old
+        certificate (:func:`devcert.files.write_together`).
         """
+        files: list[tuple[str | os.PathLike[str], bytes, int]] = []
         if key_path is not None:
             if Path(key_path).absolute() == Path(cert_path).absolute():
                 # Writing both to one path would silently replace the new key with the certificate.
                 raise UsageError(f"the certificate and the key would both be written to {Path(cert_path).absolute()}: "
                                  f"give --cert-file and --key-file different paths")
-            atomic_write(key_path, self.key_pem, PRIVATE)
-        atomic_write(cert_path, self.cert_pem, PUBLIC)
+            files.append((key_path, self.key_pem, PRIVATE))
+        files.append((cert_path, self.cert_pem, PUBLIC))
+        write_together(files)
 
     def pkcs12(self, password: bytes, friendly_name: bytes = b"devcert") -> bytes:
         """PKCS#12 with the key, the certificate and the CA, encrypted with AES-256 + PBKDF2.

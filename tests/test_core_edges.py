@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from conftest import run_devcert
 
 
@@ -68,3 +71,108 @@ def test_a_caroot_that_is_a_file_is_named(cli_env, caroot, tmp_path):
     caroot.write_text("not a folder")
     res = run_devcert("create", "localhost", env=cli_env, cwd=tmp_path)
     assert res.returncode == 1 and "is a file, not a folder" in res.stderr
+
+
+def _pair_matches(cert_path, key_path) -> bool:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    key = serialization.load_pem_private_key(key_path.read_bytes(), None)
+    return cert.public_key() == key.public_key()
+
+
+def test_a_failed_create_leaves_the_old_pair_as_it_was(cli_env, tmp_path):
+    """Re-creating into a certificate path that cannot be written (its folder is gone) must not
+    replace the key: the old certificate and key still match afterwards."""
+    (tmp_path / "certs").mkdir()
+    (tmp_path / "keys").mkdir()
+    res = run_devcert("create", "app.test", "--cert-file", "certs/c.pem", "--key-file", "keys/k.pem",
+                      env=cli_env, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    old_key = (tmp_path / "keys/k.pem").read_bytes()
+    (tmp_path / "certs/c.pem").rename(tmp_path / "c.pem")
+    (tmp_path / "certs").rmdir()
+    res = run_devcert("create", "app.test", "--cert-file", "certs/c.pem", "--key-file", "keys/k.pem",
+                      env=cli_env, cwd=tmp_path)
+    assert res.returncode == 1 and "the folder does not exist" in res.stderr, res.stderr
+    assert (tmp_path / "keys/k.pem").read_bytes() == old_key
+    assert _pair_matches(tmp_path / "c.pem", tmp_path / "keys/k.pem")
+    assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == ["k.pem"]  # no temporary files left
+
+
+def test_a_failed_rename_puts_the_first_file_back(tmp_path, monkeypatch):
+    """If the second rename fails after the first succeeded, the first file gets its old
+    content and mode back (and a file that was new is removed)."""
+    import os
+
+    from devcert import files
+    from devcert.errors import FileWriteError
+
+    key, cert, new = tmp_path / "k.pem", tmp_path / "c.pem", tmp_path / "new.pem"
+    key.write_bytes(b"old key")
+    key.chmod(0o600)
+    cert.write_bytes(b"old cert")
+    real_replace = os.replace
+
+    def failing_replace(src, dst):
+        if str(dst) == str(cert):
+            raise OSError(28, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(files.os, "replace", failing_replace)
+    for first in (key, new):
+        try:
+            files.write_together([(first, b"new key", 0o600), (cert, b"new cert", 0o644)])
+        except FileWriteError as err:
+            assert "no space left" in str(err)
+        else:
+            raise AssertionError("the write should have failed")
+    monkeypatch.undo()
+    assert key.read_bytes() == b"old key" and (key.stat().st_mode & 0o777) == 0o600
+    assert cert.read_bytes() == b"old cert"
+    assert not new.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pem", "k.pem"]
+
+
+def test_a_very_long_name_gets_a_short_file_name(cli_env, tmp_path):
+    name = ".".join(["a" * 60] * 4) + ".test"  # 248 characters: a valid DNS name
+    res = run_devcert("create", name, "--json", env=cli_env, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    import json
+
+    out = json.loads(res.stdout)
+    assert len(os.path.basename(out["key"]).encode()) <= 255
+    assert _pair_matches(Path(out["cert"]), Path(out["key"]))
+    again = json.loads(run_devcert("create", name, "--json", env=cli_env, cwd=tmp_path).stdout)
+    assert again["cert"] == out["cert"]  # the same names give the same file name
+    res = run_devcert("create", "x.test", "--cert-file", "b" * 260 + ".pem", env=cli_env, cwd=tmp_path)
+    assert res.returncode == 2 and "File name too long" in res.stderr and "unexpected" not in res.stderr
+
+
+def test_csr_refuses_key_options(cli_env, tmp_path):
+    res = run_devcert("create", "--csr", "req.csr", "--key-type", "rsa", env=cli_env, cwd=tmp_path)
+    assert res.returncode == 2 and "--key-type" in res.stderr
+
+
+def test_first_create_says_install_once(cli_env, caroot, tmp_path):
+    res = run_devcert("create", "localhost", env=cli_env, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert res.stderr.count("devcert install") == 1, res.stderr
+
+
+def test_renew_keeps_days_given_to_create(cli_env, tmp_path):
+    import datetime as dt
+
+    from cryptography import x509
+
+    res = run_devcert("create", "days.test", "--days", "15", "--cert-file", "d.pem", "--key-file", "dk.pem",
+                      env=cli_env, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    first = x509.load_pem_x509_certificate((tmp_path / "d.pem").read_bytes())
+    res = run_devcert("renew", "d.pem", env=cli_env, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    renewed = x509.load_pem_x509_certificate((tmp_path / "d.pem").read_bytes())
+    assert renewed.serial_number != first.serial_number
+    life = renewed.not_valid_after_utc - renewed.not_valid_before_utc
+    assert dt.timedelta(days=14) < life <= dt.timedelta(days=16), life

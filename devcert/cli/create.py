@@ -18,15 +18,23 @@ def load_ca_for_issuing() -> LocalCA:
     """The CA in CAROOT, created on first need with a line that says so."""
     from ..ca import caroot
 
+    global _install_advised
     ca = LocalCA.load_or_create()
     if ca.created:
         echo(f"Created a new local CA in {caroot()} ({ca.common_name}).", err=True)
         echo("Run `devcert install` to make browsers and tools trust it.", err=True)
+        _install_advised = True
     return ca
+
+
+#: Set once the "Run `devcert install`" line was printed, so a command says it once.
+_install_advised = False
 
 
 def not_trusted_hint(ca: LocalCA) -> None:
     """One line when the CA is not trusted by any store here, as mkcert does; else nothing."""
+    if _install_advised:
+        return
     try:
         from ..trust import trusted_anywhere
     except ImportError:
@@ -39,7 +47,7 @@ def not_trusted_hint(ca: LocalCA) -> None:
         echo("Note: the local CA is not trusted on this machine yet; run `devcert install` once.", err=True)
 
 
-def _record(ca: LocalCA | None, leaf: Any, cert: str | None, key: str | None) -> None:
+def _record(ca: LocalCA | None, leaf: Any, cert: str | None, key: str | None, days: int | None) -> None:
     """Add the certificate to CAROOT's inventory (`devcert list`); never blocks issuing."""
     if ca is None or cert is None:
         return
@@ -47,7 +55,7 @@ def _record(ca: LocalCA | None, leaf: Any, cert: str | None, key: str | None) ->
         from ..inventory import record
     except ImportError:
         return
-    for message in record(ca, leaf, cert, key) or ():
+    for message in record(ca, leaf, cert, key, days=days) or ():
         warn(message)
 
 
@@ -74,7 +82,11 @@ def _path(value: str | None, option: str) -> Path | None:
 
     if value is None:
         return None
-    if not value or value.endswith(("/", "\\")) or Path(value).is_dir():
+    try:
+        folder = not value or value.endswith(("/", "\\")) or Path(value).is_dir()
+    except OSError as err:  # e.g. ENAMETOOLONG
+        raise UsageError(f"{option} {value[:80]}{'...' if len(value) > 80 else ''}: {err.strerror}") from None
+    if folder:
         raise UsageError(f"{option} {value!r}: give a file name, not a folder")
     return Path(value)
 
@@ -93,7 +105,7 @@ def run_create(
     json_output: bool = False,
 ) -> None:
     from ..errors import UsageError
-    from ..files import PRIVATE, atomic_write, default_output_paths
+    from ..files import PRIVATE, PUBLIC, default_output_paths, write_together
     from ..keys import check_key_type
     from ..names import parse_names
 
@@ -104,8 +116,8 @@ def run_create(
         raise UsageError("--csr takes its names from the CSR: give either names or --csr")
     if csr is not None and self_signed:
         raise UsageError("--csr and --self-signed cannot be combined")
-    if csr is not None and (p12_file or key_file):
-        raise UsageError("with --csr there is no key here: --key-file and --p12-file do not apply")
+    if csr is not None and (p12_file or key_file or key_type != "ecdsa"):
+        raise UsageError("with --csr the key is yours, not made here: --key-file, --key-type and --p12-file do not apply")
     if p12_file is None and p12_password is not None:
         raise UsageError("--p12-password needs --p12-file")
     # Asked (or refused) before anything is created or written.
@@ -135,10 +147,12 @@ def run_create(
     written: dict[str, str | None] = {"cert": None, "key": None, "p12": None}
     if p12_file is not None:
         assert password is not None
-        written["p12"] = str(atomic_write(p12_file, leaf.pkcs12(password.encode()), PRIVATE))
+        files = [(p12_file, leaf.pkcs12(password.encode()), PRIVATE)]
         if cert_file is not None:
-            leaf.write(cert_file)
-            written["cert"] = _abs(cert_file)
+            files.append((cert_file, leaf.cert_pem, PUBLIC))
+        paths = write_together(files)
+        written["p12"] = str(paths[0])
+        written["cert"] = str(paths[1]) if cert_file is not None else None
     else:
         out_cert = cert_file or default_cert
         out_key = None if csr is not None else (key_file or default_key)
@@ -146,7 +160,7 @@ def run_create(
         written["cert"] = _abs(out_cert)
         written["key"] = _abs(out_key)
     if not self_signed:
-        _record(ca, leaf, written["cert"], written["key"])
+        _record(ca, leaf, written["cert"], written["key"], days)
 
     if json_output:
         print_json({
