@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import DevcertError, UsageError
+from .errors import DevcertError, NameNotPermittedError, UsageError
 from .names import Name, parse_names
 
 if TYPE_CHECKING:
@@ -275,6 +275,33 @@ def _key_type_problem(spec: CertSpec) -> str | None:
     return None if have == spec.key_type else f"key type changed to {spec.key_type}"
 
 
+def _not_after(path: Path) -> str | None:
+    """The expiry of the certificate at ``path`` (ISO 8601, as for issued ones), or None if unreadable."""
+    from cryptography import x509
+
+    try:
+        return x509.load_pem_x509_certificate(path.read_bytes()).not_valid_after_utc.isoformat()
+    except (OSError, ValueError):
+        return None
+
+
+def check_permitted(project: Project, ca: LocalCA) -> None:
+    """Raise :class:`NameNotPermittedError` naming the file, entry and name if ``ca`` cannot sign a declared name.
+
+    Issuing would refuse the same name, but only after earlier entries were written and with
+    a message that says nothing of the configuration; this checks every entry up front.
+    """
+    for spec in project.certs:
+        for name in spec.names:
+            try:
+                ca.check_permitted([name])
+            except NameNotPermittedError as err:
+                raise NameNotPermittedError(
+                    f"{project.config}: {spec.label}: names: {err}; or remove {name.value!r} from "
+                    f"{spec.label} (no certificate was written)"
+                ) from None
+
+
 def sync(project: Project, ca: LocalCA | None, *, check: bool = False, min_days: int = 30) -> list[SyncResult]:
     """Make every declared certificate good (see the module docs); with ``check`` write nothing.
 
@@ -285,6 +312,8 @@ def sync(project: Project, ca: LocalCA | None, *, check: bool = False, min_days:
 
     if min_days < 0:
         raise UsageError(f"--min-days {min_days}: give 0 or more days")
+    if ca is not None:
+        check_permitted(project, ca)  # before anything is written: all entries or none
     results = []
     for spec in project.certs:
         if ca is None:
@@ -298,7 +327,7 @@ def sync(project: Project, ca: LocalCA | None, *, check: bool = False, min_days:
         if problem is None:
             problem = _key_type_problem(spec)
         if problem is None:
-            results.append(SyncResult(spec, "kept"))
+            results.append(SyncResult(spec, "kept", not_after=_not_after(spec.cert)))
             continue
         action = "created" if problem == "missing" else "renewed"
         if check:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from conftest import run_devcert
+from conftest import one_error_line, run_devcert
 from devcert.errors import UsageError
 from devcert.project import find_config, load_project
 
@@ -288,5 +288,39 @@ def test_sync_json(tmp_path: Path, cli_env: dict[str, str]) -> None:
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert [c["action"] for c in data["certs"]] == ["created", "created"]
+    created = {c["cert"]: c["not_after"] for c in data["certs"]}
     data = json.loads(run_devcert("sync", "--json", "--check", env=cli_env, cwd=root).stdout)
     assert data["ok"] is True and [c["action"] for c in data["certs"]] == ["kept", "kept"]
+    # A kept certificate reports its expiry like a created one (it used to be null).
+    for c in data["certs"]:
+        expiry = x509.load_pem_x509_certificate(Path(c["cert"]).read_bytes()).not_valid_after_utc
+        assert c["not_after"] == created[c["cert"]] == expiry.isoformat()
+    data = json.loads(run_devcert("sync", "--json", "--no-gitignore", env=cli_env, cwd=root).stdout)
+    assert {c["cert"]: c["not_after"] for c in data["certs"]} == created
+
+
+def test_sync_name_outside_constraints_fails_before_writing(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    # A valid entry first, then one the default CA may not sign: once, `sync --check` said only
+    # "would create" and `sync` wrote the first entry, then failed without naming the config.
+    text = (
+        'certs = [\n'
+        '  { names = ["localhost"], cert = "ok.pem", key = "ok-key.pem" },\n'
+        '  { names = ["app.test", "example.com"], cert = "real.pem", key = "real-key.pem" },\n'
+        ']\n'
+    )
+    root = write_project(tmp_path / "proj", text, "devcert.toml")
+    assert run_devcert("ca", "init", env=cli_env).returncode == 0
+    for args in (("sync", "--check"), ("sync", "--no-gitignore"), ("sync", "--json", "--no-gitignore")):
+        result = run_devcert(*args, env=cli_env, cwd=root)
+        assert result.returncode == 1, (args, result.stdout, result.stderr)
+        assert result.stdout == "", args  # no "would create ..." and no JSON for a run that failed
+        line = one_error_line(result.stderr)
+        assert str(root / "devcert.toml") in line and "certs[1]" in line and "'example.com'" in line, line
+        assert "devcert ca init --force --permit example.com" in line and "remove 'example.com'" in line, line
+        assert sorted(p.name for p in root.iterdir()) == ["devcert.toml"], "no entry may be written"
+
+    # The fix the message gives works.
+    assert run_devcert("ca", "init", "--force", "--permit", "example.com", env=cli_env).returncode == 0
+    result = run_devcert("sync", "--no-gitignore", env=cli_env, cwd=root)
+    assert result.returncode == 0, result.stderr
+    assert san(root / "real.pem") == {"app.test", "example.com"}
