@@ -8,12 +8,15 @@ result is reported as it is (ok, or the verifier's reason).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import ipaddress
 import re
 import socket
 import ssl
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +30,23 @@ if TYPE_CHECKING:
 
 _PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
 TIMEOUT = 10.0
+
+
+@contextlib.contextmanager
+def _quiet_parsing() -> Iterator[None]:
+    """Silence cryptography's deprecation warnings while reading certificates others made.
+
+    inspect shows whatever a file or server holds, public roots included, and some of those
+    break RFC 5280 (the system and certifi bundles, so CAROOT/ca-bundle.pem, hold old Go Daddy,
+    Starfield and SECOM roots whose serial number is 0). cryptography warns about each as its
+    fields are parsed, raw Python warning lines on the user's terminal; the certificate is
+    still reported as it is.
+    """
+    from cryptography.utils import CryptographyDeprecationWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        yield
 
 
 def load_certificates(data: bytes, source: str) -> list[x509.Certificate]:
@@ -118,6 +138,7 @@ def _verdict(certs: list[x509.Certificate], ca: LocalCA | None) -> tuple[bool, s
     return False, f"not signed by this machine's local CA (issuer: {leaf.issuer.rfc4514_string()})"
 
 
+@_quiet_parsing()
 def inspect_file(path: str | Path, ca: LocalCA | None) -> dict[str, Any]:
     path = Path(path)
     try:
@@ -200,6 +221,7 @@ def _verify_handshake(host: str, port: int, ca: LocalCA, timeout: float) -> tupl
         return False, f"handshake failed: {err}"
 
 
+@_quiet_parsing()
 def inspect_host(host: str, port: int, ca: LocalCA | None, *, timeout: float = TIMEOUT) -> dict[str, Any]:
     certs, version, cipher = _fetch_chain(host, port, timeout)
     if ca is None:

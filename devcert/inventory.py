@@ -183,14 +183,28 @@ def status(entry: dict[str, Any], ca: LocalCA | None, now: dt.datetime | None = 
     return out
 
 
+class CSRLeafError(DevcertError):
+    """The entry was signed from a CSR: its private key is not here, so it cannot be reissued.
+
+    The message already names the certificate file; do not prefix it again.
+    """
+
+
+CSR_REASON = "issued for a CSR: its key is not here; sign a new CSR with `devcert create --csr`"
+
+
+def from_csr(entry: dict[str, Any]) -> bool:
+    """Whether ``entry`` was signed from a CSR (no key recorded), so only its owner can renew it."""
+    return not entry.get("key")
+
+
 def reissue(ca: LocalCA, entry: dict[str, Any]) -> tuple[Leaf, list[str]]:
     """Issue a new certificate with ``entry``'s names and options to its paths; record it."""
     from .issue import issue_leaf
     from .names import parse_names
 
-    if not entry.get("key"):
-        raise DevcertError(f"{entry['cert']} was issued for a CSR: its key is not here; sign a new CSR with "
-                           f"`devcert create --csr`")
+    if from_csr(entry):
+        raise CSRLeafError(f"{entry['cert']} was {CSR_REASON}")
     leaf = issue_leaf(ca, parse_names(entry["names"]), client=bool(entry.get("client")),
                       key_type=entry.get("key_type") or "ecdsa", days=entry.get("days"))
     cert_path, key_path = Path(entry["cert"]), Path(entry["key"])

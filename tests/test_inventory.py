@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from conftest import run_devcert
+from conftest import one_error_line, run_devcert
 from devcert import LocalCA, inventory
 
 
@@ -144,7 +144,9 @@ def test_renew_path_all_and_expiring(cli_env: dict[str, str], tmp_path: Path) ->
     assert out.returncode == 0, out.stderr
     assert "soon.pem" in out.stdout and "later.pem" not in out.stdout
     rows = {Path(r["cert"]).name: r for r in listed(cli_env)}
-    assert rows["soon.pem"]["days_left"] > 800 and rows["soon.pem"]["names"] == ["soon.test", "127.0.0.1"]
+    assert rows["soon.pem"]["serial"] != serials[str(tmp_path / "soon.pem")]
+    assert rows["soon.pem"]["names"] == ["soon.test", "127.0.0.1"]
+    assert rows["soon.pem"]["days"] == 10 and rows["soon.pem"]["days_left"] == 9  # renew keeps --days
     assert rows["later.pem"]["serial"] == serials[str(tmp_path / "later.pem")]
 
     # By path (the key file works too): same names, same options, same paths.
@@ -164,6 +166,48 @@ def test_renew_path_all_and_expiring(cli_env: dict[str, str], tmp_path: Path) ->
     bad = run_devcert("renew", "nope.pem", env=cli_env, cwd=tmp_path)
     assert bad.returncode == 2 and "not in the inventory" in bad.stderr
     assert run_devcert("renew", env=cli_env).returncode == 2
+
+
+def _csr(path: Path, name: str) -> None:
+    """A CSR for ``name``, as someone who keeps their own key would send it."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, name)]))
+           .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+           .sign(key, hashes.SHA256()))
+    path.write_bytes(csr.public_bytes(serialization.Encoding.PEM))
+
+
+def test_renew_all_skips_certificates_signed_from_a_csr(cli_env: dict[str, str], tmp_path: Path) -> None:
+    # Once a CSR-signed certificate was in the inventory, `renew --all` failed on every run
+    # (exit 1, its path printed twice).
+    create(cli_env, tmp_path, "--cert-file", "mine.pem", "--key-file", "mine-key.pem", "mine.test")
+    _csr(tmp_path / "req.csr", "theirs.test")
+    create(cli_env, tmp_path, "--csr", "req.csr", "--cert-file", "theirs.pem")
+    theirs = str(tmp_path / "theirs.pem")
+    before = (tmp_path / "theirs.pem").read_bytes()
+
+    for args in (("--all",), ("--expiring", "100000")):
+        out = run_devcert("renew", *args, env=cli_env, cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+        assert "renewed " + str(tmp_path / "mine.pem") in out.stdout
+        skipped = [line for line in out.stdout.splitlines() if line.startswith("skipped ")]
+        assert len(skipped) == 1 and skipped[0].startswith(f"skipped {theirs} (issued for a CSR")
+        assert "devcert create --csr" in skipped[0] and "error" not in out.stderr
+    data = json.loads(run_devcert("renew", "--all", "--json", env=cli_env, cwd=tmp_path).stdout)
+    assert [Path(r["cert"]).name for r in data["renewed"]] == ["mine.pem"] and data["errors"] == []
+    assert len(data["skipped"]) == 1 and data["skipped"][0].startswith(theirs)
+    assert (tmp_path / "theirs.pem").read_bytes() == before
+
+    # Asked for by path, it explains, naming the file once.
+    out = run_devcert("renew", "theirs.pem", env=cli_env, cwd=tmp_path)
+    assert out.returncode == 1
+    line = one_error_line(out.stderr)
+    assert line.count(theirs) == 1 and "CSR" in line and "devcert create --csr" in line, line
+    assert (tmp_path / "theirs.pem").read_bytes() == before
 
 
 # -- inspect -------------------------------------------------------------------------------
@@ -191,6 +235,37 @@ def test_inspect_file(cli_env: dict[str, str], tmp_path: Path, caroot: Path) -> 
     assert bad.returncode == 2 and "private key" in bad.stderr
     missing = run_devcert("inspect", "nothing.pem", env=cli_env, cwd=tmp_path)
     assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+def test_inspect_bundle_with_nonpositive_serials_prints_no_python_warnings(cli_env: dict[str, str], tmp_path: Path,
+                                                                         caroot: Path) -> None:
+    # CAROOT/ca-bundle.pem holds public roots with serial number 0; cryptography warns on
+    # parsing them, and those raw CryptographyDeprecationWarning lines reached stderr.
+    from cryptography.hazmat.primitives import serialization
+
+    create(cli_env, tmp_path, "app.test")
+    good = LocalCA.ephemeral().issue("odd.test").cert.public_bytes(serialization.Encoding.DER)
+    n = x509.load_der_x509_certificate(good).serial_number
+    value = n.to_bytes((n.bit_length() + 8) // 8, "big")  # DER's minimal two's complement
+    encoded = bytes([0x02, len(value)]) + value
+    assert good.count(encoded) == 1
+    # Same length, top bit set: a negative serial (the signature no longer verifies; inspect
+    # must still show it).
+    odd = good.replace(encoded, encoded[:2] + bytes([value[0] | 0x80]) + value[1:])
+    import base64
+    import textwrap
+
+    pem = b"-----BEGIN CERTIFICATE-----\n" + "\n".join(textwrap.wrap(base64.b64encode(odd).decode(), 64)).encode() + \
+        b"\n-----END CERTIFICATE-----\n"
+    (tmp_path / "bundle.pem").write_bytes((caroot / "rootCA.pem").read_bytes() + pem)
+
+    for args in ((), ("--json",)):
+        out = run_devcert("inspect", "bundle.pem", *args, env=dict(cli_env, PYTHONWARNINGS="default"), cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+        assert out.stderr == "", out.stderr
+    report = json.loads(out.stdout)
+    assert len(report["certificates"]) == 2 and report["certificates"][1]["names"] == ["DNS:odd.test"]
+    assert report["certificates"][1]["serial"].startswith("-")
 
 
 @pytest.fixture

@@ -272,6 +272,9 @@ def renew(
             if st["missing"]:
                 skipped.append(f"{e['cert']} (file missing)")
                 continue
+            if inventory.from_csr(e):
+                skipped.append(f"{e['cert']} ({inventory.CSR_REASON})")
+                continue
             selected.append(e)
     ca = load_ca_for_issuing() if selected else None
     done = []
@@ -279,6 +282,9 @@ def renew(
     for entry in selected:
         try:
             leaf, warns = inventory.reissue(ca, entry)
+        except inventory.CSRLeafError as err:
+            errors.append(str(err))  # it names the file already
+            continue
         except DevcertError as err:
             errors.append(f"{entry['cert']}: {err}")
             continue
