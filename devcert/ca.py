@@ -170,6 +170,8 @@ class LocalCA:
         #: True when this call made the CA (create, or load_or_create that found none); lets
         #: a caller say "created a new CA" only when it did, even with concurrent first runs.
         self.created = False
+        #: Why the key file next to the certificate is unusable (set by ``load(require_key=False)``).
+        self.key_problem: str | None = None
 
     @functools.cached_property
     def ski(self) -> x509.SubjectKeyIdentifier:
@@ -214,26 +216,38 @@ class LocalCA:
             is_ca = False
         if not is_ca:
             raise CAError(f"{cert_file} is not a CA certificate (BasicConstraints CA is not set)")
-        key = None
+        key, key_problem = None, None
         if require_key or key_file.exists():
-            key_data = _read(
-                key_file,
-                "the CA key",
-                missing_hint="the certificate alone can be installed but cannot sign; "
-                "restore the key or run `devcert ca init --force` for a new CA",
-            )
             try:
-                key = keys.load_pem_private_key(key_data, password=None)
-            except TypeError:
-                raise CAError(f"{key_file} is encrypted; devcert needs an unencrypted CA key") from None
-            except (ValueError, Exception):
-                raise CAError(f"{key_file} is not a valid PEM private key") from None
-            if key.public_key() != cert.public_key():
-                raise CAError(
-                    f"{key_file} does not belong to {cert_file} (the key and certificate do not match); "
-                    f"restore the matching pair or run `devcert ca init --force`"
-                )
-        return cls(cert, key, folder)  # type: ignore[arg-type]
+                key = cls._load_key(key_file, cert_file, cert)
+            except CAError as err:
+                if require_key:
+                    raise
+                key_problem = str(err)  # the certificate alone still installs, shows and verifies
+        ca = cls(cert, key, folder)
+        ca.key_problem = key_problem
+        return ca
+
+    @staticmethod
+    def _load_key(key_file: Path, cert_file: Path, cert: x509.Certificate) -> keys.PrivateKey:
+        key_data = _read(
+            key_file,
+            "the CA key",
+            missing_hint="the certificate alone can be installed but cannot sign; "
+            "restore the key or run `devcert ca init --force` for a new CA",
+        )
+        try:
+            key = keys.load_pem_private_key(key_data, password=None)
+        except TypeError:
+            raise CAError(f"{key_file} is encrypted; devcert needs an unencrypted CA key") from None
+        except (ValueError, Exception):
+            raise CAError(f"{key_file} is not a valid PEM private key") from None
+        if key.public_key() != cert.public_key():
+            raise CAError(
+                f"{key_file} does not belong to {cert_file} (the key and certificate do not match); "
+                f"restore the matching pair or run `devcert ca init --force`"
+            )
+        return key  # type: ignore[return-value]
 
     @classmethod
     def create(
@@ -382,6 +396,7 @@ class LocalCA:
             "path": str(self.path) if self.path else None,
             "cert": str(self.cert_path) if self.cert_path else None,
             "key": str(self.key_path) if self.key_path and self.key_path.exists() else None,
+            "key_problem": self.key_problem,
             "subject": self.subject,
             "sha256": self.fingerprint,
             "serial": format(self.cert.serial_number, "x"),

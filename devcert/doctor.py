@@ -90,7 +90,10 @@ def check_ca(root: Path | None = None) -> tuple[list[Check], LocalCA | None]:
     checks.append(Check("ca", "CA certificate", OK, f"{ca.common_name} in {cert_file}"))
 
     key_file = folder / KEY_FILE
-    if ca.key is None:
+    if ca.key_problem:
+        checks.append(Check("ca", "CA key", PROBLEM, f"{ca.key_problem}: the CA cannot sign new certificates",
+                            "restore the key from a backup, or devcert ca init --force"))
+    elif ca.key is None:
         checks.append(Check("ca", "CA key", WARN, f"{key_file} is missing: the CA cannot sign new certificates",
                             "restore the key, or devcert ca init --force"))
     elif os.name == "posix":
@@ -404,7 +407,7 @@ def check_clients(ca: LocalCA, environ: dict[str, str] | None = None,
                   only: tuple[str, ...] | None = None) -> list[Check]:
     env = dict(os.environ if environ is None else environ)
     if ca.key is None:
-        return [Check("client", "clients", SKIPPED, "the CA key is missing, so no test certificate can be made")]
+        return [Check("client", "clients", SKIPPED, "the CA key is missing or unusable, so no test certificate can be made")]
     chosen = [c for c in CLIENTS if only is None or c[0] in only]
     results: dict[str, ClientResult] = {}
     with local_server(ca) as url:

@@ -175,7 +175,9 @@ def import_mkcert(source: str | os.PathLike[str] | None = None, folder: Path | N
     try:
         mk = LocalCA.load(src)
     except CAError as err:
-        raise CAError(f"cannot adopt the CA in {src}: {err}") from None
+        # The fix load() suggests (`devcert ca init`, --force) is for devcert's own CA, not mkcert's.
+        problem = str(err).split("; ")[0]
+        raise CAError(f"cannot adopt mkcert's CA in {src}: {problem} (mkcert's own files; devcert changed nothing)") from None
     if src.resolve() == dest.resolve():
         return ImportReport(mk, src, unchanged=True)
     replaced = saved = None

@@ -176,3 +176,67 @@ def test_renew_keeps_days_given_to_create(cli_env, tmp_path):
     assert renewed.serial_number != first.serial_number
     life = renewed.not_valid_after_utc - renewed.not_valid_before_utc
     assert dt.timedelta(days=14) < life <= dt.timedelta(days=16), life
+
+
+def test_ca_init_refuses_conflicting_options_before_warning(cli_env, caroot, tmp_path):
+    assert run_devcert("ca", "init", env=cli_env, cwd=tmp_path).returncode == 0
+    before = (caroot / "rootCA.pem").read_bytes()
+    res = run_devcert("ca", "init", "--force", "--permit", "x.test", "--no-constraints", env=cli_env, cwd=tmp_path)
+    assert res.returncode == 2
+    assert "replacing" not in res.stderr and "cannot be used with --no-constraints" in res.stderr
+    assert (caroot / "rootCA.pem").read_bytes() == before
+
+
+def test_a_damaged_ca_key_is_shown_not_fatal(cli_env, caroot, tmp_path):
+    import json
+
+    assert run_devcert("ca", "init", env=cli_env, cwd=tmp_path).returncode == 0
+    (caroot / "rootCA-key.pem").write_text("junk\n")
+    res = run_devcert("ca", "info", env=cli_env, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "Private key: unusable" in res.stdout and "not a valid PEM private key" in res.stdout
+    info = json.loads(run_devcert("ca", "info", "--json", env=cli_env, cwd=tmp_path).stdout)
+    assert "not a valid PEM private key" in info["key_problem"]
+    res = run_devcert("doctor", "--json", env=cli_env, cwd=tmp_path)
+    checks = {c["name"]: c for c in json.loads(res.stdout)["checks"] if c["group"] == "ca"}
+    assert checks["CA certificate"]["status"] == "ok"
+    assert checks["CA key"]["status"] == "problem" and "not a valid PEM" in checks["CA key"]["detail"]
+    res = run_devcert("create", "a.test", env=cli_env, cwd=tmp_path)  # signing still needs the key
+    assert res.returncode == 1 and "not a valid PEM private key" in res.stderr
+
+
+def test_caroot_json(cli_env, caroot, tmp_path):
+    import json
+
+    out = json.loads(run_devcert("caroot", "--json", env=cli_env, cwd=tmp_path).stdout)
+    assert out == {"caroot": str(caroot), "ca_exists": False, "cert": None}
+    run_devcert("ca", "init", env=cli_env, cwd=tmp_path)
+    out = json.loads(run_devcert("caroot", "--json", env=cli_env, cwd=tmp_path).stdout)
+    assert out["ca_exists"] is True and out["cert"] == str(caroot / "rootCA.pem")
+
+
+def test_install_dry_run_json(cli_env, caroot, tmp_path):
+    import json
+
+    run_devcert("ca", "init", env=cli_env, cwd=tmp_path)
+    res = run_devcert("install", "--dry-run", "--json", "--store", "nss", env=cli_env, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)  # stdout is the JSON object alone; progress went to stderr
+    assert out["dry_run"] is True and out["ok"] is True
+    assert [s["store"] for s in out["stores"]] == ["nss"]
+    assert out["ca"]["entry"].startswith("devcert-")
+
+
+def test_os_names_for_the_system_store_are_explained(cli_env, tmp_path):
+    res = run_devcert("install", "--store", "macos", "--dry-run", env=cli_env, cwd=tmp_path)
+    assert res.returncode == 2 and "`system` is the macOS System keychain" in res.stderr
+
+
+def test_import_mkcert_with_damaged_files_blames_them(cli_env, caroot, tmp_path):
+    mk = tmp_path / "mk"
+    mk.mkdir()
+    (mk / "rootCA.pem").write_text("junk\n")
+    res = run_devcert("ca", "import-mkcert", "--caroot", str(mk), env=cli_env, cwd=tmp_path)
+    assert res.returncode == 1
+    assert "mkcert's CA" in res.stderr and "devcert ca init" not in res.stderr and "move it aside" not in res.stderr
+    assert not caroot.exists()

@@ -47,11 +47,17 @@ def create(
 
 
 @app.command(epilog="Example:\n\n  cp \"$(devcert caroot)/rootCA.pem\" ./ca.pem")
-def caroot() -> None:
+def caroot(json_output: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False) -> None:
     """Print the folder that holds the local CA ($DEVCERT_CAROOT, else the user data folder)."""
+    from ..ca import CERT_FILE, LocalCA
     from ..ca import caroot as where
 
-    echo(str(where()))
+    folder = where()
+    if json_output:
+        exists = LocalCA.exists(folder)
+        print_json({"caroot": str(folder), "ca_exists": exists, "cert": str(folder / CERT_FILE) if exists else None})
+    else:
+        echo(str(folder))
 
 
 def _print_info(info: dict) -> None:  # type: ignore[type-arg]
@@ -60,7 +66,10 @@ def _print_info(info: dict) -> None:  # type: ignore[type-arg]
     echo(f"Key:         {info['key_type']}")
     echo(f"Valid:       {info['not_before'][:10]} to {info['not_after'][:10]}")
     echo(f"Certificate: {info['cert']}")
-    echo(f"Private key: {info['key'] or 'missing (this CA cannot sign)'}")
+    if info.get("key_problem"):
+        echo(f"Private key: unusable (this CA cannot sign): {info['key_problem']}")
+    else:
+        echo(f"Private key: {info['key'] or 'missing (this CA cannot sign)'}")
     constraints = info["constraints"]
     if constraints is None:
         echo("Constraints: none (this CA can sign for any name)")
@@ -95,6 +104,8 @@ def ca_init(
     from ..keys import check_key_type
 
     check_key_type(key_type)
+    if no_constraints and permit:
+        fail("--permit widens name constraints; it cannot be used with --no-constraints", 2)
     folder = caroot()
     if LocalCA.exists(folder):
         if not force:

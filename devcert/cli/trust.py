@@ -10,6 +10,7 @@ from . import app, echo, print_json, warn
 
 STORE_HELP = "Only this store: system, nss or java (repeatable; default: every store found, or $DEVCERT_TRUST_STORES)."
 DRY_RUN_HELP = "Print every command and file write without doing any."
+JSON_HELP = "Print one JSON object on stdout (each store's result); progress goes to stderr."
 
 
 def _sudo_check() -> None:
@@ -35,21 +36,41 @@ def _caroot_check() -> None:
         raise DevcertError(f"CAROOT {folder} is a file, not a folder; move it aside or point DEVCERT_CAROOT at a folder")
 
 
-def _runner(dry_run: bool):  # type: ignore[no-untyped-def]
-    from ..trust import Runner
+class _Report:
+    """What install / uninstall say: lines for people, or (``--json``) one object on stdout
+    with each store's result while the lines go to stderr."""
 
-    return Runner(dry_run=dry_run, echo=lambda line: echo(f"  {line}"))
+    def __init__(self, json_output: bool, dry_run: bool) -> None:
+        self.json, self.dry_run = json_output, dry_run
+        self.stores: list[dict[str, str | None]] = []
+        self.ca: dict | None = None  # type: ignore[type-arg]
 
+    def say(self, line: str) -> None:
+        echo(line, err=self.json)
 
-def _header(store) -> None:  # type: ignore[no-untyped-def]
-    echo(f"{store.name}: {store.describe()}")
+    def runner(self):  # type: ignore[no-untyped-def]
+        from ..trust import Runner
 
+        return Runner(dry_run=self.dry_run, echo=lambda line: self.say(f"  {line}"))
 
-def _report_failures(failures: list[tuple[str, str]]) -> None:
-    if failures:
-        for name, message in failures:
-            echo(f"devcert: error: {name}: {message}", err=True)
-        raise typer.Exit(1)
+    def header(self, store) -> None:  # type: ignore[no-untyped-def]
+        self.say(f"{store.name}: {store.describe()}")
+
+    def result(self, store: str, result: str, error: str | None = None) -> None:
+        self.stores.append({"store": store, "result": result, "error": error})
+        if error is None:
+            self.say(f"  {result}")
+
+    def finish(self) -> None:
+        failures = [s for s in self.stores if s["error"] is not None]
+        if self.json:
+            print_json({"ca": self.ca, "dry_run": self.dry_run, "ok": not failures, "stores": self.stores})
+        for failure in failures:
+            echo(f"devcert: error: {failure['store']}: {failure['error']}", err=True)
+        if failures:
+            raise typer.Exit(1)
+        if self.dry_run:
+            self.say("Dry run: nothing was changed.")
 
 
 @app.command(
@@ -58,12 +79,14 @@ def _report_failures(failures: list[tuple[str, str]]) -> None:
         "  devcert install                     # every store found: system, NSS (Firefox, Chromium), Java\n\n"
         "  devcert install --store system      # only the OS store\n\n"
         "  devcert install --dry-run           # show each command and file write, change nothing\n\n"
+        "  devcert install --json              # each store's result as JSON\n\n"
         "  DEVCERT_TRUST_STORES=system,nss devcert install"
     )
 )
 def install(
     store: Annotated[Optional[list[str]], typer.Option("--store", help=STORE_HELP, show_default=False)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help=DRY_RUN_HELP)] = False,
+    json_output: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Make the local CA trusted by this machine's trust stores (creating the CA if needed).
 
@@ -78,50 +101,51 @@ def install(
     stores = selected_stores(store)
     _sudo_check()
     _caroot_check()
+    report = _Report(json_output, dry_run)
     if not LocalCA.exists():
         if dry_run:
-            echo(f"There is no local CA in {caroot()} yet: `devcert install` would create one, then install it into:")
+            report.say(f"There is no local CA in {caroot()} yet: `devcert install` would create one, then install it into:")
             for s in stores:
-                _header(s)
+                report.header(s)
+                report.result(s.name, "would be installed")
+            report.finish()
             return
         ca = LocalCA.load_or_create()
-        echo(f"Created a new local CA in {caroot()} ({ca.common_name}).")
+        report.say(f"Created a new local CA in {caroot()} ({ca.common_name}).")
     else:
         ca = LocalCA.load(require_key=False)
+    report.ca = {"subject": ca.subject, "sha256": ca.fingerprint, "cert": str(ca.cert_path), "entry": entry_name(ca)}
     if not stores:
         from ..errors import TrustStoreError
 
         raise TrustStoreError("no trust store found on this machine; `devcert status` lists what was looked for")
-    echo(f"{'Would install' if dry_run else 'Installing'} the local CA {ca.common_name} "
-         f"(SHA-256 {ca.fingerprint[:16]}...) as {entry_name(ca)}")
-    runner = _runner(dry_run)
-    failures: list[tuple[str, str]] = []
+    report.say(f"{'Would install' if dry_run else 'Installing'} the local CA {ca.common_name} "
+               f"(SHA-256 {ca.fingerprint[:16]}...) as {entry_name(ca)}")
+    runner = report.runner()
     hints: list[str] = []
     for s in stores:
-        _header(s)
+        report.header(s)
         if not s.available():
-            failures.append((s.name, s.not_available_reason()))
+            report.result(s.name, "failed", s.not_available_reason())
             continue
         problem = s.problem()
         if problem:
-            failures.append((s.name, problem))
+            report.result(s.name, "failed", problem)
             continue
         try:
             if s.is_installed(ca):
-                echo("  already installed")
+                report.result(s.name, "already installed")
                 continue
             s.install(ca, runner)
         except DevcertError as err:  # TrustStoreError, or a file write error: one line each
-            failures.append((s.name, str(err)))
+            report.result(s.name, "failed", str(err))
             continue
-        echo("  would be installed" if dry_run else "  installed")
+        report.result(s.name, "would be installed" if dry_run else "installed")
         if s.restart_hint and not dry_run:
             hints.append(s.restart_hint)
     for hint in hints:
-        echo(f"Note: {hint}.")
-    _report_failures(failures)
-    if dry_run:
-        echo("Dry run: nothing was changed.")
+        report.say(f"Note: {hint}.")
+    report.finish()
 
 
 @app.command(
@@ -135,6 +159,7 @@ def install(
 def uninstall(
     store: Annotated[Optional[list[str]], typer.Option("--store", help=STORE_HELP, show_default=False)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help=DRY_RUN_HELP)] = False,
+    json_output: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Remove the local CA from the trust stores: exactly this CA, nothing else.
 
@@ -147,31 +172,31 @@ def uninstall(
     stores = selected_stores(store)
     _sudo_check()
     _caroot_check()
+    report = _Report(json_output, dry_run)
     if not LocalCA.exists():
-        echo(f"There is no local CA in {caroot()}: nothing to uninstall.")
+        report.say(f"There is no local CA in {caroot()}: nothing to uninstall.")
+        report.finish()
         return
     ca = LocalCA.load(require_key=False)
-    echo(f"{'Would remove' if dry_run else 'Removing'} the local CA {ca.common_name} ({entry_name(ca)})")
-    runner = _runner(dry_run)
-    failures: list[tuple[str, str]] = []
+    report.ca = {"subject": ca.subject, "sha256": ca.fingerprint, "cert": str(ca.cert_path), "entry": entry_name(ca)}
+    report.say(f"{'Would remove' if dry_run else 'Removing'} the local CA {ca.common_name} ({entry_name(ca)})")
+    runner = report.runner()
     for s in stores:
-        _header(s)
+        report.header(s)
         if not s.available():
-            echo("  not found here")
+            report.result(s.name, "not found here")
             continue
         try:
             before = len(runner.actions)
             s.uninstall(ca, runner)
         except DevcertError as err:
-            failures.append((s.name, str(err)))
+            report.result(s.name, "failed", str(err))
             continue
         if len(runner.actions) == before:
-            echo("  not installed")
+            report.result(s.name, "not installed")
         else:
-            echo("  would be removed" if dry_run else "  removed")
-    _report_failures(failures)
-    if dry_run:
-        echo("Dry run: nothing was changed.")
+            report.result(s.name, "would be removed" if dry_run else "removed")
+    report.finish()
 
 
 @app.command(epilog="Examples:\n\n  devcert status\n\n  devcert status --json")

@@ -37,6 +37,9 @@ __all__ = [
 ENV_VAR = "DEVCERT_TRUST_STORES"
 #: Every store name, in the order they are used and listed.
 STORE_NAMES = ("system", "nss", "java")
+#: Names people try for the OS store, and what that store is.
+_OS_NAMES = {"macos": "the macOS System keychain", "darwin": "the macOS System keychain", "keychain": "the macOS System keychain",
+             "windows": "the Windows user Root store", "linux": "the distribution's CA bundle", "os": "the OS store"}
 
 
 def _system_store() -> TrustStore:
@@ -70,6 +73,9 @@ def parse_store_names(names: Iterable[str]) -> list[str]:
             name = part.strip().lower()
             if not name:
                 continue
+            if name in _OS_NAMES:
+                raise UsageError(f"unknown trust store {name!r}: `system` is {_OS_NAMES[name]} there; "
+                                 f"choose from {', '.join(STORE_NAMES)}")
             if name not in STORE_NAMES:
                 raise UsageError(f"unknown trust store {name!r}: choose from {', '.join(STORE_NAMES)}")
             if name not in wanted:
