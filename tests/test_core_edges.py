@@ -240,3 +240,12 @@ def test_import_mkcert_with_damaged_files_blames_them(cli_env, caroot, tmp_path)
     assert res.returncode == 1
     assert "mkcert's CA" in res.stderr and "devcert ca init" not in res.stderr and "move it aside" not in res.stderr
     assert not caroot.exists()
+
+
+def test_pkcs12_certificates_are_not_listed_as_renewable(cli_env, tmp_path):
+    res = run_devcert("create", "p.test", "--p12-file", "p.p12", "--p12-password", "pw", "--cert-file", "p.pem",
+                      env=cli_env, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "p.pem" not in run_devcert("list", env=cli_env, cwd=tmp_path).stdout
+    res = run_devcert("renew", "--all", env=cli_env, cwd=tmp_path)
+    assert res.returncode == 0 and "CSR" not in res.stdout + res.stderr

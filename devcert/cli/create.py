@@ -159,7 +159,9 @@ def run_create(
         leaf.write(out_cert, out_key)
         written["cert"] = _abs(out_cert)
         written["key"] = _abs(out_key)
-    if not self_signed:
+    if not self_signed and p12_file is None:
+        # A PKCS#12 file's key is sealed with a password devcert does not keep: renew could
+        # not reissue it in place, so it is not listed as renewable.
         _record(ca, leaf, written["cert"], written["key"], days)
 
     if json_output:
