@@ -42,6 +42,9 @@ DEFAULT_PORT = 8443
 DEFAULT_HOST = "127.0.0.1"
 #: Largest WebSocket message accepted (bigger ones close the connection with 1009).
 DEFAULT_MAX_SIZE = 1024 * 1024
+#: Upper bound for ``max_size``: aiohttp's C frame reader keeps the limit (plus one, see
+#: :meth:`WSSServer._ws_response`) in an unsigned 32-bit int, so 4 GiB would overflow per connection.
+MAX_MAX_SIZE = 2 * 1024 ** 3
 #: Seconds a client has to finish the TLS handshake; a stalled one is dropped, never waited on.
 HANDSHAKE_TIMEOUT = 10.0
 #: Bytes buffered for sending to one slow WebSocket client before its sender waits (only that
@@ -87,20 +90,77 @@ def _quiet(level: str, message: str) -> None:
 
 
 def parse_proxy(url: str) -> str:
-    """Check a ``--proxy`` URL and return it as ``ws://host:port`` (or ``wss://``) with no path."""
+    """Check a ``--proxy`` URL and return it as ``ws://host:port`` (or ``wss://``) with no path.
+
+    The port is required: a dev server is never on 80/443, and a guessed port would only fail
+    later, once per request.
+    """
     parts = urlsplit(url if "://" in url else f"ws://{url}")
     if parts.scheme not in ("ws", "wss", "http", "https"):
         raise UsageError(f"--proxy takes ws://HOST:PORT (got {url!r})")
     if not parts.hostname:
         raise UsageError(f"--proxy needs a host, e.g. ws://127.0.0.1:5173 (got {url!r})")
     try:
-        parts.port
+        port = parts.port
     except ValueError:
-        raise UsageError(f"--proxy has a bad port: {url!r}") from None
+        port = -1
+    if port is None:
+        raise UsageError(f"--proxy needs a port, e.g. ws://127.0.0.1:5173 (got {url!r})")
+    if not 1 <= port <= 65535:
+        raise UsageError(f"--proxy needs a port between 1 and 65535 (got {url!r})")
     if parts.path not in ("", "/") or parts.query:
         raise UsageError(f"--proxy takes only ws://HOST:PORT; paths and queries come from each request (got {url!r})")
     scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
     return f"{scheme}://{parts.netloc}"
+
+
+def check_ws_path(path: str) -> str:
+    """The ``--ws-path`` as requests are matched against it (decoded, starting with ``/``).
+
+    ``/`` is refused (the page lives there), and so are ``?`` and ``#``: a request path never
+    contains them, so such an endpoint could never be reached.
+    """
+    if not path.startswith("/"):
+        path = "/" + path
+    if path == "/":
+        raise UsageError("--ws-path cannot be / (the page is served there): give a path such as /ws")
+    if "?" in path or "#" in path:
+        raise UsageError(f"--ws-path takes a path only, without a query or fragment (got {path!r})")
+    if any(ch < " " or ch == "\x7f" for ch in path):
+        raise UsageError(f"--ws-path cannot contain control characters (got {path!r})")
+    return path
+
+
+def check_directory(directory: str | Path) -> Path:
+    """The ``--dir`` folder, resolved; :class:`UsageError` when it is not a folder."""
+    folder = Path(directory)
+    if not folder.is_dir():
+        raise UsageError(f"--dir {folder} is not a folder")
+    return folder.resolve()
+
+
+def check_max_size(size: int) -> int:
+    if not 1 <= size <= MAX_MAX_SIZE:
+        raise UsageError(f"--max-size must be between 1 byte and 2GiB (got {size})")
+    return size
+
+
+def resolve_host(host: str) -> tuple[int, Any]:
+    """``(family, sockaddr)`` to bind for ``--host`` (an IP or a name); :class:`UsageError` when
+    a name does not resolve."""
+    try:
+        family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+        return family, (host, 0)
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as err:
+        why = getattr(err, "strerror", None) or str(err)
+        raise UsageError(f"cannot resolve --host {host} ({why}): give an IP address such as 127.0.0.1") from None
+    if not infos:
+        raise UsageError(f"cannot resolve --host {host}: give an IP address such as 127.0.0.1")
+    return infos[0][0], infos[0][4]
 
 
 def ensure_certificate(names: Iterable[str] = DEFAULT_NAMES, ca: Any = None) -> tuple[Any, Any]:
@@ -197,15 +257,15 @@ class WSSServer:
     _sockets: set[Any] = field(default_factory=set, init=False, repr=False)
     _upstreams: dict[Any, Any] = field(default_factory=dict, init=False, repr=False)
     _connections: dict[Any, _HeadDeadline] = field(default_factory=dict, init=False, repr=False)
+    #: the address actually listened on, once started (``--host localhost`` may be 127.0.0.1)
+    address: str | None = field(default=None, init=False)
     _runner: Any = field(default=None, init=False, repr=False)
     _server: Any = field(default=None, init=False, repr=False)
     _session: Any = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if not self.ws_path.startswith("/"):
-            self.ws_path = "/" + self.ws_path
-        if self.max_size < 1:
-            raise UsageError("--max-size must be at least 1 byte")
+        self.ws_path = check_ws_path(self.ws_path)
+        check_max_size(self.max_size)
         if not (self.request_head_timeout > 0 and self.keepalive_timeout > 0 and self.handshake_timeout > 0):
             raise UsageError("time limits must be more than 0 seconds")
         if self.proxy is not None:
@@ -213,10 +273,7 @@ class WSSServer:
             if self.directory is not None:
                 raise UsageError("--dir and --proxy cannot be combined: in proxy mode the upstream serves the pages")
         if self.directory is not None:
-            folder = Path(self.directory)
-            if not folder.is_dir():
-                raise UsageError(f"--dir {folder} is not a folder")
-            self.directory = folder.resolve()
+            self.directory = check_directory(self.directory)
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -236,22 +293,16 @@ class WSSServer:
             lambda: _HeadDeadline(handler_factory(), self), sock=sock, ssl=self.ssl_context,
             ssl_handshake_timeout=self.handshake_timeout, ssl_shutdown_timeout=CLOSE_TIMEOUT, backlog=512,
         )
-        self.port = sock.getsockname()[1]
+        self.address, self.port = sock.getsockname()[:2]
 
     def _bind(self) -> socket.socket:
-        try:
-            family = socket.AF_INET6 if ipaddress.ip_address(self.host).version == 6 else socket.AF_INET
-        except ValueError:
-            infos = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
-            if not infos:
-                raise ServeError(f"cannot resolve --host {self.host}") from None
-            family = infos[0][0]
+        family, sockaddr = resolve_host(self.host)
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind((self.host, self.port))
+            sock.bind((sockaddr[0], self.port, *sockaddr[2:]))
             sock.listen(512)
             sock.setblocking(False)
         except OSError as err:
@@ -318,6 +369,14 @@ class WSSServer:
             target = safe_static_path(self.directory, request.path)  # type: ignore[arg-type]
             if target is None:
                 return web.Response(status=404, text="not found\n")
+            if not request.path.endswith("/") and target.name == "index.html" and \
+                    not request.path.endswith("/index.html"):
+                # a folder: its page's relative links need the trailing slash, as any web server does
+                # (one leading slash, so the Location can never be //other-host/)
+                location = "/" + request.rel_url.raw_path.lstrip("/") + "/"
+                if request.rel_url.raw_query_string:
+                    location += "?" + request.rel_url.raw_query_string
+                raise web.HTTPMovedPermanently(location)
             return web.FileResponse(target, chunk_size=64 * 1024)
         if request.path in ("/", "/index.html"):
             return web.Response(text=self._demo_page(), content_type="text/html", charset="utf-8",
@@ -334,7 +393,8 @@ class WSSServer:
     def _ws_response(self, protocols: Iterable[str] = (), *, autoclose: bool = True) -> Any:
         from aiohttp import web
 
-        return web.WebSocketResponse(protocols=tuple(protocols), max_msg_size=self.max_size, compress=False,
+        # aiohttp refuses a message of max_msg_size bytes or more: + 1 so max_size itself is accepted
+        return web.WebSocketResponse(protocols=tuple(protocols), max_msg_size=self.max_size + 1, compress=False,
                                      writer_limit=WRITE_LIMIT, autoping=True, timeout=CLOSE_TIMEOUT,
                                      autoclose=autoclose)
 
@@ -351,6 +411,7 @@ class WSSServer:
             conn.coalescer = protocol.transport = _CoalescingTransport(conn.transport)
         await ws.prepare(request)
         self._sockets.add(ws)
+        error = None
         try:
             send_str, send_bytes = ws.send_str, ws.send_bytes
             async for msg in ws:
@@ -359,13 +420,17 @@ class WSSServer:
                 elif msg.type is WSMsgType.BINARY:
                     await send_bytes(msg.data)
                 elif msg.type is WSMsgType.ERROR:
+                    # aiohttp has sent the close frame (1009 for a message too big, 1002, 1007);
+                    # ws.close_code may say 1006 by now if the client never answered it
+                    error = msg.data
                     break
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
             self._sockets.discard(ws)
-        if ws.close_code == 1009:
-            self.log("warning", f"closed a connection from {request.remote}: message larger than {self.max_size} bytes")
+        if getattr(error, "code", None) == 1009:
+            self.log("warning", f"closed a connection from {request.remote}: message larger than "
+                                f"--max-size {self.max_size} bytes (1009)")
         return ws
 
     # --- proxy ---------------------------------------------------------------------------
@@ -391,11 +456,15 @@ class WSSServer:
         return headers
 
     def _bad_gateway(self, what: str, err: BaseException) -> Any:
-        from aiohttp import web
+        from aiohttp import ClientResponseError, web
 
-        reason = str(err) or type(err).__name__
-        self.log("error", f"upstream {self.proxy} unreachable for {what}: {reason}")
-        return web.Response(status=502, text=f"devcert serve-wss: the upstream server {self.proxy} is not reachable ({reason})\n")
+        if isinstance(err, ClientResponseError):  # it answered, but not with HTTP aiohttp could parse
+            detail = " ".join(str(err.message).split())  # aiohttp's parser messages span lines
+            problem = f"answered {what} with an invalid HTTP response ({detail})"
+        else:
+            problem = f"is not reachable for {what} ({' '.join((str(err) or type(err).__name__).split())})"
+        self.log("error", f"upstream {self.proxy} {problem}")
+        return web.Response(status=502, text=f"devcert serve-wss: the upstream server {self.proxy} {problem}\n")
 
     async def _proxy_ws(self, request: Any) -> Any:
         import aiohttp
@@ -407,7 +476,7 @@ class WSSServer:
         try:
             upstream = await self._client_session().ws_connect(
                 url, protocols=offered, origin=request.headers.get("Origin"), headers=headers,
-                max_msg_size=self.max_size, autoclose=False, autoping=True, compress=0, timeout=aiohttp.ClientWSTimeout(ws_close=CLOSE_TIMEOUT),
+                max_msg_size=self.max_size + 1, autoclose=False, autoping=True, compress=0, timeout=aiohttp.ClientWSTimeout(ws_close=CLOSE_TIMEOUT),
             )
         except aiohttp.WSServerHandshakeError as err:
             from aiohttp import web
@@ -447,9 +516,24 @@ class WSSServer:
                         return
                     elif msg.type is WSMsgType.CLOSING:
                         return  # the other direction is closing both sides
-                    else:  # CLOSED or ERROR: the connection was lost without a close frame
+                    elif msg.type is WSMsgType.ERROR:
+                        # src broke the protocol; aiohttp has closed it with the code that says how
+                        # (1009 message too big, 1002, 1007). The other side hears 1001 and why.
+                        code = getattr(msg.data, "code", None)
+                        side = "the client" if src is client else "the upstream"
+                        if code == 1009:
+                            why = f"{side} sent a message larger than --max-size {self.max_size} bytes"
+                        else:
+                            why = f"{side} failed: {msg.data or 'connection error'}"
+                        self.log("warning", f"closed the proxied WebSocket {request.rel_url} from {request.remote}: "
+                                            f"{why}" + (f" ({code})" if code else ""))
                         if not dst.closed:
-                            await dst.close(code=1011 if msg.type is WSMsgType.ERROR else CLOSE_GOING_AWAY)
+                            await dst.close(code=CLOSE_GOING_AWAY if code else 1011,
+                                            message=why.encode()[:123].decode("utf-8", "ignore").encode())
+                        return
+                    else:  # CLOSED: the connection was lost without a close frame
+                        if not dst.closed:
+                            await dst.close(code=CLOSE_GOING_AWAY)
                         return
             except (ConnectionError, RuntimeError):
                 if not dst.closed:
@@ -702,7 +786,10 @@ class _ThreadRunner:
         try:
             self.loop.run_until_complete(body())
         finally:
-            self.loop.close()
+            try:
+                _finish_tasks(self.loop)
+            finally:
+                self.loop.close()
 
     def __enter__(self) -> WSSServer:
         self._thread = threading.Thread(target=self._main, name="devcert-serve", daemon=True)
@@ -718,6 +805,21 @@ class _ThreadRunner:
             self.loop.call_soon_threadsafe(self._stop.set)
         if self._thread is not None:
             self._thread.join(30)
+
+
+def _finish_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel and await what is left on ``loop`` before it closes, as :func:`asyncio.run` does.
+
+    asyncio's own TLS accept task (``_accept_connection2``) for a client still in its handshake
+    is not ended by closing the server; left pending it is reported as "Task was destroyed but
+    it is pending!" when the loop goes away. Cancelled, it closes that connection itself.
+    """
+    tasks = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+    loop.run_until_complete(loop.shutdown_asyncgens())
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -760,7 +862,7 @@ def run(server: WSSServer, *, on_ready: Callable[[WSSServer], None] | None = Non
         loop.run_until_complete(body())
     finally:
         try:
-            loop.run_until_complete(loop.shutdown_asyncgens())
+            _finish_tasks(loop)
         finally:
             asyncio.set_event_loop(None)
             loop.close()

@@ -10,6 +10,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -422,18 +423,24 @@ def test_200_concurrent_clients(caroot: Path) -> None:
 
 
 def test_oversized_message_closes_with_1009(caroot: Path) -> None:
+    """max_size bytes is accepted (text and binary), one more byte is 1009 and one console line."""
     from websockets.exceptions import ConnectionClosed
 
-    server, ca_file = make_server(caroot, max_size=1000)
+    lines: list[tuple[str, str]] = []
+    server, ca_file = make_server(caroot, max_size=1000, log=lambda lvl, msg: lines.append((lvl, msg)))
     with server.run_in_thread():
         with ws_connect(f"wss://localhost:{server.port}/ws", ca_file, max_size=None) as ws:
-            ws.send(b"x" * 999)
-            assert ws.recv(timeout=10) == b"x" * 999
-            ws.send(b"x" * 5000)
+            ws.send(b"x" * 1000)
+            assert ws.recv(timeout=10) == b"x" * 1000
+            ws.send("y" * 1000)
+            assert ws.recv(timeout=10) == "y" * 1000
+            ws.send(b"x" * 1001)
             with pytest.raises(ConnectionClosed) as info:
                 ws.recv(timeout=10)
             assert info.value.rcvd is not None and info.value.rcvd.code == 1009
         assert_echo(server.port, ca_file)
+    assert [m for lvl, m in lines if lvl == "warning"] == \
+        ["closed a connection from 127.0.0.1: message larger than --max-size 1000 bytes (1009)"], lines
 
 
 def test_bad_inputs_never_stall_the_server(caroot: Path) -> None:
@@ -866,3 +873,217 @@ def test_slow_request_head_gets_408_and_is_closed(caroot: Path) -> None:
     finally:
         httpd.shutdown()
         thread.join(10)
+
+
+# --- what the CLI prints must work; usage errors come before anything is made -----------------
+
+
+class CLIServer:
+    """``devcert serve-wss ARGS`` as a subprocess: ``out`` is stdout up to the printed curl command
+    (URLs, notes, commands); leaving the block sends SIGINT and collects the rest."""
+
+    def __init__(self, args: list[str], env: dict, cwd: Path | None = None) -> None:
+        self.proc = subprocess.Popen([devcert_exe(), "serve-wss", "--port", "0", *args], env=env, cwd=cwd,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.rc: int | None = None
+        self.stderr = ""
+
+    def __enter__(self) -> "CLIServer":
+        lines = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("  curl "):
+                break
+        self.out = "".join(lines)
+        assert lines and lines[-1].startswith("  curl "), (self.out, self.proc.stderr.read() if self.proc.poll() is not None else "")
+        self.port = int(lines[0].split("listening on ")[1].rsplit(":", 1)[1].rstrip(")\n"))
+        return self
+
+    def line(self, start: str) -> str:
+        found = [l.strip() for l in self.out.splitlines() if l.strip().startswith(start)]
+        assert len(found) == 1, self.out
+        return found[0]
+
+    def run_printed(self, start: str, timeout: float = 30, **kwargs) -> subprocess.CompletedProcess:
+        """Run a printed command line through the shell, as a user pasting it would."""
+        return subprocess.run(["sh", "-c", self.line(start)], capture_output=True, text=True, timeout=timeout, **kwargs)
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGINT)
+            self.rc = self.proc.wait(timeout=20)
+            self.stderr = self.proc.stderr.read()
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def test_cli_printed_curl_reaches_a_name_the_certificate_covers(cli_env: dict, caroot: Path, tmp_path: Path) -> None:
+    """app.test (README example) does not resolve here: the curl line carries --resolve and works,
+    and one note says how to make the name resolve. A wildcard gets a name under it."""
+    require_tool("curl")
+    public = tmp_path / "public"
+    (public / "sub").mkdir(parents=True)
+    (public / "index.html").write_text("<p>public index</p>")
+    (public / "sub" / "index.html").write_text("<p>sub index</p>")
+    with CLIServer(["app.test", "--dir", "./public"], cli_env, cwd=tmp_path) as cli:
+        assert cli.out.startswith(f"Serving https://app.test:{cli.port}/ and wss://app.test:{cli.port}/ws (listening on 127.0.0.1:{cli.port})")
+        note = cli.line("Note:")
+        assert "app.test does not resolve on this machine" in note and "`127.0.0.1 app.test` to /etc/hosts" in note
+        assert f"--resolve app.test:{cli.port}:127.0.0.1" in cli.line("curl ")
+        result = cli.run_printed("curl ")
+        assert result.returncode == 0 and "public index" in result.stdout, result
+        # a folder without its slash is redirected, so its page's relative links work
+        result = subprocess.run(["curl", "-si", "--cacert", str(caroot / "rootCA.pem"), "--resolve",
+                                 f"app.test:{cli.port}:127.0.0.1", f"https://app.test:{cli.port}/sub?x=1"],
+                                capture_output=True, text=True, timeout=30)
+        assert result.stdout.startswith("HTTP/1.1 301") and "\nLocation: /sub/?x=1\n" in result.stdout, result.stdout
+    assert cli.rc == 0 and "Traceback" not in cli.stderr
+    # first run: the new CA's line says to run `devcert install`, and nothing repeats it
+    assert cli.stderr.count("devcert install") == 1, cli.stderr
+
+    with CLIServer(["*.app.test"], cli_env) as cli:
+        assert f"https://www.app.test:{cli.port}/" in cli.out.splitlines()[0]
+        assert "www.app.test (a name under the certificate's *.app.test) does not resolve" in cli.line("Note:")
+        result = cli.run_printed("curl ")
+        assert result.returncode == 0 and "WebSocket" in result.stdout, result
+    assert cli.rc == 0
+
+
+@pytest.mark.parametrize("args, url_host, listening, fix", [
+    (["::1"], "[::1]", "127.0.0.1", "restart with --host ::1"),  # the name is an IP the server is not on
+    (["--host", "::1", "127.0.0.1"], "127.0.0.1", "[::1]", "restart with --host 127.0.0.1"),
+])
+def test_cli_says_when_no_covered_name_reaches_the_server(cli_env: dict, args, url_host, listening, fix) -> None:
+    with CLIServer(args, cli_env) as cli:
+        assert cli.out.startswith(f"Serving https://{url_host}:{cli.port}/ ")
+        assert f"(listening on {listening}:{cli.port})" in cli.out.splitlines()[0]
+        assert cli.line("Note:").endswith(fix)
+    assert cli.rc == 0
+
+
+@pytest.mark.parametrize("host", ["::1", "::"])
+def test_cli_ipv6_listen_address_printed_in_brackets_and_reachable(cli_env: dict, host: str) -> None:
+    require_tool("curl")
+    with CLIServer(["--host", host], cli_env) as cli:
+        assert f"(listening on [{host}]:{cli.port})" in cli.out.splitlines()[0]
+        assert "Note:" not in cli.out  # ::1 is in the default names (or localhost resolves to it)
+        result = cli.run_printed("curl ")
+        assert result.returncode == 0 and "WebSocket" in result.stdout, result
+    assert cli.rc == 0
+
+
+def test_cli_ws_path_with_a_space_is_printed_pasteable(cli_env: dict, caroot: Path) -> None:
+    with CLIServer(["--ws-path", "/x y"], cli_env) as cli:
+        url = f"wss://localhost:{cli.port}/x%20y"
+        assert cli.line("wscat ") == f"wscat -c {url} --ca {caroot / 'rootCA.pem'}"
+        assert_echo(cli.port, caroot / "rootCA.pem", "/x%20y")
+        venv_first = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"  # its `python`
+        result = cli.run_printed("SSL_CERT_FILE=", input="pasted\n", env=clean_env(PATH=venv_first))
+        # the pasted client connects (a wrong path would be refused with 404) and closes cleanly at EOF
+        assert result.returncode == 0 and f"Connected to {url}." in result.stdout, result
+        assert "Connection closed: 1000" in result.stdout, result
+    assert cli.rc == 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--dir", "./nope"], "--dir nope is not a folder"),
+    (["--dir", ".", "--proxy", "ws://127.0.0.1:5173"], "--dir and --proxy cannot be combined"),
+    (["--ws-path", "/a", "--proxy", "ws://127.0.0.1:5173"], "--ws-path does not apply with --proxy"),
+    (["--ws-path", "/ws?x=1"], "--ws-path takes a path only, without a query or fragment"),
+    (["--ws-path", "/ws#top"], "--ws-path takes a path only, without a query or fragment"),
+    (["--ws-path", "/"], "--ws-path cannot be /"),
+    (["--ws-path", ""], "--ws-path cannot be /"),
+    (["--host", "nosuch.invalid"], "cannot resolve --host nosuch.invalid"),
+    (["--max-size", "inf"], "--max-size takes a size like"),
+    (["--max-size", "nan"], "--max-size takes a size like"),
+    (["--max-size", "4GiB"], "--max-size must be between 1 byte and 2GiB"),
+    (["--proxy", "ws://127.0.0.1"], "--proxy needs a port, e.g. ws://127.0.0.1:5173 (got 'ws://127.0.0.1')"),
+    (["--proxy", "localhost"], "--proxy needs a port, e.g. ws://127.0.0.1:5173 (got 'localhost')"),
+    (["--proxy", "ws://127.0.0.1:0"], "--proxy needs a port between 1 and 65535 (got 'ws://127.0.0.1:0')"),
+    (["--port", "70000"], "--port must be between 0 and 65535"),
+])
+def test_cli_usage_errors_before_anything_is_made(cli_env: dict, caroot: Path, tmp_path: Path, args, message) -> None:
+    from conftest import one_error_line, run_devcert
+
+    result = run_devcert("serve-wss", *args, env=cli_env, cwd=tmp_path, timeout=60)
+    assert result.returncode == 2, result
+    assert message in one_error_line(result.stderr), result.stderr
+    assert "Created" not in result.stderr and not (caroot / "rootCA.pem").exists()
+
+
+def test_cli_proxy_first_line_and_one_line_upstream_errors(cli_env: dict, caroot: Path) -> None:
+    """The first line says every path is proxied; an upstream answering garbage (a header with a
+    bare newline) is a 502 and one console line."""
+    garbage = socket.socket()
+    garbage.bind(("127.0.0.1", 0))
+    garbage.listen(4)
+    garbage.settimeout(30)
+
+    def answer() -> None:
+        try:
+            conn, _ = garbage.accept()
+        except OSError:
+            return
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nBad Header\nline two\r\n\r\nhello")
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        upstream = f"ws://127.0.0.1:{garbage.getsockname()[1]}"
+        with CLIServer(["--proxy", upstream], cli_env) as cli:
+            first = cli.out.splitlines()[0]
+            assert first == f"Serving https://localhost:{cli.port}/ and wss://localhost:{cli.port}/ (any path; listening on 127.0.0.1:{cli.port})"
+            status, body = https_get(cli.port, caroot / "rootCA.pem", "/page")
+            assert status == 502 and b"invalid HTTP response" in body
+    finally:
+        garbage.close()
+        thread.join(10)
+    errors = [l for l in cli.stderr.splitlines() if "upstream" in l or "line two" in l]
+    assert len(errors) == 1 and errors[0].startswith(f"devcert: error: upstream {upstream} answered GET /page with an invalid HTTP response"), cli.stderr
+
+
+def test_cli_ctrl_c_during_a_tls_handshake_is_clean_without_uvloop(cli_env: dict) -> None:
+    env = dict(cli_env, DEVCERT_NO_UVLOOP="1")
+    with CLIServer([], env) as cli:
+        with socket.create_connection(("127.0.0.1", cli.port), timeout=10) as half:
+            half.sendall(b"\x16\x03\x01")  # a ClientHello that never finishes
+            time.sleep(0.3)
+            cli.proc.send_signal(signal.SIGINT)
+            cli.proc.wait(timeout=20)
+    assert cli.rc == 0
+    assert cli.stderr.rstrip().endswith("Stopped."), cli.stderr
+    assert "Task was destroyed" not in cli.stderr and "Traceback" not in cli.stderr, cli.stderr
+
+
+def test_proxy_oversized_client_message(caroot: Path) -> None:
+    """The client gets 1009; the upstream hears 1001 with the reason, and the console says why.
+    A message of exactly max_size bytes goes through both ways."""
+    from websockets.exceptions import ConnectionClosed
+
+    lines: list[tuple[str, str]] = []
+    with Upstream() as upstream:
+        server, ca_file = make_server(caroot, proxy=f"ws://127.0.0.1:{upstream.port}", max_size=1000,
+                                      log=lambda lvl, msg: lines.append((lvl, msg)))
+        with server.run_in_thread():
+            with ws_connect(f"wss://localhost:{server.port}/big", ca_file, max_size=None, subprotocols=["chat.v1"]) as ws:
+                ws.send(b"x" * 1000)
+                assert ws.recv(timeout=10) == b"x" * 1000
+                ws.send(b"x" * 1001)
+                with pytest.raises(ConnectionClosed) as info:
+                    ws.recv(timeout=10)
+                assert info.value.rcvd is not None and info.value.rcvd.code == 1009
+            deadline = time.monotonic() + 10
+            while upstream.seen[0]["close"] is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+    assert upstream.seen[0]["close"] == (1001, "the client sent a message larger than --max-size 1000 bytes")
+    assert ("warning", "closed the proxied WebSocket /big from 127.0.0.1: the client sent a message larger "
+                       "than --max-size 1000 bytes (1009)") in lines, lines
