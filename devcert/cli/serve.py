@@ -138,7 +138,7 @@ def serve_wss(
     host: Annotated[str, typer.Option("--host", help="Address to listen on; 0.0.0.0 exposes the server to your network.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", "-p", help="TCP port (0: any free port).")] = 8443,
     directory: Annotated[Optional[Path], typer.Option("--dir", help="Serve this folder's files instead of the demo page.")] = None,
-    ws_path: Annotated[Optional[str], typer.Option("--ws-path", help="Path of the WebSocket echo endpoint (not / and without ?/#; not with --proxy).", show_default="/ws")] = None,
+    ws_path: Annotated[Optional[str], typer.Option("--ws-path", help="Path of the WebSocket echo endpoint: /ws unless given (not /, no ? or #; not with --proxy).", show_default=False)] = None,
     proxy: Annotated[Optional[str], typer.Option("--proxy", help="Relay every WebSocket and HTTP request to this ws://HOST:PORT server.", show_default=False)] = None,
     max_size: Annotated[str, typer.Option("--max-size", help="Largest WebSocket message accepted (bytes, or e.g. 4MiB; at most 2GiB).")] = "1MiB",
 ) -> None:
