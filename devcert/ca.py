@@ -92,10 +92,10 @@ class Constraints(NamedTuple):
         base = cls()
         return base.widened(permit)
 
-    def widened(self, permit: Iterable[str]) -> Constraints:
+    def widened(self, permit: Iterable[str] | str) -> Constraints:
         dns = list(self.dns)
         ips = list(self.ips)
-        for item in permit:
+        for item in [permit] if isinstance(permit, str) else permit:
             item = item.strip()
             try:
                 net = ipaddress.ip_network(item, strict=False)
@@ -261,10 +261,15 @@ class LocalCA:
     ) -> LocalCA:
         """Create a new CA in ``path`` (default CAROOT). Refuses to replace one unless ``force``."""
         folder = Path(path).absolute() if path else caroot()
+        keys.check_key_type(key_type)  # bad options fail before anything is made on disk
+        if constraints:
+            Constraints.default(permit)
+        else:
+            cls._no_permit(permit)
         ensure_private_dir(folder)
         with _locked(folder):
             if (folder / CERT_FILE).exists() and not force:
-                raise CAError(f"a CA already exists in {folder}; use --force to replace it")
+                raise CAError(f"a CA already exists in {folder}; replace it with --force (force=True)")
             if not force:
                 _refuse_orphan_key(folder)
             ca = cls._build(key_type=key_type, permit=permit, constraints=constraints)
@@ -299,6 +304,12 @@ class LocalCA:
         """A CA that lives only in memory: for tests, never written to CAROOT."""
         return cls._build(key_type=key_type, permit=permit, constraints=constraints)
 
+    @staticmethod
+    def _no_permit(permit: Iterable[str] | str) -> None:
+        if permit and list(permit):
+            raise UsageError("--permit (permit=) widens name constraints; it cannot be used with "
+                             "--no-constraints (constraints=False)")
+
     @classmethod
     def _build(cls, *, key_type: str = "ecdsa", permit: Iterable[str] = (), constraints: bool = True) -> LocalCA:
         key = keys.generate(key_type, for_ca=True)
@@ -332,8 +343,8 @@ class LocalCA:
         )
         if constraints:
             builder = builder.add_extension(Constraints.default(permit).to_extension(), critical=True)
-        elif list(permit):
-            raise UsageError("--permit widens name constraints; it cannot be used with --no-constraints")
+        else:
+            cls._no_permit(permit)
         cert = builder.sign(key, keys.signature_hash(key))
         return cls(cert, key)
 
@@ -432,6 +443,13 @@ class LocalCA:
                 else:
                     host = name.host[2:] if name.host.startswith("*.") else name.host
                     widen = host
+                if self.path is None:  # an in-memory CA (tests): the fix is in the caller's code
+                    permits = ", ".join(repr(p) for p in [*constraints.extra, widen])
+                    raise NameNotPermittedError(
+                        f"{name.value!r} is outside this in-memory CA's name constraints (development "
+                        f"names and private addresses); make it with LocalCA.ephemeral(permit=[{permits}]) "
+                        f"or LocalCA.ephemeral(constraints=False)"
+                    )
                 permits = " ".join(f"--permit {p}" for p in [*constraints.extra, widen])
                 raise NameNotPermittedError(
                     f"{name.value!r} is outside this CA's name constraints, which permit only "
@@ -452,8 +470,8 @@ class LocalCA:
 
         return issue_leaf(self, parse_names(list(names)), client=client, key_type=key_type, days=days)
 
-    def sign_csr(self, csr: bytes, *, client: bool = False, days: int | None = None) -> Leaf:
-        """Sign a PEM or DER CSR; the key stays with its owner. Names are validated as usual."""
+    def sign_csr(self, csr: bytes | str, *, client: bool = False, days: int | None = None) -> Leaf:
+        """Sign a CSR (PEM bytes or text, or DER bytes); the key stays with its owner. Names are validated as usual."""
         from .issue import sign_csr
 
         return sign_csr(self, csr, client=client, days=days)

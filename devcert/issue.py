@@ -38,6 +38,8 @@ SELF_SIGNED_DEFAULT_DAYS = 14
 def check_days(days: int | None, *, default: int = DEFAULT_DAYS) -> int:
     if days is None:
         return default
+    if isinstance(days, bool) or not isinstance(days, int):
+        raise UsageError(f"days must be a whole number of days (an int), not {type(days).__name__} {days!r}")
     if days < 1:
         raise UsageError(f"--days {days}: a certificate must be valid for at least 1 day")
     if days > MAX_DAYS:
@@ -98,7 +100,7 @@ class Leaf:
         files.append((cert_path, self.cert_pem, PUBLIC))
         write_together(files)
 
-    def pkcs12(self, password: bytes, friendly_name: bytes = b"devcert") -> bytes:
+    def pkcs12(self, password: bytes | str, friendly_name: bytes | str = b"devcert") -> bytes:
         """PKCS#12 with the key, the certificate and the CA, encrypted with AES-256 + PBKDF2.
 
         Modern encryption (not the RC2/3DES of old tools): OpenSSL 3, Java 11+, macOS and
@@ -107,6 +109,10 @@ class Leaf:
         from cryptography.hazmat.primitives import hashes
         from cryptography.hazmat.primitives.serialization import pkcs12
 
+        if isinstance(password, str):
+            password = password.encode()
+        if isinstance(friendly_name, str):
+            friendly_name = friendly_name.encode()
         if not password:
             raise UsageError("a PKCS#12 file needs a password")
         encryption = (
@@ -271,7 +277,14 @@ def issue_self_signed(names: list[Name], *, client: bool = False, key_type: str 
     return leaf
 
 
-def load_csr(data: bytes) -> x509.CertificateSigningRequest:
+def load_csr(data: bytes | str) -> x509.CertificateSigningRequest:
+    """A CSR from PEM (bytes or str) or DER bytes; to read a file, pass ``Path(...).read_bytes()``."""
+    if isinstance(data, str):
+        data = data.encode("ascii", errors="replace")
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise CSRError(f"the CSR must be PEM or DER bytes (or PEM text), not {type(data).__name__}"
+                       + (": pass path.read_bytes()" if isinstance(data, os.PathLike) else ""))
+    data = bytes(data)
     try:
         if b"-----BEGIN" in data:
             csr = x509.load_pem_x509_csr(data)
@@ -313,7 +326,7 @@ def csr_names(csr: x509.CertificateSigningRequest) -> list[Name]:
     return parse_names(texts)
 
 
-def sign_csr(ca: LocalCA, data: bytes, *, client: bool = False, days: int | None = None) -> Leaf:
+def sign_csr(ca: LocalCA, data: bytes | str, *, client: bool = False, days: int | None = None) -> Leaf:
     days = check_days(days)
     signing_key = _signing_key(ca)
     csr = load_csr(data)

@@ -56,7 +56,12 @@ class Name(NamedTuple):
 
 def parse_name(text: str) -> Name:
     """Parse one name as a user typed it; raise :class:`InvalidNameError` if it is not valid."""
-    if not isinstance(text, str) or not text.strip():
+    if isinstance(text, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
+        text = str(text)
+    if not isinstance(text, str):
+        hint = " (give names as separate arguments: issue(*names))" if isinstance(text, (list, tuple, set)) else ""
+        raise InvalidNameError(f"a name must be a str, not {type(text).__name__}{hint}")
+    if not text.strip():
         raise InvalidNameError("empty name: give a host name, IP address, email or URI")
     if text != text.strip() or any(ch.isspace() for ch in text):
         raise InvalidNameError(f"{text!r} contains spaces: give each name as its own argument")

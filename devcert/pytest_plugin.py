@@ -21,7 +21,9 @@ Like trustme, but from the tool that also makes your development certificates::
 Fixtures:
 
 - ``devcert_ca``: a :class:`devcert.LocalCA` made in memory once per session (per worker
-  under pytest-xdist). It is never written to CAROOT and no trust store ever sees it.
+  under pytest-xdist). It is never written to CAROOT and no trust store ever sees it, so,
+  unlike the CA in CAROOT, it has no name constraints: tests may use any name
+  (``api.example.com``, ``*.corp.example.org``), as with trustme.
 - ``devcert_leaf``: a factory, ``devcert_leaf("app.test", client=False, key_type="ecdsa")``
   returns a :class:`devcert.Leaf` (cached per session for the same arguments).
 - ``devcert_server_ssl_context``: a server ``ssl.SSLContext`` presenting a certificate for
@@ -48,10 +50,14 @@ DEFAULT_NAMES = ("localhost", "127.0.0.1", "::1")
 
 @pytest.fixture(scope="session")
 def devcert_ca() -> LocalCA:
-    """An in-memory CA for this test session (never CAROOT, never a trust store)."""
+    """An in-memory CA for this test session (never CAROOT, never a trust store).
+
+    Unconstrained: its key never leaves this process and nothing trusts it outside the test,
+    so the constraints that guard the CA in CAROOT would only get in the tests' way.
+    """
     from devcert import LocalCA
 
-    return LocalCA.ephemeral()
+    return LocalCA.ephemeral(constraints=False)
 
 
 @pytest.fixture(scope="session")
@@ -62,6 +68,8 @@ def devcert_leaf(devcert_ca: LocalCA) -> Callable[..., Leaf]:
     def make(*names: str, client: bool = False, key_type: str = "ecdsa", days: int | None = None) -> Leaf:
         if not names:
             names = DEFAULT_NAMES
+        if not all(isinstance(n, str) for n in names):  # the CA says what is wrong with them
+            return devcert_ca.issue(*names, client=client, key_type=key_type, days=days)
         key = (names, client, key_type, days)
         if key not in cache:
             cache[key] = devcert_ca.issue(*names, client=client, key_type=key_type, days=days)

@@ -207,7 +207,7 @@ def test_info(tmp_path: Path) -> None:
 
 
 def test_constraints_checked_when_issuing(tmp_path: Path) -> None:
-    ca = LocalCA.ephemeral()
+    ca = LocalCA.create(tmp_path / "ca")  # a CA on disk: the fix is a command
     for ok in ("localhost", "a.test", "*.app.test", "x.home.arpa", "127.0.0.5", "192.168.1.1", "fd00::1",
                "fe80::1", "a@b.test", "https://app.test/x", "printer.local", "db.internal"):
         ca.issue(ok)
@@ -219,6 +219,10 @@ def test_constraints_checked_when_issuing(tmp_path: Path) -> None:
             ca.issue("localhost", bad)
         assert repr(bad) in str(info.value)
         assert str(info.value).endswith(f"devcert ca init --force {widen}")
+        # an in-memory CA (tests): the fix is an argument in the caller's code
+        with pytest.raises(NameNotPermittedError) as info:
+            LocalCA.ephemeral().issue("localhost", bad)
+        assert f"LocalCA.ephemeral(permit=[{widen.removeprefix('--permit ')!r}])" in str(info.value)
     # A URI whose host is an IP address cannot be covered by URI subtrees (host names only).
     for literal in ("https://[::1]/", "https://127.0.0.1/"):
         with pytest.raises(NameNotPermittedError, match="--no-constraints"):
@@ -227,12 +231,15 @@ def test_constraints_checked_when_issuing(tmp_path: Path) -> None:
 
 
 def test_widened_and_unconstrained(tmp_path: Path) -> None:
-    wide = LocalCA.ephemeral(permit=["corp.example.dev", "100.64.0.0/10"])
+    wide = LocalCA.create(tmp_path / "wide", permit=["corp.example.dev", "100.64.0.0/10"])
     wide.issue("api.corp.example.dev", "corp.example.dev", "100.64.0.1", "localhost")
     with pytest.raises(NameNotPermittedError) as info:
         wide.issue("example.com")
     # The widening command repeats what was already permitted, so nothing is lost.
     assert "--permit corp.example.dev --permit 100.64.0.0/10 --permit example.com" in str(info.value)
+    with pytest.raises(NameNotPermittedError) as info:
+        LocalCA.ephemeral(permit=["corp.example.dev", "100.64.0.0/10"]).issue("example.com")
+    assert "permit=['corp.example.dev', '100.64.0.0/10', 'example.com']" in str(info.value)
     free = LocalCA.ephemeral(constraints=False)
     assert free.constraints is None
     free.issue("example.com", "8.8.8.8")

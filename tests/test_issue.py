@@ -169,7 +169,7 @@ def test_sign_csr_api(ca: LocalCA) -> None:
         (lambda: b"\x30\x03\x02\x01\x00", CSRError, "not a valid PEM or DER"),
         (lambda: tampered(make_csr([x509.DNSName("a.app.test")])), CSRError, "signature does not verify"),
         (lambda: make_csr([x509.DNSName("bad_name.test")]), InvalidNameError, "'_' is not allowed"),
-        (lambda: make_csr([x509.DNSName("example.com")]), NameNotPermittedError, "devcert ca init --force --permit example.com"),
+        (lambda: make_csr([x509.DNSName("example.com")]), NameNotPermittedError, r"LocalCA.ephemeral\(permit=\['example.com'\]\)"),
         (lambda: make_csr(None, cn=None), CSRError, "asks for no names"),
         (lambda: make_csr([x509.DNSName("a.app.test")], key=rsa.generate_private_key(65537, 1024)), CSRError, "at least 2048"),
         (lambda: make_csr([x509.DNSName("a.app.test")], key=ec.generate_private_key(ec.SECP256K1())), CSRError, "curve"),
@@ -429,3 +429,48 @@ def test_create_same_path_for_cert_and_key_is_refused(tmp_path: Path, cli_env: d
     assert res.returncode == 2
     assert "different paths" in one_error_line(res.stderr)
     assert not (tmp_path / "both.pem").exists()
+
+
+def test_api_inputs_are_forgiving_or_clearly_refused(tmp_path: Path) -> None:
+    """What a Python caller passes by mistake gets a DevcertError that says what to pass."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from devcert.errors import CSRError, InvalidNameError, NameNotPermittedError, UsageError
+
+    ca = LocalCA.ephemeral(permit="corp.dev")  # one string is one name, not its characters
+    assert ca.issue("api.corp.dev").names[0].value == "api.corp.dev"
+    assert ca.issue(ipaddress.ip_address("127.0.0.1")).names[0].value == "127.0.0.1"
+    with pytest.raises(InvalidNameError, match="separate arguments"):
+        ca.issue(["localhost", "127.0.0.1"])  # type: ignore[arg-type]
+    with pytest.raises(InvalidNameError, match="must be a str, not PosixPath"):
+        ca.issue(tmp_path)  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="whole number"):
+        ca.issue("localhost", days="30")  # type: ignore[arg-type]
+    with pytest.raises(NameNotPermittedError, match=r"LocalCA.ephemeral\(permit="):
+        ca.issue("example.com")  # an in-memory CA's fix is in code, not `devcert ca init`
+    leaf = ca.issue("localhost")
+    assert leaf.pkcs12("pw", "name").startswith(b"0")  # str password and name are encoded
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([]))
+           .add_extension(x509.SubjectAlternativeName([x509.DNSName("csr.test")]), critical=False)
+           .sign(key, hashes.SHA256()))
+    pem_text = csr.public_bytes(Encoding.PEM).decode()
+    assert ca.sign_csr(pem_text).names[0].value == "csr.test"  # PEM as str
+    (tmp_path / "req.csr").write_text(pem_text)
+    with pytest.raises(CSRError, match="read_bytes"):
+        ca.sign_csr(tmp_path / "req.csr")  # type: ignore[arg-type]
+
+
+def test_bad_ca_options_leave_no_folder(tmp_path: Path) -> None:
+    from devcert.errors import UsageError
+
+    for kwargs in ({"key_type": "x"}, {"permit": ["bad name!"]}, {"permit": ["a.test"], "constraints": False}):
+        with pytest.raises(UsageError):
+            LocalCA.create(tmp_path / "ca", **kwargs)  # type: ignore[arg-type]
+        assert not (tmp_path / "ca").exists()

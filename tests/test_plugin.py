@@ -54,6 +54,18 @@ def test_factory_leaf_other_name(devcert_leaf, devcert_client_ssl_context):
     assert talk(leaf.server_context(), devcert_client_ssl_context, "127.0.0.1", "api.app.test").startswith(b"hello")
 
 
+def test_any_name_works_as_with_trustme(devcert_leaf, devcert_client_ssl_context):
+    leaf = devcert_leaf("api.example.com")  # outside CAROOT's constraints; this CA has none
+    assert talk(leaf.server_context(), devcert_client_ssl_context, "127.0.0.1", "api.example.com").startswith(b"hello")
+
+
+def test_names_of_the_wrong_type_are_explained(devcert_leaf):
+    from devcert.errors import InvalidNameError
+
+    with pytest.raises(InvalidNameError, match="separate arguments"):
+        devcert_leaf(["a.test", "b.test"])
+
+
 def test_wrong_name_is_refused(devcert_leaf, devcert_client_ssl_context):
     leaf = devcert_leaf("app.test")
     with pytest.raises(ssl.SSLCertVerificationError):
@@ -106,7 +118,7 @@ def run_user_suite(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[s
 def test_plugin_fixtures_in_a_user_suite(tmp_path: Path) -> None:
     result = run_user_suite(tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "8 passed" in result.stdout, result.stdout
+    assert "10 passed" in result.stdout, result.stdout
 
 
 def test_plugin_with_xdist(tmp_path: Path) -> None:
@@ -114,4 +126,4 @@ def test_plugin_with_xdist(tmp_path: Path) -> None:
         pytest.skip("pytest-xdist is not installed")
     result = run_user_suite(tmp_path, "-n", "2")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "8 passed" in result.stdout
+    assert "10 passed" in result.stdout
