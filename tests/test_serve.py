@@ -44,7 +44,8 @@ def ca_context(ca_file: Path) -> ssl.SSLContext:
 def ws_connect(url: str, ca_file: Path, **kwargs):
     from websockets.sync.client import connect
 
-    return connect(url, ssl=ca_context(ca_file), open_timeout=10, close_timeout=5, **kwargs)
+    # 30 s to open: a loaded CI machine can be slow to handshake; a real hang still fails
+    return connect(url, ssl=ca_context(ca_file), open_timeout=30, close_timeout=5, **kwargs)
 
 
 def https_get(port: int, ca_file: Path, path: str, host: str = "localhost") -> tuple[int, bytes]:
