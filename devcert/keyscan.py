@@ -1,38 +1,87 @@
 """Finding private keys in files: the ``devcert-no-private-keys`` pre-commit hook.
 
     python -m devcert.keyscan FILE...      # exit 1 and name each file that holds a private key
+    python -m devcert.cli.keyscan FILE...  # the same (the hook's entry point)
 
 Detects, in any file:
 
 - PEM private keys of every kind: ``PRIVATE KEY`` (PKCS#8), ``ENCRYPTED PRIVATE KEY``,
   ``RSA`` / ``EC`` / ``DSA`` / ``OPENSSH`` ``PRIVATE KEY`` (also with ``Proc-Type: 4,ENCRYPTED``
-  headers), ``PGP PRIVATE KEY BLOCK``, even inside other text (a .env, a JSON string);
+  headers), ``PGP PRIVATE KEY BLOCK``, also inside other text: a .env value, a JSON string with
+  ``\\n`` escapes, a YAML block scalar, string literals in code, a line flattened with spaces;
 - DER private keys, PKCS#8 (plain or encrypted) and traditional (PKCS#1 RSA, SEC1 EC), found
-  by parsing the file with ``cryptography``;
+  by parsing the file with ``cryptography`` (trailing bytes after the key, such as a newline,
+  are ignored);
 - PKCS#12 / PFX files, by their ASN.1 shape. One that opens without a password and holds only
   certificates (a trust store) passes; any other may hold a key and is refused;
-- PuTTY key files.
+- PuTTY key files;
+- any of these in a UTF-16 text file (what PowerShell 5's ``>`` writes), and base64-wrapped:
+  a base64 run that decodes to a PEM key, a PuTTY key or a DER key / PKCS#12 file (a
+  Kubernetes Secret's ``data: tls.key: LS0t...``, ``base64 key.der``).
 
-Certificates, CSRs and public keys pass. A marker needs a base64 body after it, so code and
-documentation that merely mention ``BEGIN PRIVATE KEY`` do not trip the hook.
+Certificates, CSRs and public keys pass. A PEM key is a ``-----BEGIN ... PRIVATE KEY-----``
+line at the start of a line (or of a quoted / assigned value), optional ``Name: value``
+headers, base64 body lines, and the matching ``-----END ... PRIVATE KEY-----`` line; code and
+documentation that merely mention the markers do not trip the hook.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import codecs
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 #: Larger files are not DER keys or PKCS#12 key files; PEM markers are searched in the first MAX_TEXT bytes.
 MAX_DER = 256 * 1024
 MAX_TEXT = 32 * 1024 * 1024
+#: Base64-wrapped keys are looked for in the first MAX_B64_SCAN bytes, in at most MAX_B64_RUNS
+#: candidate runs, each at most MAX_B64_RUN characters long.
+MAX_B64_SCAN = 4 * 1024 * 1024
+MAX_B64_RUNS = 1024
+MAX_B64_RUN = 1024 * 1024
 
-_DASHES = "-" * 5
-_PEM_KEY = re.compile(
-    (_DASHES + r"BEGIN ((?:[A-Z0-9]+ )*?)PRIVATE KEY( BLOCK)?" + _DASHES + r"(.{0,400}?)([A-Za-z0-9+/]{40})").encode(),
-    re.S,
+_DASHES = b"-" * 5
+# The BEGIN line; what precedes and follows it is checked by _pem_key.
+_PEM_BEGIN = re.compile(_DASHES + rb"BEGIN ((?:[A-Z0-9]+ )*?PRIVATE KEY(?: BLOCK)?)" + _DASHES)
+# What may stand right before "-----BEGIN": the start of a line or of a value (quote, `=`, `:`,
+# whitespace, a bracket), or a `\n` escape.
+_PEM_BEFORE = frozenset(b" \t\r\n\"'`=:(>|,[{")
+# A line break between PEM lines: a real one (with the indentation of a YAML block scalar), a
+# `\n` / `\r\n` escape (JSON, .env; once or twice escaped), a string literal closed and the next
+# one opened on the next line (`"...\n" +` / `"...",`: a key in code); blank lines included.
+# Or spaces: a key flattened onto one line. Atomic, so a long run of blanks costs linear time.
+_ESC = rb"(?:\\{1,2}r)?\\{1,2}n"
+_BLANKS = rb"[ \t]{0,128}+"  # bounded: a megabyte of spaces must not cost a megabyte per try
+_QNL = rb"""["'`]""" + _BLANKS + rb"[,+]?" + _BLANKS + rb"\r?\n" + _BLANKS + rb"\+?" + _BLANKS + rb"""["'`]"""
+_SEP = (rb"(?>(?:" + _BLANKS + rb"(?:" + _ESC + rb"(?:" + _QNL + rb"|\r?\n)?|" + _QNL + rb"|\r?\n))++" + _BLANKS
+        + rb"|[ \t]{1,128}+)")
+_B64 = rb"(?:[A-Za-z0-9+/=]|\\/)"  # `\/`: JSON encoders that escape slashes
+_PEM_REST = re.compile(
+    _SEP
+    # Proc-Type / DEK-Info (encrypted PKCS#1), Version / Comment (PGP armor)
+    + rb"(?P<headers>(?:[A-Za-z][A-Za-z0-9-]{0,40}: [^\r\n\\]{0,200}?" + _SEP + rb"){0,16})"
+    + rb"(?P<body>" + _B64 + rb"{40}" + _B64 + rb"*+)"  # the first body line is a full one
+    + rb"(?:" + _SEP + _B64 + rb"++)*+"
+    + _SEP + _DASHES + rb"END (?P<end>(?:[A-Z0-9]+ )*?PRIVATE KEY(?: BLOCK)?)" + _DASHES
 )
+#: A PEM key's body is searched for in at most this many bytes after its BEGIN line.
+MAX_PEM = 1024 * 1024
+# Labels whose body is DER (a SEQUENCE, base64 "M...") unless encrypted with Proc-Type headers.
+_DER_LABELS = frozenset({b"PRIVATE KEY", b"ENCRYPTED PRIVATE KEY", b"RSA PRIVATE KEY", b"EC PRIVATE KEY",
+                         b"DSA PRIVATE KEY"})
 _PUTTY = re.compile(rb"^PuTTY-User-Key-File-\d+: ", re.M)
+# Base64 runs that may wrap a key: of "-----BEGIN", of "PuTTY-User-Key-File-", or of a DER
+# SEQUENCE ("M"); long single lines, or lines of 60+ characters wrapped (`base64` wraps at 76).
+_B64_RUN = re.compile(
+    rb"(?<![A-Za-z0-9+/])(?:LS0tLS1CRUdJTi|UHVUVFktVXNlci1LZXktRmlsZS|M[A-Za-z0-9+/])[A-Za-z0-9+/]{58,}"
+    rb"(?:\r?\n[ \t]*[A-Za-z0-9+/]{4,})*={0,2}"
+)
+_UTF16_MARKERS = tuple(
+    marker.encode(codec) for marker in ("-----BEGIN ", "PuTTY-User-Key-File-") for codec in ("utf-16-le", "utf-16-be")
+)
 # pkcs7-data / pkcs7-signedData, the content types of a PFX's authSafe (RFC 7292).
 _PKCS7_DATA_OIDS = (bytes.fromhex("06092a864886f70d010701"), bytes.fromhex("06092a864886f70d010702"))
 
@@ -83,6 +132,14 @@ def _pkcs12_certs_only(data: bytes) -> bool:
     return False
 
 
+def _der_object(data: bytes) -> bytes:
+    """``data`` up to the end of its outer DER object (dropping e.g. a trailing newline), else ``data``."""
+    head = _der_length(data, 1)
+    if head is not None and head[1] + head[0] <= len(data):
+        return data[:head[1] + head[0]]
+    return data
+
+
 def _der_key(data: bytes) -> str | None:
     from cryptography.hazmat.primitives import serialization
 
@@ -91,26 +148,109 @@ def _der_key(data: bytes) -> str | None:
         return "DER private key"
     except TypeError:  # "Password was not given but private key is encrypted"
         return "encrypted DER private key (PKCS#8)"
-    except (ValueError, Exception):
+    except Exception:
         return None
+
+
+def _der_detect(data: bytes) -> str | None:
+    if len(data) > MAX_DER or data[:1] != b"\x30":
+        return None
+    data = _der_object(data)
+    kind = _der_key(data)
+    if kind:
+        return kind
+    if looks_like_pkcs12(data) and not _pkcs12_certs_only(data):
+        return "PKCS#12 file (may hold a private key)"
+    return None
+
+
+def _der_key_shape(data: bytes) -> bool:
+    """A SEQUENCE that starts like a private key or a PFX: version INTEGER 0..3 (PKCS#8, PKCS#1,
+    SEC1, DSA, PFX), or an AlgorithmIdentifier (encrypted PKCS#8). Certificates and CSRs do not."""
+    head = _der_length(data, 1)
+    if data[:1] != b"\x30" or head is None:
+        return False
+    pos = head[1]
+    if data[pos:pos + 2] == b"\x02\x01" and data[pos + 2:pos + 3] in (b"\x00", b"\x01", b"\x02", b"\x03"):
+        return True
+    inner = _der_length(data, pos + 1) if data[pos:pos + 1] == b"\x30" else None
+    return inner is not None and data[inner[1]:inner[1] + 1] == b"\x06"
+
+
+def _pem_key(text: bytes) -> str | None:
+    for m in _PEM_BEGIN.finditer(text):
+        start, label = m.start(), m.group(1)
+        if start and text[start - 1] not in _PEM_BEFORE and text[max(0, start - 2):start] != b"\\n":
+            continue  # "...-----BEGIN" inside a word
+        rest = _PEM_REST.match(text, m.end(), m.end() + MAX_PEM)
+        if not rest or rest["end"] != label:
+            continue
+        body = rest["body"]
+        if label == b"OPENSSH PRIVATE KEY" and not body.startswith(b"b3BlbnNzaC1rZXktdjE"):  # "openssh-key-v1"
+            continue
+        if label in _DER_LABELS and not rest["headers"] and not body.startswith(b"M"):
+            continue  # e.g. a hex digest between two markers in code
+        return f"PEM {label.decode()}"
+    return None
+
+
+def _utf16_text(text: bytes) -> bytes | None:
+    """UTF-16 text (with a BOM, or holding a marker in UTF-16) as UTF-8, else None."""
+    if text[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        return text.decode("utf-16", errors="replace").encode("utf-8", errors="replace")
+    for i, marker in enumerate(_UTF16_MARKERS):
+        at = text.find(marker)
+        if at >= 0:
+            codec = "utf-16-le" if i % 2 == 0 else "utf-16-be"
+            return text[at % 2:].decode(codec, errors="replace").encode("utf-8", errors="replace")
+    return None
+
+
+def _base64_blobs(text: bytes) -> Iterator[bytes]:
+    """The decoded base64 runs in ``text`` that may wrap a key (bounded, see MAX_B64_*)."""
+    for count, m in enumerate(_B64_RUN.finditer(text, 0, MAX_B64_SCAN)):
+        if count >= MAX_B64_RUNS:
+            return
+        run = re.sub(rb"\s+", b"", m.group()[:MAX_B64_RUN]).rstrip(b"=")
+        if len(run) % 4 == 1:
+            run = run[:-1]
+        try:
+            blob = base64.b64decode(run + b"=" * (-len(run) % 4))
+        except (binascii.Error, ValueError):
+            continue
+        if blob[:1] != b"\x30" or _der_key_shape(blob):
+            yield blob
+
+
+def _detect(data: bytes, *, utf16: bool, b64: bool) -> str | None:
+    text = data[:MAX_TEXT]
+    if text.startswith(codecs.BOM_UTF8):
+        text = text[len(codecs.BOM_UTF8):]
+    kind = _pem_key(text)
+    if kind:
+        return kind
+    if _PUTTY.search(text[:4096]):
+        return "PuTTY private key"
+    kind = _der_detect(data)
+    if kind:
+        return kind
+    if utf16:
+        decoded = _utf16_text(text)
+        if decoded is not None:
+            kind = _detect(decoded, utf16=False, b64=b64)
+            if kind:
+                return f"{kind} (UTF-16 text)"
+    if b64:
+        for blob in _base64_blobs(text):
+            kind = _detect(blob, utf16=False, b64=False)
+            if kind:
+                return f"base64-encoded {kind}"
+    return None
 
 
 def detect(data: bytes) -> str | None:
     """What kind of private key ``data`` holds, or None if it holds none."""
-    text = data[:MAX_TEXT]
-    m = _PEM_KEY.search(text)
-    if m:
-        label = (m.group(1).decode() + "PRIVATE KEY" + (m.group(2) or b"").decode()).strip()
-        return f"PEM {label}"
-    if _PUTTY.search(text[:4096]):
-        return "PuTTY private key"
-    if len(data) <= MAX_DER and data[:1] == b"\x30":
-        kind = _der_key(data)
-        if kind:
-            return kind
-        if looks_like_pkcs12(data) and not _pkcs12_certs_only(data):
-            return "PKCS#12 file (may hold a private key)"
-    return None
+    return _detect(data, utf16=True, b64=True)
 
 
 def scan(paths: Sequence[str | Path]) -> list[tuple[str, str]]:
@@ -129,3 +269,11 @@ def scan(paths: Sequence[str | Path]) -> list[tuple[str, str]]:
         if kind:
             found.append((str(path), kind))
     return found
+
+
+if __name__ == "__main__":  # python -m devcert.keyscan FILE...: the hook itself (printing lives in cli/)
+    import sys
+
+    from devcert.cli.keyscan import main
+
+    sys.exit(main())

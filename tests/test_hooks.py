@@ -6,8 +6,11 @@ try-repo installs the hook repository at its HEAD commit, so the tests copy the 
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import shutil
+import time
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +29,7 @@ E = serialization.Encoding
 F = serialization.PrivateFormat
 NOENC = serialization.NoEncryption()
 PW = serialization.BestAvailableEncryption(b"secret")
+DIGEST = b"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"  # base64 alphabet, 64 characters
 
 
 def key_files() -> dict[str, bytes]:
@@ -36,6 +40,7 @@ def key_files() -> dict[str, bytes]:
     ed_key = ed25519.Ed25519PrivateKey.generate()
     ca = LocalCA.ephemeral()
     leaf = ca.issue("localhost")
+    rsa_pem = rsa_key.private_bytes(E.PEM, F.PKCS8, NOENC).decode()
     return {
         "pkcs8.pem": ec_key.private_bytes(E.PEM, F.PKCS8, NOENC),
         "pkcs8-encrypted.pem": ec_key.private_bytes(E.PEM, F.PKCS8, PW),
@@ -51,6 +56,22 @@ def key_files() -> dict[str, bytes]:
         "bundle.p12": leaf.pkcs12(b"secret"),
         "nopass.p12": pkcs12.serialize_key_and_certificates(b"x", leaf.key, leaf.cert, None, NOENC),
         "settings.env": b'DEBUG=1\nTLS_KEY="' + leaf.key_pem.replace(b"\n", b"\\n") + b'"\n',
+        "service-account.json": json.dumps({"type": "x", "private_key": leaf.key_pem.decode()}).encode(),
+        "escaped-slashes.json": json.dumps({"key": rsa_pem}).replace("/", "\\/").encode(),  # PHP json_encode
+        "secret.yaml": b"stringData:\n  tls.key: |\n    " + leaf.key_pem.strip().replace(b"\n", b"\n    ") + b"\n",
+        "flattened.env": b"TLS_KEY=" + leaf.key_pem.strip().replace(b"\n", b" ") + b"\n",
+        "KeyFixture.java": ("static final String KEY =\n    "
+                            + " +\n    ".join(f'"{line}\\n"' for line in rsa_pem.splitlines()) + ";\n").encode(),
+        # PowerShell 5 `>` writes UTF-16 with a BOM.
+        "key-utf16.pem": leaf.key_pem.decode().encode("utf-16"),
+        "key-utf16be.pem": leaf.key_pem.decode().encode("utf-16-be"),
+        "trailing-newline.der": ec_key.private_bytes(E.DER, F.TraditionalOpenSSL, NOENC) + b"\n",
+        # A Kubernetes Secret's data: base64 of the PEM file.
+        "secret-data.yaml": (b"apiVersion: v1\nkind: Secret\ndata:\n  tls.crt: " + base64.b64encode(leaf.cert_pem)
+                             + b"\n  tls.key: " + base64.b64encode(leaf.key_pem) + b"\n"),
+        "key.der.b64": base64.b64encode(ec_key.private_bytes(E.DER, F.TraditionalOpenSSL, NOENC)) + b"\n",
+        "key.der.wrapped.b64": base64.encodebytes(rsa_key.private_bytes(E.DER, F.PKCS8, NOENC)),  # `base64` wraps at 76
+        "keystore.yaml": b"binaryData:\n  keystore.p12: " + base64.b64encode(leaf.pkcs12(b"secret")) + b"\n",
     }
 
 
@@ -71,6 +92,26 @@ def harmless_files() -> dict[str, bytes]:
         "req.csr": csr.public_bytes(E.PEM),
         "req.der": csr.public_bytes(E.DER),
         "docs.md": b"Never commit a file with -----BEGIN PRIVATE KEY----- ... in it.\n",
+        # Code and docs that mention the markers near base64-looking text (hex digests, URLs).
+        "marker.py": b'MARKER = b"-----BEGIN PRIVATE KEY-----"\nEXPECTED_SHA256 = "' + DIGEST + b'"\n',
+        "startswith.py": (b'def is_key(data):\n    return data.startswith(b"-----BEGIN RSA PRIVATE KEY-----")\n'
+                          b"# see https://github.com/pyca/cryptography/blob/main/src/cryptography/hazmat/primitives/"
+                          b"serialization/base.py\n"),
+        "keys.md": (b"# Keys\nNever commit a file that starts with `-----BEGIN PRIVATE KEY-----`. Check with:\n"
+                    b"    sha256sum key.pem  # " + DIGEST + b"\n"),
+        "markers.py": (b"BEGIN = '-----BEGIN EC PRIVATE KEY-----'\n" + DIGEST + b"\n"
+                       b"END = '-----END EC PRIVATE KEY-----'\n"),
+        "between-markers.txt": b"-----BEGIN EC PRIVATE KEY-----\n" + DIGEST + b"\n-----END EC PRIVATE KEY-----\n",
+        "example.md": (b"```\n-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC...\n"
+                       b"-----END PRIVATE KEY-----\n```\n"),
+        "placeholder.pem": b"-----BEGIN RSA PRIVATE KEY-----\n<paste the key here>\n-----END RSA PRIVATE KEY-----\n",
+        "base64-marker.md": b"Base64 of a PEM key starts with LS0tLS1CRUdJTi (`-----BEGIN`).\n",
+        "cert-secret.yaml": b"data:\n  tls.crt: " + base64.b64encode(leaf.cert_pem + ca.cert_pem) + b"\n",
+        "cert.der.b64": base64.encodebytes(leaf.cert.public_bytes(E.DER)),
+        "pub.der.b64": base64.b64encode(
+            leaf.cert.public_key().public_bytes(E.DER, serialization.PublicFormat.SubjectPublicKeyInfo)),
+        "cert-utf16.pem": leaf.cert_pem.decode().encode("utf-16"),
+        "docs-utf16.md": "Never commit -----BEGIN PRIVATE KEY----- files.\n".encode("utf-16"),
     }
 
 
@@ -98,6 +139,37 @@ def test_keyscan_module_names_each_file(tmp_path: Path) -> None:
     ok = subprocess.run([sys.executable, "-m", "devcert.cli.keyscan", *harmless_files()], cwd=tmp_path,
                         capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0, ok.stderr
+
+
+def test_keyscan_module_itself_runs_the_hook(tmp_path: Path) -> None:
+    """`python -m devcert.keyscan` (the usage its docstring gives) is the hook, not a silent no-op."""
+    keys, harmless = key_files(), harmless_files()
+    for name, data in {**keys, **harmless}.items():
+        (tmp_path / name).write_bytes(data)
+    for module in ("devcert.keyscan", "devcert.cli.keyscan"):
+        result = subprocess.run([sys.executable, "-m", module, "key-utf16.pem", "secret-data.yaml", "marker.py"],
+                                cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 1, (module, result.stderr)
+        assert "key-utf16.pem: " in result.stderr and "secret-data.yaml: " in result.stderr
+        assert "marker.py: " not in result.stderr
+        ok = subprocess.run([sys.executable, "-m", module, *harmless], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=60)
+        assert ok.returncode == 0, (module, ok.stderr)
+
+
+def test_detect_stays_fast_on_hostile_text() -> None:
+    """Runs on every commit: long runs after a marker cost linear time, base64 decoding is bounded."""
+    hostile = [
+        b"-----BEGIN PRIVATE KEY-----\nA: " + b" " * 1_000_000 + b"x",
+        b"-----BEGIN PRIVATE KEY-----" + b" \n" * 500_000,
+        b"-----BEGIN PRIVATE KEY-----\n" + (b"A" * 64 + b"\n") * 50_000,  # no END line
+        b"x = '-----BEGIN RSA PRIVATE KEY-----'\n" * 100_000,
+        base64.encodebytes(b"0" * 3_000_000),  # 4 MB of base64 lines starting with "M"
+    ]
+    for data in hostile:
+        started = time.perf_counter()
+        assert detect(data) is None
+        assert time.perf_counter() - started < 5, data[:40]
 
 
 # -- the real pre-commit ---------------------------------------------------------------------
