@@ -103,7 +103,8 @@ def _write(folder: Path, entries: list[dict[str, Any]]) -> None:
 
 
 def entry_for(ca: LocalCA, leaf: Leaf, cert_path: str | os.PathLike[str],
-              key_path: str | os.PathLike[str] | None, *, days: int | None = None) -> dict[str, Any]:
+              key_path: str | os.PathLike[str] | None, *, days: int | None = None,
+              p12_path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     from cryptography.x509.oid import ExtendedKeyUsageOID
     from cryptography import x509
 
@@ -118,6 +119,7 @@ def entry_for(ca: LocalCA, leaf: Leaf, cert_path: str | os.PathLike[str],
     return {
         "cert": str(Path(cert_path).absolute()),
         "key": str(Path(key_path).absolute()) if key_path is not None else None,
+        "p12": str(Path(p12_path).absolute()) if p12_path is not None else None,
         "names": [n.value for n in leaf.names],
         "serial": leaf.serial,
         "sha256": leaf.sha256,
@@ -132,7 +134,8 @@ def entry_for(ca: LocalCA, leaf: Leaf, cert_path: str | os.PathLike[str],
 
 
 def record(ca: LocalCA, leaf: Leaf, cert_path: str | os.PathLike[str],
-           key_path: str | os.PathLike[str] | None = None, *, days: int | None = None) -> list[str]:
+           key_path: str | os.PathLike[str] | None = None, *, days: int | None = None,
+           p12_path: str | os.PathLike[str] | None = None) -> list[str]:
     """Record that ``leaf`` was written to ``cert_path`` (and ``key_path``); return warnings.
 
     Never raises for inventory trouble: issuing already succeeded, and a broken inventory must
@@ -141,10 +144,12 @@ def record(ca: LocalCA, leaf: Leaf, cert_path: str | os.PathLike[str],
     if ca.path is None:
         return []
     try:
-        new = entry_for(ca, leaf, cert_path, key_path, days=days)
+        new = entry_for(ca, leaf, cert_path, key_path, days=days, p12_path=p12_path)
         with _locked(ca.path):
             entries, warnings = read(ca.path)
-            entries = [e for e in entries if e.get("cert") != new["cert"]]
+            # one entry per file: a new certificate (or PKCS#12) written over an old one replaces its entry
+            written = {new["cert"], new["p12"]} - {None}
+            entries = [e for e in entries if not written & {e.get("cert"), e.get("p12")}]
             entries.append(new)
             _write(ca.path, entries)
         return warnings
@@ -160,7 +165,7 @@ def status(entry: dict[str, Any], ca: LocalCA | None, now: dt.datetime | None = 
     out["missing"] = not cert_path.exists()
     out["key_missing"] = bool(entry.get("key")) and not Path(entry["key"]).exists()
     out["replaced"] = False
-    if not out["missing"]:
+    if not out["missing"] and entry.get("p12") != entry["cert"]:  # a PKCS#12-only entry needs its password to read
         try:
             import hashlib
 
@@ -195,7 +200,17 @@ CSR_REASON = "issued for a CSR: its key is not here; sign a new CSR with `devcer
 
 def from_csr(entry: dict[str, Any]) -> bool:
     """Whether ``entry`` was signed from a CSR (no key recorded), so only its owner can renew it."""
-    return not entry.get("key")
+    return not entry.get("key") and not entry.get("p12")
+
+
+def not_renewable(entry: dict[str, Any]) -> str | None:
+    """Why ``renew`` cannot reissue ``entry`` in place, or None when it can."""
+    if entry.get("p12"):
+        return ("written as PKCS#12: its key is sealed with a password devcert does not keep; "
+                "make it again with `devcert create --p12-file`")
+    if from_csr(entry):
+        return CSR_REASON
+    return None
 
 
 def reissue(ca: LocalCA, entry: dict[str, Any]) -> tuple[Leaf, list[str]]:
@@ -203,8 +218,9 @@ def reissue(ca: LocalCA, entry: dict[str, Any]) -> tuple[Leaf, list[str]]:
     from .issue import issue_leaf
     from .names import parse_names
 
-    if from_csr(entry):
-        raise CSRLeafError(f"{entry['cert']} was {CSR_REASON}")
+    reason = not_renewable(entry)
+    if reason is not None:
+        raise CSRLeafError(f"{entry['cert']} was {reason}")
     leaf = issue_leaf(ca, parse_names(entry["names"]), client=bool(entry.get("client")),
                       key_type=entry.get("key_type") or "ecdsa", days=entry.get("days"))
     cert_path, key_path = Path(entry["cert"]), Path(entry["key"])

@@ -242,10 +242,19 @@ def test_import_mkcert_with_damaged_files_blames_them(cli_env, caroot, tmp_path)
     assert not caroot.exists()
 
 
-def test_pkcs12_certificates_are_not_listed_as_renewable(cli_env, tmp_path):
-    res = run_devcert("create", "p.test", "--p12-file", "p.p12", "--p12-password", "pw", "--cert-file", "p.pem",
-                      env=cli_env, cwd=tmp_path)
-    assert res.returncode == 0, res.stderr
-    assert "p.pem" not in run_devcert("list", env=cli_env, cwd=tmp_path).stdout
-    res = run_devcert("renew", "--all", env=cli_env, cwd=tmp_path)
-    assert res.returncode == 0 and "CSR" not in res.stdout + res.stderr
+def test_pkcs12_certificates_are_listed_and_renew_says_why_it_skips_them(cli_env, tmp_path):
+    import json
+
+    for args in (["--cert-file", "p.pem"], []):
+        res = run_devcert("create", "p.test", "--p12-file", "p.p12", "--p12-password", "pw", *args,
+                          env=cli_env, cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+        listed = json.loads(run_devcert("list", "--json", env=cli_env, cwd=tmp_path).stdout)
+        entries = listed["certs"]
+        ours = [e for e in entries if e.get("p12") == str(tmp_path / "p.p12")]
+        assert len(ours) == 1, listed
+        assert not ours[0].get("missing") and not ours[0].get("replaced"), ours
+        res = run_devcert("renew", "--all", env=cli_env, cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+        assert "PKCS#12" in res.stdout + res.stderr and "CSR" not in res.stdout + res.stderr
+        (tmp_path / "p.pem").unlink(missing_ok=True)

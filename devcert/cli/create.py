@@ -47,15 +47,16 @@ def not_trusted_hint(ca: LocalCA) -> None:
         echo("Note: the local CA is not trusted on this machine yet; run `devcert install` once.", err=True)
 
 
-def _record(ca: LocalCA | None, leaf: Any, cert: str | None, key: str | None, days: int | None) -> None:
+def _record(ca: LocalCA | None, leaf: Any, written: dict[str, str | None], days: int | None) -> None:
     """Add the certificate to CAROOT's inventory (`devcert list`); never blocks issuing."""
+    cert = written["cert"] or written["p12"]
     if ca is None or cert is None:
         return
     try:
         from ..inventory import record
     except ImportError:
         return
-    for message in record(ca, leaf, cert, key, days=days) or ():
+    for message in record(ca, leaf, cert, written["key"], days=days, p12_path=written["p12"]) or ():
         warn(message)
 
 
@@ -159,10 +160,8 @@ def run_create(
         leaf.write(out_cert, out_key)
         written["cert"] = _abs(out_cert)
         written["key"] = _abs(out_key)
-    if not self_signed and p12_file is None:
-        # A PKCS#12 file's key is sealed with a password devcert does not keep: renew could
-        # not reissue it in place, so it is not listed as renewable.
-        _record(ca, leaf, written["cert"], written["key"], days)
+    if not self_signed:
+        _record(ca, leaf, written, days)
 
     if json_output:
         print_json({

@@ -272,8 +272,9 @@ def renew(
             if st["missing"]:
                 skipped.append(f"{e['cert']} (file missing)")
                 continue
-            if inventory.from_csr(e):
-                skipped.append(f"{e['cert']} ({inventory.CSR_REASON})")
+            reason = inventory.not_renewable(e)
+            if reason is not None:
+                skipped.append(f"{e['cert']} ({reason})")
                 continue
             selected.append(e)
     ca = load_ca_for_issuing() if selected else None
