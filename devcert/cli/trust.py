@@ -48,6 +48,11 @@ class _Report:
     def say(self, line: str) -> None:
         echo(line, err=self.json)
 
+    def about(self, ca) -> None:  # type: ignore[no-untyped-def]
+        from ..trust import entry_name
+
+        self.ca = {"subject": ca.subject, "sha256": ca.fingerprint, "cert": str(ca.cert_path), "entry": entry_name(ca)}
+
     def runner(self):  # type: ignore[no-untyped-def]
         from ..trust import Runner
 
@@ -114,7 +119,7 @@ def install(
         report.say(f"Created a new local CA in {caroot()} ({ca.common_name}).")
     else:
         ca = LocalCA.load(require_key=False)
-    report.ca = {"subject": ca.subject, "sha256": ca.fingerprint, "cert": str(ca.cert_path), "entry": entry_name(ca)}
+    report.about(ca)
     if not stores:
         from ..errors import TrustStoreError
 
@@ -178,7 +183,7 @@ def uninstall(
         report.finish()
         return
     ca = LocalCA.load(require_key=False)
-    report.ca = {"subject": ca.subject, "sha256": ca.fingerprint, "cert": str(ca.cert_path), "entry": entry_name(ca)}
+    report.about(ca)
     report.say(f"{'Would remove' if dry_run else 'Removing'} the local CA {ca.common_name} ({entry_name(ca)})")
     runner = report.runner()
     for s in stores:
