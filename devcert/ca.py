@@ -108,7 +108,7 @@ class Constraints(NamedTuple):
             try:
                 name = parse_dns_name(item.lstrip("."))
             except UsageError as err:
-                raise UsageError(f"--permit {item!r}: give a DNS name or a CIDR range ({err})") from None
+                raise UsageError(f"--permit (permit=) {item!r}: give a DNS name or a CIDR range ({err})") from None
             if name not in dns:
                 dns.append(name)
         return Constraints(tuple(dns), tuple(ips))

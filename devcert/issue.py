@@ -41,10 +41,10 @@ def check_days(days: int | None, *, default: int = DEFAULT_DAYS) -> int:
     if isinstance(days, bool) or not isinstance(days, int):
         raise UsageError(f"days must be a whole number of days (an int), not {type(days).__name__} {days!r}")
     if days < 1:
-        raise UsageError(f"--days {days}: a certificate must be valid for at least 1 day")
+        raise UsageError(f"--days {days} (days=): a certificate must be valid for at least 1 day")
     if days > MAX_DAYS:
         raise UsageError(
-            f"--days {days}: at most {MAX_DAYS} days, because Apple platforms (Safari, macOS, iOS) "
+            f"--days {days} (days=): at most {MAX_DAYS} days, because Apple platforms (Safari, macOS, iOS) "
             f"reject longer-lived certificates under a user-added root; `devcert renew` reissues later"
         )
     return days
@@ -95,7 +95,7 @@ class Leaf:
             if Path(key_path).absolute() == Path(cert_path).absolute():
                 # Writing both to one path would silently replace the new key with the certificate.
                 raise UsageError(f"the certificate and the key would both be written to {Path(cert_path).absolute()}: "
-                                 f"give --cert-file and --key-file different paths")
+                                 f"give --cert-file and --key-file (cert_path, key_path) different paths")
             files.append((key_path, self.key_pem, PRIVATE))
         files.append((cert_path, self.cert_pem, PUBLIC))
         write_together(files)
