@@ -25,7 +25,7 @@ from cryptography.x509.oid import NameOID
 from . import keys
 from .errors import CAError, NameNotPermittedError, UsageError
 from .files import PRIVATE, PUBLIC, atomic_write, ensure_private_dir
-from .names import Name, parse_dns_name, parse_names
+from .names import Name, is_ip_literal, parse_dns_name, parse_names
 
 if TYPE_CHECKING:
     import ssl
@@ -143,16 +143,9 @@ class Constraints(NamedTuple):
     def permits(self, name: Name) -> bool:
         if name.kind == "ip":
             return any(name.ip() in net for net in self.ips if net.version == name.ip().version)
-        host = name.host
-        if name.kind == "uri" and host.startswith("["):
+        if name.kind == "uri" and is_ip_literal(name.host):
             return False  # URI constraints are DNS subtrees; an IP-literal URI never matches
-        if name.kind == "uri":
-            try:
-                ipaddress.ip_address(host)
-                return False
-            except ValueError:
-                pass
-        return self._dns_ok(host)
+        return self._dns_ok(name.host)
 
 
 
@@ -429,7 +422,7 @@ class LocalCA:
             return
         for name in names:
             if not constraints.permits(name):
-                if name.kind == "uri" and _is_ip_literal(name.host):
+                if name.kind == "uri" and is_ip_literal(name.host):
                     # URI subtrees hold host names only: no --permit can cover an IP-literal URI.
                     raise NameNotPermittedError(
                         f"{name.value!r} has an IP address as its host, which a name-constrained CA "
@@ -490,12 +483,6 @@ class LocalCA:
         return f"<LocalCA {self.common_name!r} sha256={self.short_id} {where}>"
 
 
-def _is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host[1:-1] if host.startswith("[") else host)
-        return True
-    except ValueError:
-        return False
 
 
 def _refuse_orphan_key(folder: Path) -> None:

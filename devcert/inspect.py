@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
-import ipaddress
 import re
 import socket
 import ssl
@@ -24,6 +23,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from .errors import DevcertError, UsageError
+from .names import is_ip_literal
 
 if TYPE_CHECKING:
     from .ca import LocalCA
@@ -175,7 +175,7 @@ def _fetch_chain(host: str, port: int, timeout: float) -> tuple[list[x509.Certif
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
-    sni = None if _is_ip(host) else host
+    sni = None if is_ip_literal(host) else host
     try:
         with socket.create_connection((host, port), timeout=timeout) as raw:
             with ctx.wrap_socket(raw, server_hostname=sni) as tls:
@@ -200,12 +200,6 @@ def _fetch_chain(host: str, port: int, timeout: float) -> tuple[list[x509.Certif
     return [x509.load_der_x509_certificate(d) for d in chain_der], version, cipher
 
 
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.split("%")[0])
-        return True
-    except ValueError:
-        return False
 
 
 def _verify_handshake(host: str, port: int, ca: LocalCA, timeout: float) -> tuple[bool, str]:

@@ -75,6 +75,18 @@ def parse_name(text: str) -> Name:
     return Name("dns", parse_dns_name(text, allow_wildcard=True))
 
 
+def is_ip_literal(text: str) -> bool:
+    """Whether ``text`` is an IP address as written in a host: ``127.0.0.1``, ``::1``,
+    ``[::1]`` (URI brackets) or ``fe80::1%eth0`` (a zone)."""
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    try:
+        ipaddress.ip_address(text.split("%")[0])
+        return True
+    except ValueError:
+        return False
+
+
 def parse_names(texts: list[str] | tuple[str, ...]) -> list[Name]:
     """Parse several names, keeping their order and dropping exact duplicates."""
     if not texts:

@@ -26,6 +26,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from devcert import LocalCA
 from devcert.issue import Leaf
+from devcert.names import is_ip_literal
 
 TIMEOUT = 10.0
 
@@ -221,17 +222,11 @@ def test_openssl_verify_x509_strict(tmp_path: Path) -> None:
 
 def _s_client(port: int, ca_file: Path, name: str, host: str = "127.0.0.1") -> subprocess.CompletedProcess[str]:
     connect = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    name_check = ["-verify_ip", name] if _is_ip(name) else ["-verify_hostname", name, "-servername", name]
+    name_check = ["-verify_ip", name] if is_ip_literal(name) else ["-verify_hostname", name, "-servername", name]
     return _openssl("s_client", "-connect", connect, *name_check, "-verify_return_error", "-x509_strict",
                     "-no-CApath", "-no-CAstore", "-CAfile", str(ca_file), "-brief")
 
 
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-        return True
-    except ValueError:
-        return False
 
 
 @pytest.mark.parametrize("name", ["localhost", "127.0.0.1", "web.app.test"])

@@ -230,3 +230,13 @@ def test_ip_addresses_round_trip(ip: ipaddress.IPv4Address | ipaddress.IPv6Addre
     if ip.version == 6:
         assert parse_name(f"[{ip}]") == name
         assert parse_name(ip.exploded) == name
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("127.0.0.1", True), ("::1", True), ("[::1]", True), ("fe80::1%eth0", True),
+    ("localhost", False), ("app.test", False), ("[app.test]", False), ("", False),
+])
+def test_is_ip_literal(text: str, expected: bool) -> None:
+    from devcert.names import is_ip_literal
+
+    assert is_ip_literal(text) is expected

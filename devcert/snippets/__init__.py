@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import UsageError
+from ..names import is_ip_literal
 
 __all__ = ["Target", "TARGETS", "render", "get_target", "template_text", "snippet_values"]
 
@@ -118,12 +119,6 @@ def render(target: Target, values: dict[str, object]) -> str:
     return _PLACEHOLDER.sub(substitute, text)
 
 
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-        return True
-    except ValueError:
-        return False
 
 
 def snippet_values(*, ca: Path, cert: Path, key: Path, port: int, upstream: str, names: list[str],
@@ -138,7 +133,7 @@ def snippet_values(*, ca: Path, cert: Path, key: Path, port: int, upstream: str,
     except ValueError:
         bind = "127.0.0.1"  # a host name: listen on loopback (localhost resolves there)
     bind_port = f"[{bind}]:{port}" if ":" in bind else f"{bind}:{port}"
-    dns = [n for n in names if not _is_ip(n)]
+    dns = [n for n in names if not is_ip_literal(n)]
     sites = [f"https://{f'[{n}]' if ':' in n else n}:{port}" for n in names] or [f"https://localhost:{port}"]
     return {
         "ca": str(ca),
