@@ -42,3 +42,21 @@ class FileWriteError(DevcertError):
 
 class TrustStoreError(DevcertError):
     """A trust store could not be read or changed."""
+
+
+class UnsafeCARootError(CAError):
+    """CAROOT or a CA file could be changed by someone else: another user owns it, or group or
+    others may write it. Using it would let that user swap in a CA of their own."""
+
+    def __init__(self, path: object, reason: str, fix: str):
+        self.path, self.reason, self.fix = path, reason, fix
+        super().__init__(f"refusing to use {path}: {reason}; {fix}")
+
+
+class InputFileError(UsageError):
+    """A file given as input (a certificate, key, CSR, bundle) cannot be read safely: it is not a
+    regular file (a FIFO or device would hang or never end), or it is larger than the limit."""
+
+    def __init__(self, path: object, what: str, reason: str):
+        self.path, self.what, self.reason = path, what, reason
+        super().__init__(f"cannot read {what} {path}: {reason}")
