@@ -8,14 +8,13 @@ names and private addresses, so a leaked key cannot be used against real sites.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import functools
 import hashlib
 import ipaddress
 import os
 import socket
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Union
 
@@ -24,8 +23,10 @@ from cryptography.x509.oid import NameOID
 
 from . import keys
 from .errors import CAError, NameNotPermittedError, UsageError
-from .files import PRIVATE, PUBLIC, atomic_write, ensure_private_dir
+from .files import PRIVATE, PUBLIC, ensure_private_dir, pending_journals, recover, write_together
+from .lock import is_held, locked
 from .names import Name, is_ip_literal, parse_dns_name, parse_names
+from .safety import caroot_problem, read_regular
 
 if TYPE_CHECKING:
     import ssl
@@ -34,7 +35,11 @@ if TYPE_CHECKING:
 
 CERT_FILE = "rootCA.pem"
 KEY_FILE = "rootCA-key.pem"
-LOCK_FILE = ".devcert.lock"
+#: CAROOT/pending holds the journals of multi-file writes (files.write_together) of recorded
+#: state: the CA pair, leaves with their inventory entry. Every load finishes them first.
+PENDING_DIR = "pending"
+#: CAROOT/old/<sha256>/ keeps every CA that was replaced (rotate, init --force, import-mkcert).
+OLD_DIR = "old"
 CA_DAYS = 3650
 # Leaves are backdated this much so a client whose clock is a little behind still accepts them.
 BACKDATE = dt.timedelta(hours=1)
@@ -194,6 +199,19 @@ class LocalCA:
     def load(cls, path: str | os.PathLike[str] | None = None, *, require_key: bool = True) -> LocalCA:
         """Load the CA in ``path`` (default CAROOT); raise :class:`CAError` saying why not."""
         folder = Path(path).absolute() if path else caroot()
+        open_folder(folder)
+        try:
+            return cls._load(folder, require_key)
+        except CAError:
+            if is_held(folder) or not (folder / CERT_FILE).exists():
+                raise
+            # A writer may have replaced the pair between our two reads: read again under its lock.
+            with locked(folder):
+                recover(folder / PENDING_DIR)
+                return cls._load(folder, require_key)
+
+    @classmethod
+    def _load(cls, folder: Path, require_key: bool) -> LocalCA:
         cert_file, key_file = folder / CERT_FILE, folder / KEY_FILE
         cert_data = _read(cert_file, "the CA certificate", missing_hint="run `devcert ca init` to create one")
         try:
@@ -259,12 +277,17 @@ class LocalCA:
             Constraints.default(permit)
         else:
             cls._no_permit(permit)
-        ensure_private_dir(folder)
-        with _locked(folder):
+        open_folder(folder, create=True)
+        with locked(folder):
+            recover(folder / PENDING_DIR)
             if (folder / CERT_FILE).exists() and not force:
                 raise CAError(f"a CA already exists in {folder}; replace it with --force (force=True)")
             if not force:
                 _refuse_orphan_key(folder)
+            else:
+                replaced = _loadable(folder)
+                if replaced is not None:
+                    backup(replaced, folder)  # never lose a key that stores may still trust
             ca = cls._build(key_type=key_type, permit=permit, constraints=constraints)
             ca.path = folder
             ca._save()
@@ -281,8 +304,9 @@ class LocalCA:
         folder = Path(path).absolute() if path else caroot()
         if (folder / CERT_FILE).exists():
             return cls.load(folder)
-        ensure_private_dir(folder)
-        with _locked(folder):
+        open_folder(folder, create=True)
+        with locked(folder):
+            recover(folder / PENDING_DIR)
             if (folder / CERT_FILE).exists():
                 return cls.load(folder)
             _refuse_orphan_key(folder)
@@ -341,12 +365,17 @@ class LocalCA:
         cert = builder.sign(key, keys.signature_hash(key))
         return cls(cert, key)
 
-    def _save(self) -> None:
+    def _save(self, *also: tuple[Path, bytes, int]) -> None:
+        """Write the pair (and ``also``, e.g. a rotation record) as one change; caller holds the lock."""
         assert self.path is not None and self.key is not None
-        # The key goes first: a certificate on disk means its key is there too, which is what
-        # load_or_create's lock-free fast path relies on.
-        atomic_write(self.path / KEY_FILE, keys.private_pem(self.key), PRIVATE)
-        atomic_write(self.path / CERT_FILE, self.cert_pem, PUBLIC)
+        write_together(self.files(self.path) + list(also), journal_dir=self.path / PENDING_DIR)
+
+    def files(self, folder: Path) -> list[tuple[Path, bytes, int]]:
+        """The CA's files as ``write_together`` takes them: key first (load_or_create's lock-free
+        fast path reads a certificate as a sign that its key is there; the journal makes both
+        appear together anyway)."""
+        assert self.key is not None
+        return [(folder / KEY_FILE, keys.private_pem(self.key), PRIVATE), (folder / CERT_FILE, self.cert_pem, PUBLIC)]
 
     # -- facts ---------------------------------------------------------------------------
 
@@ -414,6 +443,11 @@ class LocalCA:
         }
 
     # -- using it ------------------------------------------------------------------------
+
+    def check_output(self, path: str | os.PathLike[str]) -> None:
+        """Refuse to write a certificate or key at ``path`` inside this CA's folder (see :func:`check_output`)."""
+        if self.path is not None:
+            check_output(self.path, path)
 
     def check_permitted(self, names: Iterable[Name]) -> None:
         """Raise :class:`NameNotPermittedError` for the first name outside the constraints."""
@@ -495,35 +529,71 @@ def _refuse_orphan_key(folder: Path) -> None:
 
 
 def _read(path: Path, what: str, missing_hint: str) -> bytes:
+    from .errors import InputFileError
+
     try:
-        return path.read_bytes()
+        os.lstat(path)
     except FileNotFoundError:
         raise CAError(f"{what} is missing: {path} does not exist; {missing_hint}") from None
-    except PermissionError:
-        raise CAError(f"cannot read {what} {path}: permission denied") from None
-    except IsADirectoryError:
-        raise CAError(f"{what} {path} is a folder, not a file") from None
-    except OSError as err:
-        raise CAError(f"cannot read {what} {path}: {err.strerror}") from None
-
-
-@contextlib.contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    """An exclusive lock on CAROOT, so concurrent first runs make exactly one CA."""
-    lock_path = folder / LOCK_FILE
+    except OSError:
+        pass  # read_regular names the reason (a part of the path is not a folder, ...)
     try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError as err:
-        raise CAError(f"cannot create {lock_path}: {err.strerror}") from None
+        return read_regular(path, what)
+    except InputFileError as err:
+        raise CAError(str(err)) from None
+
+
+def check_output(folder: Path, path: str | os.PathLike[str]) -> None:
+    """Refuse to write a certificate or key at ``path`` when it is inside CAROOT ``folder``.
+
+    CAROOT holds the CA's key, the inventory and devcert's journals; a leaf written over
+    ``rootCA.pem`` would replace the CA. The folder holding ``path`` is resolved (symlinks
+    followed), the last component is not: a link there is replaced, not followed.
+    """
+    root = os.path.realpath(folder)
+    target = Path(path).absolute()
     try:
-        if os.name == "nt":  # pragma: no cover - exercised on Windows only
-            import msvcrt
+        full = os.path.join(os.path.realpath(target.parent), target.name)
+    except (OSError, ValueError):
+        return  # the write itself reports a bad path
+    if full == root or full.startswith(root.rstrip(os.sep) + os.sep):
+        raise UsageError(f"refusing to write {path}: it is inside CAROOT {folder}, which holds the CA's key "
+                         f"and devcert's records; write certificates somewhere else")
 
-            msvcrt.locking(fd, msvcrt.LK_LOCK, 1)
-        else:
-            import fcntl
 
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
+def open_folder(folder: Path, *, create: bool = False) -> None:
+    """Refuse an unsafe CAROOT, make it (0700) when ``create``, and finish interrupted writes.
+
+    Every way of getting the CA from disk passes here, so no command uses a CA that another
+    user could have swapped, and none sees half of a pair that a killed run was writing.
+    """
+    problem = caroot_problem(folder)
+    if problem is not None:
+        raise problem
+    if create:
+        ensure_private_dir(folder)
+    if pending_journals(folder / PENDING_DIR):
+        with locked(folder):
+            recover(folder / PENDING_DIR)
+
+
+def _loadable(folder: Path) -> LocalCA | None:
+    """The CA in ``folder`` if its files can be read (key optional), else None."""
+    try:
+        return LocalCA._load(folder, require_key=False) if (folder / CERT_FILE).exists() else None
+    except CAError:
+        return None
+
+
+def backup(ca: LocalCA, folder: Path | None = None) -> Path:
+    """Copy ``ca``'s files to ``CAROOT/old/<fingerprint>/`` (0700 folder, 0600 key); return it.
+
+    Idempotent: backing up the same CA again rewrites the same two files.
+    """
+    root = folder or ca.path or caroot()
+    target = ensure_private_dir(root / OLD_DIR / ca.fingerprint)
+    files = [(target / CERT_FILE, ca.cert_pem, PUBLIC)]
+    if ca.key is not None:
+        files.insert(0, (target / KEY_FILE, keys.private_pem(ca.key), PRIVATE))
+    write_together(files)
+    return target

@@ -2,55 +2,38 @@
 
 ``devcert list`` shows it, ``devcert renew`` and ``devcert ca rotate`` reissue from it. One
 entry per certificate file (the absolute path is the key): issuing to the same path again
-replaces the entry. The file is rewritten atomically under a lock, so concurrent ``devcert``
-processes never lose each other's entries. The inventory is a convenience, never a gate: a
-damaged file is set aside (renamed with a timestamp) with a warning, and a failure to record
-is returned as a warning, never raised, so it cannot block issuing.
+replaces the entry. A certificate and its inventory entry are written as one journaled change
+(:func:`save`) under the CAROOT lock, so concurrent ``devcert`` processes never lose each
+other's entries and a kill never leaves the inventory describing a file that is not on disk.
+The inventory is a convenience, never a gate: a damaged file is set aside (renamed with a
+timestamp) with a warning, an entry of the wrong shape is skipped with a warning, and a
+failure to record is returned as a warning, never raised, so it cannot block issuing.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import DevcertError
+from .ca import PENDING_DIR, caroot
+from .errors import DevcertError, FileWriteError
+from .files import PRIVATE, ensure_dir, write_together
+from .keys import KEY_TYPES
+from .lock import locked
 
 if TYPE_CHECKING:
     from .ca import LocalCA
     from .issue import Leaf
 
 INVENTORY_FILE = "inventory.json"
-LOCK_FILE = ".inventory.lock"
 VERSION = 1
 
 
 def inventory_path(folder: Path | None = None) -> Path:
-    from .ca import caroot
-
     return (folder or caroot()) / INVENTORY_FILE
-
-
-@contextlib.contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    """An exclusive lock for read-modify-write of the inventory (same pattern as ca._locked)."""
-    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        if os.name == "nt":  # pragma: no cover - Windows only
-            import msvcrt
-
-            msvcrt.locking(fd, msvcrt.LK_LOCK, 1)
-        else:
-            import fcntl
-
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 def _set_aside(path: Path, why: str) -> str:
@@ -67,44 +50,89 @@ def _set_aside(path: Path, why: str) -> str:
     return f"the inventory {path} was damaged ({why}); moved it to {target.name} and started a new one"
 
 
-def _valid_entry(entry: Any) -> bool:
-    return isinstance(entry, dict) and isinstance(entry.get("cert"), str) and isinstance(entry.get("names"), list)
+_OPTIONAL_STR = ("key", "p12", "ca_sha256", "serial", "sha256", "not_before", "not_after", "issued_at", "source")
 
 
-def read(folder: Path | None = None, *, repair: bool = True) -> tuple[list[dict[str, Any]], list[str]]:
-    """``(entries, warnings)``; a damaged file is set aside (when ``repair``) and reads as empty."""
+def entry_problem(entry: Any) -> str | None:
+    """Why ``entry`` cannot be used (a field of the wrong type), or None when its shape is right.
+
+    Checked field by field, so a hand-edited or damaged entry is skipped instead of crashing
+    ``list`` or ``renew``; the rest of the inventory stays usable.
+    """
+    if not isinstance(entry, dict):
+        return f"is a {type(entry).__name__}, not an object"
+    if not isinstance(entry.get("cert"), str) or not entry["cert"]:
+        return "has no 'cert' path"
+    names = entry.get("names")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        return "'names' must be a list of strings"
+    for key in _OPTIONAL_STR:
+        if entry.get(key) is not None and not isinstance(entry[key], str):
+            return f"{key!r} must be a string or null, not {entry[key]!r}"
+    days = entry.get("days")
+    if days is not None and (isinstance(days, bool) or not isinstance(days, int)):
+        return f"'days' must be a whole number or null, not {days!r}"
+    if "client" in entry and not isinstance(entry["client"], bool):
+        return f"'client' must be true or false, not {entry['client']!r}"
+    if entry.get("key_type") is not None and entry["key_type"] not in KEY_TYPES:
+        return f"'key_type' must be one of {', '.join(KEY_TYPES)}, not {entry['key_type']!r}"
+    return None
+
+
+def _read_all(folder: Path | None, *, repair: bool) -> tuple[list[Any], list[dict[str, Any]], list[str]]:
+    """``(every raw entry, the usable ones, warnings)``."""
     path = inventory_path(folder)
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        return [], []
+        return [], [], []
     except OSError as err:
-        return [], [f"cannot read the inventory {path}: {err.strerror}"]
+        return [], [], [f"cannot read the inventory {path}: {err.strerror}"]
     try:
         data = json.loads(raw)
         if not isinstance(data, dict) or not isinstance(data.get("certs"), list):
             raise ValueError("not an inventory object")
-        entries = data["certs"]
-        if not all(_valid_entry(e) for e in entries):
-            raise ValueError("an entry has no cert path or names")
-    except ValueError as err:
-        why = str(err).split(":")[0] if isinstance(err, json.JSONDecodeError) else str(err)
+    except (ValueError, RecursionError) as err:
+        why = str(err).split(":")[0] if isinstance(err, json.JSONDecodeError) else str(err) or "too deeply nested"
         if repair:
-            return [], [_set_aside(path, why)]
-        return [], [f"the inventory {path} is damaged ({why})"]
-    return entries, []
+            return [], [], [_set_aside(path, why)]
+        return [], [], [f"the inventory {path} is damaged ({why})"]
+    everything = data["certs"]
+    usable, bad = [], []
+    for index, entry in enumerate(everything):
+        problem = entry_problem(entry)
+        if problem is None:
+            usable.append(entry)
+        else:
+            bad.append(f"certs[{index}] {problem}")
+    warnings = []
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        warnings.append(f"the inventory {path} has {len(bad)} entr{'y' if len(bad) == 1 else 'ies'} devcert cannot "
+                        f"use, skipped: {bad[0]}{more}; fix or remove {'it' if len(bad) == 1 else 'them'}")
+    return everything, usable, warnings
 
 
-def _write(folder: Path, entries: list[dict[str, Any]]) -> None:
-    from .files import PRIVATE, atomic_write
+def read(folder: Path | None = None, *, repair: bool = True) -> tuple[list[dict[str, Any]], list[str]]:
+    """``(entries, warnings)``: a damaged file is set aside (when ``repair``) and reads as empty;
+    entries of the wrong shape are skipped with one warning."""
+    _everything, usable, warnings = _read_all(folder, repair=repair)
+    return usable, warnings
 
-    data = {"version": VERSION, "certs": sorted(entries, key=lambda e: e["cert"])}
-    atomic_write(inventory_path(folder), (json.dumps(data, indent=2) + "\n").encode(), PRIVATE)
+
+def _staged(folder: Path, everything: list[Any], new: dict[str, Any]) -> tuple[Path, bytes, int]:
+    """The inventory file with ``new`` in place of any entry for the same files, for write_together."""
+    written = {new["cert"], new.get("p12")} - {None}
+    good = [e for e in everything if entry_problem(e) is None and not written & {e.get("cert"), e.get("p12")}]
+    # Entries of the wrong shape are kept as they are, at the end, for a person to fix.
+    bad = [e for e in everything if entry_problem(e) is not None]
+    data = {"version": VERSION, "certs": sorted([*good, new], key=lambda e: e["cert"]) + bad}
+    return inventory_path(folder), (json.dumps(data, indent=2) + "\n").encode(), PRIVATE
 
 
 def entry_for(ca: LocalCA, leaf: Leaf, cert_path: str | os.PathLike[str],
               key_path: str | os.PathLike[str] | None, *, days: int | None = None,
-              p12_path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+              p12_path: str | os.PathLike[str] | None = None, source: str | None = None) -> dict[str, Any]:
     from cryptography.x509.oid import ExtendedKeyUsageOID
     from cryptography import x509
 
@@ -130,28 +158,57 @@ def entry_for(ca: LocalCA, leaf: Leaf, cert_path: str | os.PathLike[str],
         "days": days,
         "ca_sha256": ca.fingerprint,
         "issued_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+        **({"source": source} if source else {}),
     }
+
+
+def save(ca: LocalCA, leaf: Leaf, files: list[tuple[Path, bytes, int]], *, cert_path: str | os.PathLike[str],
+         key_path: str | os.PathLike[str] | None = None, p12_path: str | os.PathLike[str] | None = None,
+         days: int | None = None, source: str | None = None) -> list[str]:
+    """Write ``files`` (the leaf's certificate, key or PKCS#12) and record the leaf, as one change.
+
+    The files and the inventory change together (one journal in CAROOT/pending), under the
+    CAROOT lock, so the inventory always records what is on disk, even after a kill, and
+    concurrent runs never lose each other's entries. The inventory never blocks issuing: if
+    it cannot be read or written, the files are written alone and a warning returned.
+    Without a CA folder (an in-memory CA) the files are simply written together.
+    """
+    if ca.path is None:
+        write_together(files)
+        return []
+    with locked(ca.path):
+        try:
+            everything, _usable, warnings = _read_all(ca.path, repair=True)
+            entry = entry_for(ca, leaf, cert_path, key_path, days=days, p12_path=p12_path, source=source)
+            staged = _staged(ca.path, everything, entry)
+        except (OSError, DevcertError) as err:
+            write_together(files)
+            return [f"could not record {cert_path} in the inventory: {err}"]
+        try:
+            write_together([*files, staged], journal_dir=ca.path / PENDING_DIR)
+        except FileWriteError as err:
+            # Either a file of the user's or the inventory (CAROOT full or read-only) failed; nothing
+            # was changed. Without the inventory: if it was the user's file, this raises its error.
+            write_together(files)
+            warnings.append(f"could not record {cert_path} in the inventory: {err}")
+        return warnings
 
 
 def record(ca: LocalCA, leaf: Leaf, cert_path: str | os.PathLike[str],
            key_path: str | os.PathLike[str] | None = None, *, days: int | None = None,
            p12_path: str | os.PathLike[str] | None = None) -> list[str]:
-    """Record that ``leaf`` was written to ``cert_path`` (and ``key_path``); return warnings.
+    """Record that ``leaf`` was already written to ``cert_path`` (and ``key_path``); return warnings.
 
-    Never raises for inventory trouble: issuing already succeeded, and a broken inventory must
-    not turn that into a failure. Does nothing for a CA without a folder (an ephemeral CA).
+    For files written by other means; devcert's own writes use :func:`save`, which writes and
+    records in one change. Never raises for inventory trouble.
     """
     if ca.path is None:
         return []
     try:
-        new = entry_for(ca, leaf, cert_path, key_path, days=days, p12_path=p12_path)
-        with _locked(ca.path):
-            entries, warnings = read(ca.path)
-            # one entry per file: a new certificate (or PKCS#12) written over an old one replaces its entry
-            written = {new["cert"], new["p12"]} - {None}
-            entries = [e for e in entries if not written & {e.get("cert"), e.get("p12")}]
-            entries.append(new)
-            _write(ca.path, entries)
+        with locked(ca.path):
+            everything, _usable, warnings = _read_all(ca.path, repair=True)
+            staged = _staged(ca.path, everything, entry_for(ca, leaf, cert_path, key_path, days=days, p12_path=p12_path))
+            write_together([staged])
         return warnings
     except (OSError, DevcertError) as err:
         return [f"could not record {cert_path} in the inventory: {err}"]
@@ -221,10 +278,13 @@ def reissue(ca: LocalCA, entry: dict[str, Any]) -> tuple[Leaf, list[str]]:
     reason = not_renewable(entry)
     if reason is not None:
         raise CSRLeafError(f"{entry['cert']} was {reason}")
+    cert_path, key_path = Path(entry["cert"]), Path(entry["key"])
+    ca.check_output(cert_path)
+    ca.check_output(key_path)
     leaf = issue_leaf(ca, parse_names(entry["names"]), client=bool(entry.get("client")),
                       key_type=entry.get("key_type") or "ecdsa", days=entry.get("days"))
-    cert_path, key_path = Path(entry["cert"]), Path(entry["key"])
-    cert_path.parent.mkdir(parents=True, exist_ok=True)
-    leaf.write(cert_path, key_path)
-    warnings = list(leaf.warnings) + record(ca, leaf, cert_path, key_path, days=entry.get("days"))
+    ensure_dir(cert_path.parent)
+    ensure_dir(key_path.parent)
+    warnings = list(leaf.warnings) + save(ca, leaf, leaf.files(cert_path, key_path), cert_path=cert_path,
+                                          key_path=key_path, days=entry.get("days"), source=entry.get("source"))
     return leaf, warnings

@@ -8,6 +8,7 @@ a random serial, and at most 825 days, Apple's limit for certificates under user
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import hashlib
@@ -19,10 +20,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from . import keys
-from .errors import CAError, CSRError, UsageError
+from . import inventory, keys
+from .ca import PENDING_DIR
+from .errors import CAError, CSRError, DevcertError, UsageError
 from .files import PRIVATE, PUBLIC, write_together
 from .names import Name, parse_names
+from .lock import locked
+from .safety import read_regular
 
 if TYPE_CHECKING:
     import ssl
@@ -90,15 +94,20 @@ class Leaf:
         Both files change or neither does: a failure never leaves a new key beside an old
         certificate (:func:`devcert.files.write_together`).
         """
-        files: list[tuple[str | os.PathLike[str], bytes, int]] = []
+        write_together(self.files(cert_path, key_path))  # type: ignore[arg-type]
+
+    def files(self, cert_path: str | os.PathLike[str],
+              key_path: str | os.PathLike[str] | None = None) -> list[tuple[Path, bytes, int]]:
+        """``(path, data, mode)`` of the key (0600, first) and the certificate, for write_together."""
+        files: list[tuple[Path, bytes, int]] = []
         if key_path is not None:
             if Path(key_path).absolute() == Path(cert_path).absolute():
                 # Writing both to one path would silently replace the new key with the certificate.
                 raise UsageError(f"the certificate and the key would both be written to {Path(cert_path).absolute()}: "
                                  f"give --cert-file and --key-file (cert_path, key_path) different paths")
-            files.append((key_path, self.key_pem, PRIVATE))
-        files.append((cert_path, self.cert_pem, PUBLIC))
-        write_together(files)
+            files.append((Path(key_path), self.key_pem, PRIVATE))
+        files.append((Path(cert_path), self.cert_pem, PUBLIC))
+        return files
 
     def pkcs12(self, password: bytes | str, friendly_name: bytes | str = b"devcert") -> bytes:
         """PKCS#12 with the key, the certificate and the CA, encrypted with AES-256 + PBKDF2.
@@ -199,6 +208,7 @@ def _build(
     issuer_ski: x509.SubjectKeyIdentifier | None,
     client: bool,
     days: int,
+    limit: dt.datetime | None = None,
 ) -> x509.Certificate:
     from .ca import BACKDATE, _now
 
@@ -222,8 +232,8 @@ def _build(
         .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(not_before)
-        # Counted from notBefore, so the whole span never exceeds MAX_DAYS.
-        .not_valid_after(not_before + dt.timedelta(days=days))
+        # Counted from notBefore, so the whole span never exceeds MAX_DAYS; never past the CA's end.
+        .not_valid_after(min(not_before + dt.timedelta(days=days), limit) if limit else not_before + dt.timedelta(days=days))
         .add_extension(_LEAF_BASIC_CONSTRAINTS, critical=True)
         .add_extension(_leaf_key_usage(is_rsa), critical=True)
         .add_extension(x509.ExtendedKeyUsage(ekus), critical=False)
@@ -248,16 +258,35 @@ def _signing_key(ca: LocalCA) -> keys.PrivateKey:
     return ca.key
 
 
+def _ca_limit(ca: LocalCA, days: int) -> tuple[dt.datetime, list[str]]:
+    """The latest end a leaf of ``ca`` may have, and a warning when ``days`` would pass it.
+
+    A leaf that outlives its CA fails in every client on the day the CA expires, with an error
+    that names the CA, not the leaf; cut it to the CA's end and say so instead.
+    """
+    from .ca import _now
+
+    end = ca.cert.not_valid_after_utc
+    now = _now()
+    if end <= now:
+        raise CAError(f"the CA expired on {end:%Y-%m-%d}, so it cannot sign; replace it everywhere with `devcert ca rotate`")
+    if now + dt.timedelta(days=days) <= end:
+        return end, []
+    return end, [f"the CA expires on {end:%Y-%m-%d}, so this certificate is valid only until then (not {days} days); "
+                 f"`devcert ca rotate` makes a new CA"]
+
+
 def issue_leaf(ca: LocalCA, names: list[Name], *, client: bool = False, key_type: str = "ecdsa",
                days: int | None = None) -> Leaf:
-    """A new key and a certificate for ``names`` signed by ``ca``."""
+    """A new key and a certificate for ``names`` signed by ``ca`` (never valid past the CA's end)."""
     days = check_days(days)
     signing_key = _signing_key(ca)
     ca.check_permitted(names)
+    limit, cut = _ca_limit(ca, days)
     key = keys.generate(key_type)
     cert = _build(names, key.public_key(), issuer=ca.cert.subject, signing_key=signing_key,
-                  issuer_ski=ca.ski, client=client, days=days)
-    return Leaf(cert, key, names, ca.cert, _warnings(names))
+                  issuer_ski=ca.ski, client=client, days=days, limit=limit)
+    return Leaf(cert, key, names, ca.cert, _warnings(names) + cut)
 
 
 def issue_self_signed(names: list[Name], *, client: bool = False, key_type: str = "ecdsa",
@@ -341,9 +370,10 @@ def sign_csr(ca: LocalCA, data: bytes | str, *, client: bool = False, days: int 
     else:
         raise CSRError(f"the CSR's key type ({type(public_key).__name__}) is not supported; use ECDSA or RSA")
     ca.check_permitted(names)
+    limit, cut = _ca_limit(ca, days)
     cert = _build(names, public_key, issuer=ca.cert.subject, signing_key=signing_key,  # type: ignore[arg-type]
-                  issuer_ski=ca.ski, client=client, days=days)
-    return Leaf(cert, None, names, ca.cert, _warnings(names))
+                  issuer_ski=ca.ski, client=client, days=days, limit=limit)
+    return Leaf(cert, None, names, ca.cert, _warnings(names) + cut)
 
 
 # -- keeping a leaf on disk fresh (serve-wss, snippet, sync, renew) ------------------------
@@ -362,7 +392,7 @@ class Ensured(NamedTuple):
 
 
 def leaf_problem(ca: LocalCA, cert_path: Path, key_path: Path, names: list[Name], *, client: bool = False,
-                 min_days: int = RENEW_BEFORE_DAYS) -> str | None:
+                 min_days: int = RENEW_BEFORE_DAYS, key_type: str | None = None) -> str | None:
     """Why the certificate at ``cert_path`` must be (re)issued, or None if it is fine.
 
     Fine means: both files exist, the key matches, it is signed by ``ca``, it carries exactly
@@ -374,9 +404,11 @@ def leaf_problem(ca: LocalCA, cert_path: Path, key_path: Path, names: list[Name]
     if not key_path.exists():
         return "key missing"
     try:
-        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        key = keys.load_pem_private_key(key_path.read_bytes(), None)
-    except (ValueError, TypeError, OSError):
+        # Only regular files of sane size are read: a FIFO or /dev/zero at an output path must
+        # not hang or exhaust devcert (the write that follows refuses them with the reason).
+        cert = x509.load_pem_x509_certificate(read_regular(cert_path, "the certificate"))
+        key = keys.load_pem_private_key(read_regular(key_path, "the key"), None)
+    except (ValueError, TypeError, OSError, DevcertError):
         return "unreadable"
     if key.public_key() != cert.public_key():
         return "key does not match"
@@ -407,26 +439,37 @@ def leaf_problem(ca: LocalCA, cert_path: Path, key_path: Path, names: list[Name]
         return "expired"
     if remaining < dt.timedelta(days=min_days):
         return f"expires in {remaining.days} days"
+    if key_type is not None and keys.key_type_of(cert.public_key()) != key_type:  # type: ignore[arg-type]
+        return f"key type changed to {key_type}"
     return None
 
 
 def ensure_leaf(ca: LocalCA, names: list[Name], cert_path: str | os.PathLike[str], key_path: str | os.PathLike[str],
                 *, client: bool = False, key_type: str = "ecdsa", days: int | None = None,
-                min_days: int = RENEW_BEFORE_DAYS, dry_run: bool = False) -> Ensured:
+                min_days: int = RENEW_BEFORE_DAYS, dry_run: bool = False, record: bool = False) -> Ensured:
     """Make sure ``cert_path``/``key_path`` hold a good leaf for ``names``; reissue if not.
 
     Returns what was done. With ``dry_run`` nothing is written; ``action`` says what would be.
+    The check and the write happen under the CAROOT lock, so concurrent callers (8 ``sync``
+    runs, serve-wss threads) issue once and never interleave a key with another's certificate.
+    ``record`` adds the leaf to the inventory in the same change.
     """
     cert_path, key_path = Path(cert_path).absolute(), Path(key_path).absolute()
-    problem = leaf_problem(ca, cert_path, key_path, names, client=client, min_days=min_days)
-    if problem is None:
-        return Ensured(cert_path, key_path, "kept")
-    action = "created" if problem == "missing" else "renewed"
-    if dry_run:
-        return Ensured(cert_path, key_path, action, problem)
-    leaf = issue_leaf(ca, names, client=client, key_type=key_type, days=days)
-    leaf.write(cert_path, key_path)
-    return Ensured(cert_path, key_path, action, problem, leaf)
+    guard = locked(ca.path) if ca.path is not None and not dry_run else contextlib.nullcontext()
+    with guard:
+        problem = leaf_problem(ca, cert_path, key_path, names, client=client, min_days=min_days, key_type=key_type)
+        if problem is None:
+            return Ensured(cert_path, key_path, "kept")
+        action = "created" if problem == "missing" else "renewed"
+        if dry_run:
+            return Ensured(cert_path, key_path, action, problem)
+        leaf = issue_leaf(ca, names, client=client, key_type=key_type, days=days)
+        files = leaf.files(cert_path, key_path)
+        if record:
+            leaf.warnings += inventory.save(ca, leaf, files, cert_path=cert_path, key_path=key_path, days=days)
+        else:
+            write_together(files, journal_dir=ca.path / PENDING_DIR if ca.path is not None else None)
+        return Ensured(cert_path, key_path, action, problem, leaf)
 
 
 def managed_leaf_paths(ca: LocalCA, names: list[Name], client: bool = False) -> tuple[Path, Path]:

@@ -54,6 +54,11 @@ def describe(key: PublicKey | PrivateKey) -> str:
     return type(key).__name__
 
 
+def key_type_of(key: PublicKey | PrivateKey) -> str:
+    """``'ecdsa'`` or ``'rsa'``: the ``key_type`` option that makes a key like this one."""
+    return "rsa" if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)) else "ecdsa"
+
+
 def signature_hash(key: PrivateKey) -> hashes.HashAlgorithm:
     """SHA-384 for P-384 keys, SHA-256 otherwise (what every client verifies)."""
     if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.key_size >= 384:

@@ -21,14 +21,20 @@ is relative to the folder of the file that declares it and must stay inside that
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import DevcertError, NameNotPermittedError, UsageError
+from .errors import DevcertError, InputFileError, NameNotPermittedError, UsageError
+from .files import PUBLIC, TEMP_SUFFIX, atomic_write, ensure_dir, temp_prefix
+from .issue import check_days, ensure_leaf
+from .keys import check_key_type
+from .lock import locked
 from .names import Name, parse_names
+from .safety import read_regular
 
 if TYPE_CHECKING:
     from .ca import LocalCA
@@ -97,9 +103,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
     import tomllib
 
     try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read it: {err.strerror}") from None
+        data = read_regular(path, "the configuration", limit=1024 * 1024)
+    except InputFileError as err:
+        raise ConfigError(f"{path}: cannot read it: {err.reason}") from None
     try:
         return tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError:
@@ -107,6 +113,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as err:
         where = "there" if " line " in str(err) else "(the file ends before a value, table or string is closed)"
         raise ConfigError(f"{path}: is not valid TOML ({err}); fix the syntax {where}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: its arrays or tables are nested too deeply to read; a devcert configuration "
+                          f"needs only `certs = [{{ ... }}]`") from None
 
 
 def _devcert_table(path: Path) -> dict[str, Any] | None:
@@ -187,9 +196,6 @@ def parse_project(path: Path, table: dict[str, Any]) -> Project:
 
 
 def _parse_entry(label: str, index: int, entry: Any, root: Path) -> CertSpec:
-    from .issue import check_days
-    from .keys import check_key_type
-
     if not isinstance(entry, dict):
         raise ConfigError(f"{label}: each entry must be a table like {EXAMPLE}, not {type(entry).__name__}")
     for key in entry:
@@ -232,7 +238,12 @@ def _parse_entry(label: str, index: int, entry: Any, root: Path) -> CertSpec:
 def _output(label: str, what: str, value: str, root: Path) -> Path:
     if not value.strip():
         raise ConfigError(f"{label}: {what} is empty; give a file path relative to {root}")
-    path = (root / Path(value).expanduser()).resolve()
+    if "\0" in value:
+        raise ConfigError(f"{label}: {what} = {value!r} contains a NUL byte; give a plain file path")
+    given = root / Path(value).expanduser()
+    # The folder is resolved (symlinks followed, so it must stay inside the project); the file
+    # name is not: a symlink there is replaced by the new file, never written through.
+    path = given.parent.resolve() / given.name if given.name not in ("", ".", "..") else given.resolve()
     if path != root and root not in path.parents:
         raise ConfigError(
             f"{label}: {what} = {value!r} is outside the project folder {root}; "
@@ -259,20 +270,6 @@ class SyncResult:
     @property
     def changed(self) -> bool:
         return self.action != "kept"
-
-
-def _key_type_problem(spec: CertSpec) -> str | None:
-    """leaf_problem checks everything but the key type; a declared key_type is an option too."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
-
-    try:
-        cert = x509.load_pem_x509_certificate(spec.cert.read_bytes())
-    except (OSError, ValueError):
-        return None
-    key = cert.public_key()
-    have = "ecdsa" if isinstance(key, ec.EllipticCurvePublicKey) else "rsa" if isinstance(key, rsa.RSAPublicKey) else "other"
-    return None if have == spec.key_type else f"key type changed to {spec.key_type}"
 
 
 def _not_after(path: Path) -> str | None:
@@ -306,42 +303,36 @@ def sync(project: Project, ca: LocalCA | None, *, check: bool = False, min_days:
     """Make every declared certificate good (see the module docs); with ``check`` write nothing.
 
     ``ca`` may be None only with ``check`` (there is no local CA yet: everything would be made).
-    Issued certificates are recorded in the inventory.
+    Issued certificates are recorded in the inventory. The whole run holds the CAROOT lock, so
+    concurrent syncs of one project take turns and the later ones find everything kept.
     """
-    from .issue import issue_leaf, leaf_problem
-
     if min_days < 0:
         raise UsageError(f"--min-days {min_days}: give 0 or more days")
-    if ca is not None:
-        check_permitted(project, ca)  # before anything is written: all entries or none
-    results = []
+    if ca is None:
+        return [SyncResult(spec, "created" if not spec.cert.exists() else "renewed", "no local CA yet")
+                for spec in project.certs]
+    check_permitted(project, ca)  # before anything is written: all entries or none
     for spec in project.certs:
-        if ca is None:
-            action = "created" if not spec.cert.exists() else "renewed"
-            results.append(SyncResult(spec, action, "no local CA yet"))
-            continue
-        # A certificate declared shorter-lived than min_days would be renewed on every run;
-        # such a one is renewed when half its declared life is left instead.
-        threshold = min(min_days, spec.days // 2) if spec.days else min_days
-        problem = leaf_problem(ca, spec.cert, spec.key, spec.names, client=spec.client, min_days=threshold)
-        if problem is None:
-            problem = _key_type_problem(spec)
-        if problem is None:
-            results.append(SyncResult(spec, "kept", not_after=_not_after(spec.cert)))
-            continue
-        action = "created" if problem == "missing" else "renewed"
-        if check:
-            results.append(SyncResult(spec, action, problem))
-            continue
-        spec.cert.parent.mkdir(parents=True, exist_ok=True)
-        spec.key.parent.mkdir(parents=True, exist_ok=True)
-        leaf = issue_leaf(ca, spec.names, client=spec.client, key_type=spec.key_type, days=spec.days)
-        leaf.write(spec.cert, spec.key)
-        assert leaf is not None
-        from . import inventory
-
-        warnings = list(leaf.warnings) + inventory.record(ca, leaf, spec.cert, spec.key, days=spec.days)
-        results.append(SyncResult(spec, action, problem, leaf.not_after.isoformat(), warnings))
+        ca.check_output(spec.cert)
+        ca.check_output(spec.key)
+    results = []
+    with locked(ca.path) if ca.path is not None and not check else contextlib.nullcontext():
+        for spec in project.certs:
+            # A certificate declared shorter-lived than min_days would be renewed on every run;
+            # such a one is renewed when half its declared life is left instead.
+            threshold = min(min_days, spec.days // 2) if spec.days else min_days
+            if not check:
+                ensure_dir(spec.cert.parent)
+                ensure_dir(spec.key.parent)
+            done = ensure_leaf(ca, spec.names, spec.cert, spec.key, client=spec.client, key_type=spec.key_type,
+                               days=spec.days, min_days=threshold, dry_run=check, record=True)
+            if done.action == "kept":
+                results.append(SyncResult(spec, "kept", not_after=_not_after(spec.cert)))
+            elif done.leaf is None:
+                results.append(SyncResult(spec, done.action, done.reason))
+            else:
+                results.append(SyncResult(spec, done.action, done.reason, done.leaf.not_after.isoformat(),
+                                          list(done.leaf.warnings)))
     return results
 
 
@@ -363,28 +354,62 @@ def _git_ignored(root: Path, paths: list[Path]) -> set[Path] | None:
     return {Path(p.decode()) for p in proc.stdout.split(b"\0") if p}
 
 
+def gitignore_pattern(path: str) -> str:
+    """A .gitignore line that matches exactly the file at ``path`` (relative, with / separators).
+
+    gitignore patterns are globs: ``[``, ``]``, ``*``, ``?`` and ``\\`` are escaped with a backslash, a
+    leading ``!`` or ``#`` too, and trailing spaces (which git strips) as well. The leading ``/``
+    anchors the line to the project folder.
+    """
+    out = []
+    for char in path:
+        out.append("\\" + char if char in "[]*?\\!#" else char)
+    text = "".join(out)
+    stripped = text.rstrip(" ")
+    text = stripped + "\\ " * (len(text) - len(stripped))
+    return "/" + text
+
+
+def _lines_for(project: Project, path: Path) -> list[str]:
+    """The file's own line and one for the temporaries an interrupted write of it may leave."""
+    rel = project.relative(path)
+    folder = rel.rpartition("/")[0]
+    temps = gitignore_pattern((folder + "/" if folder else "") + temp_prefix(path)) + "*" + TEMP_SUFFIX
+    return [gitignore_pattern(rel), temps]
+
+
 def gitignore_suggestions(project: Project) -> list[str]:
-    """The .gitignore lines (relative to the project folder) that would ignore the outputs not yet ignored."""
+    """The .gitignore lines (relative to the project folder) for the outputs, and their temporary
+    files, that are not ignored yet."""
     outputs = [p for spec in project.certs for p in (spec.cert, spec.key)]
     if not outputs:
         return []
-    ignored = _git_ignored(project.root, outputs)
-    if ignored is None:
-        existing = set()
-        gitignore = project.root / ".gitignore"
-        if gitignore.exists():
-            existing = {line.strip() for line in gitignore.read_text(errors="replace").splitlines()}
-        return [line for line in ("/" + project.relative(p) for p in outputs)
-                if line not in existing and line.lstrip("/") not in existing]
-    return ["/" + project.relative(p) for p in outputs if p not in ignored and Path(os.path.realpath(p)) not in ignored]
+    existing: set[str] = set()
+    gitignore = project.root / ".gitignore"
+    if gitignore.is_file():
+        existing = {line.strip() for line in gitignore.read_text(errors="replace").splitlines()}
+    probes = [(line, path, i) for path in outputs for i, line in enumerate(_lines_for(project, path))]
+    # A sample temporary name per output, for git to answer whether a line for it is needed.
+    samples = [path if i == 0 else path.parent / f"{temp_prefix(path)}{'0' * 12}{TEMP_SUFFIX}" for _, path, i in probes]
+    ignored = _git_ignored(project.root, samples)
+    wanted = []
+    for (line, _path, _i), sample in zip(probes, samples):
+        if line in existing or line in wanted:
+            continue
+        if ignored is not None and (sample in ignored or Path(os.path.realpath(sample)) in ignored):
+            continue
+        wanted.append(line)
+    return wanted
 
 
 def add_to_gitignore(project: Project, lines: list[str]) -> Path:
-    """Append ``lines`` to the project's .gitignore (atomically) and return its path."""
-    from .files import PUBLIC, atomic_write
-
+    """Append ``lines`` (those not there yet) to the project's .gitignore, atomically; return its path."""
     path = project.root / ".gitignore"
     old = path.read_text() if path.exists() else ""
+    have = {line.strip() for line in old.splitlines()}
+    lines = [line for line in dict.fromkeys(lines) if line not in have]
+    if not lines:
+        return path
     if old and not old.endswith("\n"):
         old += "\n"
     block = "# development certificates made by `devcert sync`\n" + "".join(f"{line}\n" for line in lines)

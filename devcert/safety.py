@@ -82,9 +82,6 @@ def caroot_problem(folder: Path) -> UnsafeCARootError | None:
         if fst.st_mode & 0o022:
             return UnsafeCARootError(path, f"other users may write to it (mode {stat.S_IMODE(fst.st_mode):04o})",
                                      f"run `chmod go-w {path}` and check the CA is yours")
-        if name == "rootCA-key.pem" and fst.st_mode & 0o077:
-            return UnsafeCARootError(path, f"the CA's private key is readable by other users (mode "
-                                     f"{stat.S_IMODE(fst.st_mode):04o})", f"run `chmod 600 {path}`")
     return None
 
 

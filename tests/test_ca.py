@@ -131,10 +131,10 @@ def test_files_and_modes_whatever_the_umask(caroot: Path, cli_env: dict[str, str
     assert not [p for p in caroot.iterdir() if p.name.endswith(".tmp")]
 
 
-def test_existing_caroot_with_loose_mode_is_tightened(tmp_path: Path) -> None:
+def test_existing_caroot_readable_by_others_is_tightened(tmp_path: Path) -> None:
     folder = tmp_path / "ca"
     folder.mkdir(mode=0o755)
-    os.chmod(folder, 0o777)
+    os.chmod(folder, 0o755)
     LocalCA.load_or_create(folder)
     assert file_mode(folder) == 0o700
 
@@ -283,7 +283,10 @@ def test_cli_ca_init_refuses_to_replace_then_force_says_what(caroot: Path, cli_e
 
     res = run_devcert("ca", "init", "--force", "--key-type", "rsa", env=cli_env)
     assert res.returncode == 0, res.stderr
-    assert old.fingerprint in res.stderr and "replacing" in res.stderr
+    assert old.fingerprint in res.stderr and "replaced the CA" in res.stderr
+    # Backed up, as rotate does, and the truth about trust: no store here trusted it.
+    assert (caroot / "old" / old.fingerprint / "rootCA-key.pem").is_file()
+    assert "no trust store here trusted it" in res.stderr
     new = LocalCA.load(caroot)
     assert new.fingerprint != old.fingerprint and new.key_type == "RSA 3072"
 

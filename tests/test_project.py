@@ -268,12 +268,14 @@ def test_sync_gitignore_offer(tmp_path: Path, cli_env: dict[str, str]) -> None:
 
     (root / ".gitignore").write_text("*.pyc")  # no trailing newline: kept intact
     result = run_devcert("sync", "--gitignore", env=cli_env, cwd=root)
-    assert result.returncode == 0 and "Added 4 line(s)" in result.stdout
+    # Each output and the temporary files an interrupted write of it leaves (they hold keys).
+    assert result.returncode == 0 and "Added 8 line(s)" in result.stdout
     text = (root / ".gitignore").read_text()
     assert text.startswith("*.pyc\n") and "/certs/client-key.pem\n" in text
-    ignored = subprocess.run(["git", "check-ignore", "certs/dev-key.pem", "certs/client.pem"], cwd=root,
-                             capture_output=True, text=True)
-    assert ignored.returncode == 0 and len(ignored.stdout.split()) == 2
+    assert "/certs/.client-key.pem.*.tmp\n" in text
+    probes = ["certs/dev-key.pem", "certs/client.pem", "certs/.dev-key.pem.0123456789ab.tmp"]
+    ignored = subprocess.run(["git", "check-ignore", *probes], cwd=root, capture_output=True, text=True)
+    assert ignored.returncode == 0 and len(ignored.stdout.split()) == 3
     again = run_devcert("sync", env=cli_env, cwd=root)
     assert "gitignore" not in again.stderr
 

@@ -67,6 +67,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
     """Entry point of the ``devcert`` script and ``python -m devcert``."""
     args = list(sys.argv[1:] if argv is None else argv)
     try:
+        if args[:2] != ["ca", "rotate"] and not any(a in ("-h", "--help", "--version") for a in args[:3]):
+            _recover()
         if args and args[0] == "create":
             from .fast import parse_create
 
@@ -93,6 +95,42 @@ def main(argv: list[str] | None = None) -> NoReturn:
         echo(f"devcert: error: unexpected {type(err).__name__}: {err} (run with DEVCERT_DEBUG=1 for details)", err=True)
         code = 1
     sys.exit(code)
+
+
+def _recover() -> None:
+    """Finish what an interrupted devcert run left in CAROOT, before the command runs.
+
+    Cheap when there is nothing to do (a few stat calls). A rotation is carried on without
+    sudo prompts (a command like `create` must not ask for a password); a store step that
+    needs root stays recorded, and `devcert ca rotate` finishes it.
+    """
+    from ..ca import PENDING_DIR, caroot
+    from ..files import pending_journals
+    from ..lifecycle import NEXT_DIR, ROTATION_FILE
+
+    folder = caroot()
+    if not ((folder / ROTATION_FILE).exists() or (folder / NEXT_DIR).exists()
+            or pending_journals(folder / PENDING_DIR)):
+        return
+    from ..lifecycle import recover  # only when something is left to finish: it imports the trust stores
+    from ..trust import Runner
+
+    try:
+        report = recover(folder, runner=Runner(use_sudo=False),
+                         progress=lambda line: echo(f"devcert: finishing an interrupted `ca rotate`: {line}", err=True))
+    except DevcertError as err:
+        warn(f"could not finish an interrupted change in {folder}: {err}")
+        return
+    if report is None:
+        return
+    for line in report.errors + report.warnings:
+        warn(line)
+    if report.pending:
+        warn("an interrupted `devcert ca rotate` still has store changes to make ("
+             + "; ".join(report.pending) + "): run `devcert ca rotate` to finish it")
+    else:
+        echo(f"devcert: finished an interrupted `ca rotate`: the CA is now {report.new.common_name} "
+             f"(SHA-256 {report.new.fingerprint[:16]}...)", err=True)
 
 
 def _fast_exit() -> NoReturn:

@@ -26,7 +26,8 @@ def create(
     cert_file: Annotated[Optional[str], typer.Option("--cert-file", help="Where to write the certificate (default: ./NAME.pem).")] = None,
     key_file: Annotated[Optional[str], typer.Option("--key-file", help="Where to write the key (default: ./NAME-key.pem).")] = None,
     p12_file: Annotated[Optional[str], typer.Option("--p12-file", help="Write a PKCS#12 file (key, cert, CA) instead of PEM files.")] = None,
-    p12_password: Annotated[Optional[str], typer.Option("--p12-password", help="Password for --p12-file (asked for when omitted).")] = None,
+    p12_password: Annotated[Optional[str], typer.Option("--p12-password", help="Password for --p12-file. Visible to other users in `ps`: prefer --p12-password-file or $DEVCERT_P12_PASSWORD (else it is asked for).")] = None,
+    p12_password_file: Annotated[Optional[str], typer.Option("--p12-password-file", help="Read the --p12-file password from the first line of this file (- for standard input).")] = None,
     client: Annotated[bool, typer.Option("--client", help="Also allow client authentication (mTLS).")] = False,
     key_type: Annotated[str, typer.Option("--key-type", help="ecdsa (P-256, default) or rsa (2048).")] = "ecdsa",
     days: Annotated[Optional[int], typer.Option("--days", help="Validity in days (default 820, at most 825; 14 with --self-signed).", show_default=False)] = None,
@@ -42,7 +43,7 @@ def create(
     from .create import run_create
 
     run_create(names=names or [], cert_file=cert_file, key_file=key_file, p12_file=p12_file,
-               p12_password=p12_password, client=client, key_type=key_type, days=days, csr=csr,
+               p12_password=p12_password, p12_password_file=p12_password_file, client=client, key_type=key_type, days=days, csr=csr,
                self_signed=self_signed, json_output=json_output)
 
 
@@ -91,7 +92,7 @@ def ca_init(
     key_type: Annotated[str, typer.Option("--key-type", help="ecdsa (P-256, default) or rsa (3072).")] = "ecdsa",
     permit: Annotated[Optional[list[str]], typer.Option("--permit", help="Also permit this DNS name (and its subdomains) or CIDR range. Repeatable.", show_default=False)] = None,
     no_constraints: Annotated[bool, typer.Option("--no-constraints", help="Make a CA that can sign for any name (not recommended).")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing CA (it stops being usable).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing CA (backed up in CAROOT/old/; stores that trust it keep trusting it until `devcert uninstall --stale`).")] = False,
     json_output: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Create the local CA in CAROOT.
@@ -100,26 +101,40 @@ def ca_init(
     *.invalid, *.local, *.internal, *.home.arpa) and private addresses, so a leaked key
     cannot be used against real sites. --permit widens that; --no-constraints removes it.
     """
-    from ..ca import LocalCA, caroot
+    from ..ca import OLD_DIR, LocalCA, caroot
+    from ..errors import DevcertError, UnsafeCARootError
     from ..keys import check_key_type
 
     check_key_type(key_type)
     if no_constraints and permit:
         fail("--permit widens name constraints; it cannot be used with --no-constraints", 2)
     folder = caroot()
+    old = None
     if LocalCA.exists(folder):
         if not force:
             fail(f"a CA already exists in {folder}; `devcert ca info` shows it, --force replaces it", 1)
         try:
             old = LocalCA.load(folder, require_key=False)
-            warn(f"replacing the CA {old.common_name} (SHA-256 {old.fingerprint}); certificates it "
-                 f"signed will no longer be trusted once the new CA is installed")
-        except Exception:
+        except DevcertError as err:
+            if isinstance(err, UnsafeCARootError):
+                raise
             warn(f"replacing the unreadable CA files in {folder}")
     if no_constraints:
         warn("this CA has no name constraints: anyone who gets its key can impersonate any site "
              "to every client that trusts it")
     ca = LocalCA.create(folder, key_type=key_type, permit=permit or (), constraints=not no_constraints, force=force)
+    if old is not None:
+        from ..lifecycle import still_trusted
+
+        saved = folder / OLD_DIR / old.fingerprint
+        trusted = still_trusted(old)
+        if trusted:
+            warn(f"replaced the CA {old.common_name} (SHA-256 {old.fingerprint[:16]}...), backed up in {saved}. It is "
+                 f"still trusted by: {', '.join(trusted)}, and its certificates keep working there until you remove it "
+                 f"with `devcert uninstall --stale` (next time, `devcert ca rotate` replaces a CA everywhere at once)")
+        else:
+            warn(f"replaced the CA {old.common_name} (SHA-256 {old.fingerprint[:16]}...), backed up in {saved}; "
+                 f"no trust store here trusted it")
     if json_output:
         print_json(ca.info())
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -47,27 +48,26 @@ def not_trusted_hint(ca: LocalCA) -> None:
         echo("Note: the local CA is not trusted on this machine yet; run `devcert install` once.", err=True)
 
 
-def _record(ca: LocalCA | None, leaf: Any, written: dict[str, str | None], days: int | None) -> None:
-    """Add the certificate to CAROOT's inventory (`devcert list`); never blocks issuing."""
-    cert = written["cert"] or written["p12"]
-    if ca is None or cert is None:
-        return
-    try:
-        from ..inventory import record
-    except ImportError:
-        return
-    for message in record(ca, leaf, cert, written["key"], days=days, p12_path=written["p12"]) or ():
-        warn(message)
+#: The environment variable that gives the PKCS#12 password without putting it on a command
+#: line, where `ps` shows it to every user of the machine.
+P12_PASSWORD_ENV = "DEVCERT_P12_PASSWORD"
 
 
-def _p12_password(given: str | None) -> str:
+def _p12_password(given: str | None, password_file: str | None = None) -> str:
     from ..errors import UsageError
 
+    if given is not None and password_file is not None:
+        raise UsageError("give the PKCS#12 password one way: --p12-password or --p12-password-file")
     if given is not None:
         password = given
+    elif password_file is not None:
+        password = _read_password_file(password_file)
+    elif os.environ.get(P12_PASSWORD_ENV):
+        password = os.environ[P12_PASSWORD_ENV]
     else:
         if not sys.stdin.isatty():
-            raise UsageError("--p12-file needs a password: give --p12-password, or run in a terminal to be asked")
+            raise UsageError(f"--p12-file needs a password: set {P12_PASSWORD_ENV}, give --p12-password-file FILE "
+                             f"(- for standard input), or run in a terminal to be asked")
         import getpass
 
         password = getpass.getpass("Password for the PKCS#12 file: ")
@@ -76,6 +76,25 @@ def _p12_password(given: str | None) -> str:
     if not password:
         raise UsageError("the PKCS#12 password cannot be empty")
     return password
+
+
+def _read_password_file(name: str) -> str:
+    """The first line of ``name`` (``-``: standard input), without its line break."""
+    from ..errors import InputFileError, UsageError
+    from ..safety import read_regular
+
+    if name == "-":
+        data = sys.stdin.buffer.read(64 * 1024)
+    else:
+        try:
+            data = read_regular(name, "the password file", limit=64 * 1024)
+        except InputFileError as err:
+            raise UsageError(f"--p12-password-file: {err}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError("--p12-password-file: the password is not UTF-8 text") from None
+    return text.splitlines()[0] if text.splitlines() else ""
 
 
 def _path(value: str | None, option: str) -> Path | None:
@@ -98,6 +117,7 @@ def run_create(
     key_file: str | None = None,
     p12_file: str | None = None,
     p12_password: str | None = None,
+    p12_password_file: str | None = None,
     client: bool = False,
     key_type: str = "ecdsa",
     days: int | None = None,
@@ -105,10 +125,14 @@ def run_create(
     self_signed: bool = False,
     json_output: bool = False,
 ) -> None:
-    from ..errors import UsageError
+    from .. import inventory
+    from ..ca import caroot, check_output, open_folder
+    from ..errors import InputFileError, UsageError
     from ..files import PRIVATE, PUBLIC, default_output_paths, write_together
     from ..keys import check_key_type
+    from ..lock import locked
     from ..names import parse_names
+    from ..safety import read_regular
 
     check_key_type(key_type)
     cert_file, key_file = _path(cert_file, "--cert-file"), _path(key_file, "--key-file")
@@ -119,49 +143,65 @@ def run_create(
         raise UsageError("--csr and --self-signed cannot be combined")
     if csr is not None and (p12_file or key_file or key_type != "ecdsa"):
         raise UsageError("with --csr the key is yours, not made here: --key-file, --key-type and --p12-file do not apply")
-    if p12_file is None and p12_password is not None:
-        raise UsageError("--p12-password needs --p12-file")
+    if p12_file is None and (p12_password is not None or p12_password_file is not None):
+        raise UsageError("--p12-password and --p12-password-file need --p12-file")
+    folder = caroot()
+    for given in (cert_file, key_file, p12_file):
+        if given is not None:
+            check_output(folder, given)
     # Asked (or refused) before anything is created or written.
-    password = _p12_password(p12_password) if p12_file is not None else None
-
-    ca = None
+    password = _p12_password(p12_password, p12_password_file) if p12_file is not None else None
+    csr_data = None
     if csr is not None:
         try:
-            data = Path(csr).read_bytes()
-        except OSError as err:
-            raise UsageError(f"cannot read the CSR {csr}: {err.strerror}") from None
-        ca = load_ca_for_issuing()
-        leaf = ca.sign_csr(data, client=client, days=days)
-    elif self_signed:
-        from ..issue import issue_self_signed
+            csr_data = read_regular(csr, "the CSR", limit=1024 * 1024)
+        except InputFileError as err:
+            raise UsageError(str(err)) from None
+    parsed = parse_names(names) if csr is None else []  # bad names fail before any CA is created
 
-        leaf = issue_self_signed(parse_names(names), client=client, key_type=key_type, days=days)
-    else:
-        parsed = parse_names(names)  # bad names fail before any CA is created
-        ca = load_ca_for_issuing()
-        leaf = ca.issue(*(n.value for n in parsed), client=client, key_type=key_type, days=days)
-
-    for message in leaf.warnings:
-        warn(message)
-
-    default_cert, default_key, _ = default_output_paths([n.value for n in leaf.names], client)
-    written: dict[str, str | None] = {"cert": None, "key": None, "p12": None}
-    if p12_file is not None:
-        assert password is not None
-        files = [(p12_file, leaf.pkcs12(password.encode()), PRIVATE)]
-        if cert_file is not None:
-            files.append((cert_file, leaf.cert_pem, PUBLIC))
-        paths = write_together(files)
-        written["p12"] = str(paths[0])
-        written["cert"] = str(paths[1]) if cert_file is not None else None
-    else:
+    def output_files(leaf: Any) -> tuple[list[tuple[Path, bytes, int]], dict[str, str | None]]:
+        default_cert, default_key, _ = default_output_paths([n.value for n in leaf.names], client)
+        written: dict[str, str | None] = {"cert": None, "key": None, "p12": None}
+        if p12_file is not None:
+            assert password is not None
+            files = [(p12_file, leaf.pkcs12(password.encode()), PRIVATE)]
+            written["p12"] = _abs(p12_file)
+            if cert_file is not None:
+                files.append((cert_file, leaf.cert_pem, PUBLIC))
+                written["cert"] = _abs(cert_file)
+            return files, written
         out_cert = cert_file or default_cert
         out_key = None if csr is not None else (key_file or default_key)
-        leaf.write(out_cert, out_key)
-        written["cert"] = _abs(out_cert)
-        written["key"] = _abs(out_key)
-    if not self_signed:
-        _record(ca, leaf, written, days)
+        for path in (out_cert, out_key):
+            if path is not None:
+                check_output(folder, path)
+        written["cert"], written["key"] = _abs(out_cert), _abs(out_key)
+        return leaf.files(out_cert, out_key), written
+
+    ca = None
+    if self_signed:
+        from ..issue import issue_self_signed
+
+        leaf = issue_self_signed(parsed, client=client, key_type=key_type, days=days)
+        files, written = output_files(leaf)
+        write_together(files)
+        notes: list[str] = []
+    else:
+        # Held from loading the CA until the files and their inventory entry are written: no
+        # rotation or `ca init --force` can replace the CA in between, and concurrent creates
+        # of the same files take turns.
+        open_folder(folder, create=True)
+        with locked(folder):
+            ca = load_ca_for_issuing()
+            if csr_data is not None:
+                leaf = ca.sign_csr(csr_data, client=client, days=days)
+            else:
+                leaf = ca.issue(*(n.value for n in parsed), client=client, key_type=key_type, days=days)
+            files, written = output_files(leaf)
+            notes = inventory.save(ca, leaf, files, cert_path=written["cert"] or written["p12"],
+                                   key_path=written["key"], p12_path=written["p12"], days=days)
+    for message in leaf.warnings + notes:
+        warn(message)
 
     if json_output:
         print_json({

@@ -18,6 +18,7 @@ OPTIONS: dict[str, tuple[str, Any]] = {
     "--key-file": ("key_file", str),
     "--p12-file": ("p12_file", str),
     "--p12-password": ("p12_password", str),
+    "--p12-password-file": ("p12_password_file", str),
     "--client": ("client", None),
     "--key-type": ("key_type", str),
     "--days": ("days", int),

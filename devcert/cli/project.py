@@ -380,9 +380,15 @@ def ca_rotate(
     else:
         for s in report.skipped:
             echo(f"skipped {s}")
-        if not report.installed:
+        if report.resumed:
+            echo(f"Finished the rotation an earlier `devcert ca rotate` began: the CA is now {report.new.common_name} "
+                 f"(run it again to rotate once more).")
+        if not report.trusted:
             echo("The old CA was not installed in any trust store here; run `devcert install` to trust the new one.")
         echo(f"Rotated: {len(report.reissued)} certificate(s) reissued; the old CA is in {report.backup}.")
+        if report.errors:
+            echo("A store that refused the new CA keeps the old one: `devcert status` shows it as stale; "
+                 "`devcert install` then `devcert uninstall --stale` finish the move.")
     for e in report.errors:
         echo(f"devcert: error: {e}", err=True)
     if report.errors:
