@@ -23,13 +23,32 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 
 from conftest import ROOT, clean_env, require_tool
 from devcert import LocalCA
-from devcert.keyscan import detect, looks_like_pkcs12
+from devcert import keyscan
+from devcert.keyscan import CHUNK, MAX_SCAN, OVERLAP, detect, looks_like_pkcs12
 
 E = serialization.Encoding
 F = serialization.PrivateFormat
 NOENC = serialization.NoEncryption()
 PW = serialization.BestAvailableEncryption(b"secret")
 DIGEST = b"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"  # base64 alphabet, 64 characters
+
+
+def rewrap(pem: bytes, width: int) -> bytes:
+    """``pem`` with its base64 body wrapped at ``width`` columns (Proc-Type / DEK-Info headers kept)."""
+    lines = pem.decode().strip().splitlines()
+    headers = [line for line in lines[1:-1] if ":" in line]
+    body = "".join(line for line in lines[1:-1] if line and ":" not in line)
+    wrapped = [body[i:i + width] for i in range(0, len(body), width)]
+    return "\n".join([lines[0], *headers, *([""] if headers else []), *wrapped, lines[-1]]).encode() + b"\n"
+
+
+def prefixed(pem: bytes, prefix: str) -> bytes:
+    """``pem`` with each line behind ``prefix`` (a comment, a mail quote); no trailing blanks."""
+    return b"".join((prefix + line).rstrip().encode() + b"\n" for line in pem.decode().splitlines())
+
+
+def pem_lines(pem: bytes) -> list[str]:
+    return pem.decode().splitlines()
 
 
 def key_files() -> dict[str, bytes]:
@@ -41,7 +60,34 @@ def key_files() -> dict[str, bytes]:
     ca = LocalCA.ephemeral()
     leaf = ca.issue("localhost")
     rsa_pem = rsa_key.private_bytes(E.PEM, F.PKCS8, NOENC).decode()
+    ec_pem = ec_key.private_bytes(E.PEM, F.PKCS8, NOENC)
+    rsa_encrypted = rsa_key.private_bytes(E.PEM, F.TraditionalOpenSSL, PW)
     return {
+        # Wrapped at other widths than OpenSSL's 64 columns.
+        "wrapped-32.pem": rewrap(rsa_pem.encode(), 32),
+        "wrapped-76.key": rewrap(ec_key.private_bytes(E.PEM, F.TraditionalOpenSSL, NOENC), 76),
+        "wrapped-32-encrypted.key": rewrap(rsa_encrypted, 32),
+        "wrapped-16-ed25519.pem": rewrap(ed_key.private_bytes(E.PEM, F.PKCS8, NOENC), 16),
+        "id_ed25519-wrapped-32": rewrap(ed_key.private_bytes(E.PEM, F.OpenSSH, NOENC), 32),
+        # Behind comment or quote prefixes: pasted into a script, code, a config file, a mail.
+        "commented.sh": prefixed(ec_pem, "# "),
+        "commented-32.py": b"def f():\n" + prefixed(rewrap(ec_pem, 32), "    # "),
+        "commented-encrypted.sh": prefixed(rsa_encrypted, "# "),
+        "commented.js": prefixed(rsa_pem.encode(), "// "),
+        "commented-nospace.go": prefixed(ec_pem, "//"),
+        "quoted.eml": b"On Monday you wrote:\n" + prefixed(ec_pem, "> "),
+        "quoted-twice-32.eml": prefixed(rewrap(ec_pem, 32), "> > "),
+        "commented.ini": prefixed(ec_pem, "; "),
+        "commented.sql": prefixed(ec_pem, "-- "),
+        "block-comment.c": b"/*\n" + prefixed(ec_pem, " * ") + b" */\n",
+        "commented-crlf.sh": prefixed(ec_pem, "# ").replace(b"\n", b"\r\n"),
+        # A JSON array of the key's lines: on one line, and one element a line.
+        "key-lines.json": json.dumps({"private_key": pem_lines(ec_pem)}).encode(),
+        "key-lines-32.json": json.dumps(pem_lines(rewrap(rsa_pem.encode(), 32))).encode(),
+        "key-lines-indented.json": json.dumps({"private_key": pem_lines(rewrap(ec_pem, 32))}, indent=2).encode(),
+        "key-lines-encrypted.json": json.dumps(pem_lines(rsa_encrypted)).encode(),
+        "key_lines.py": ("KEY = [\n" + "".join(f"    '{line}',\n" for line in pem_lines(ec_pem)) + "]\n").encode(),
+
         "pkcs8.pem": ec_key.private_bytes(E.PEM, F.PKCS8, NOENC),
         "pkcs8-encrypted.pem": ec_key.private_bytes(E.PEM, F.PKCS8, PW),
         "rsa.key": rsa_key.private_bytes(E.PEM, F.TraditionalOpenSSL, NOENC),
@@ -82,7 +128,31 @@ def harmless_files() -> dict[str, bytes]:
     csr = x509.CertificateSigningRequestBuilder().subject_name(
         x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "localhost")])
     ).sign(ec.generate_private_key(ec.SECP256R1()), hashes.SHA256())
+    pub = leaf.cert.public_key().public_bytes(E.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    csr_pem = csr.public_bytes(E.PEM)
     return {
+        # Certificates, CSRs and public keys in the layouts keys are caught in.
+        "cert-32.pem": rewrap(leaf.cert_pem, 32),
+        "cert-76.pem": rewrap(ca.cert_pem, 76),
+        "pub-16.pem": rewrap(pub, 16),
+        "commented-cert.sh": prefixed(leaf.cert_pem, "# "),
+        "commented-csr.js": prefixed(rewrap(csr_pem, 32), "// "),
+        "quoted-pub.eml": prefixed(pub, "> "),
+        "cert-lines.json": json.dumps({"cert": pem_lines(leaf.cert_pem)}).encode(),
+        "csr-lines-indented.json": json.dumps(pem_lines(rewrap(csr_pem, 32)), indent=2).encode(),
+        "pub-lines.json": json.dumps(pem_lines(pub)).encode(),
+        # Docs and code that mention the markers in those layouts.
+        "commented-docs.sh": (b"# A key file looks like this:\n# -----BEGIN PRIVATE KEY-----\n# MIIEvQIBADANBg...\n"
+                              b"# -----END PRIVATE KEY-----\n"),
+        "markers.json": json.dumps(["-----BEGIN PRIVATE KEY-----", "<your key>", "-----END PRIVATE KEY-----"]).encode(),
+        "marker-names.json": json.dumps({"begin": "-----BEGIN PRIVATE KEY-----",
+                                         "end": "-----END PRIVATE KEY-----"}).encode(),
+        "prose-between-markers.md": (b"-----BEGIN PRIVATE KEY-----\nyour key goes here, wrapped at any width you like\n"
+                                     b"-----END PRIVATE KEY-----\n"),
+        "digests-32.txt": (b"-----BEGIN EC PRIVATE KEY-----\n" + DIGEST[:32] + b"\n" + DIGEST[32:] + b"\n"
+                           + DIGEST[:32] + b"\n-----END EC PRIVATE KEY-----\n"),
+        "digest-lines.json": json.dumps(["-----BEGIN PRIVATE KEY-----", DIGEST[:32].decode(), DIGEST[32:].decode(),
+                                         "-----END PRIVATE KEY-----"]).encode(),
         "cert.pem": leaf.cert_pem,
         "ca.pem": ca.cert_pem,
         "chain.pem": leaf.cert_pem + ca.cert_pem,
@@ -165,11 +235,84 @@ def test_detect_stays_fast_on_hostile_text() -> None:
         b"-----BEGIN PRIVATE KEY-----\n" + (b"A" * 64 + b"\n") * 50_000,  # no END line
         b"x = '-----BEGIN RSA PRIVATE KEY-----'\n" * 100_000,
         base64.encodebytes(b"0" * 3_000_000),  # 4 MB of base64 lines starting with "M"
+        b"# -----BEGIN PRIVATE KEY-----\n" * 100_000,
+        b"-----BEGIN PRIVATE KEY-----" + b"\n> # ; * " * 200_000,
+        b'["-----BEGIN PRIVATE KEY-----", ' * 100_000,
+        b'"-----BEGIN PRIVATE KEY-----", "' + b'MIIE", "' * 200_000,
+        (b"-----BEGIN PRIVATE KEY-----\n" + b"MIIEMIIEMIIEMIIE\n" * 100 + b"-----END PUBLIC KEY-----\n") * 2_000,
+        bytes(50_000_000),  # a sparse file, a disk image: NULs around UTF-16 marker bytes
     ]
     for data in hostile:
         started = time.perf_counter()
         assert detect(data) is None
         assert time.perf_counter() - started < 5, data[:40]
+
+
+# -- whole files -----------------------------------------------------------------------------
+
+
+def run_keyscan(*files: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "devcert.cli.keyscan", *files], cwd=cwd, capture_output=True,
+                          text=True, timeout=120)
+
+
+def filler(size: int) -> bytes:
+    """``size`` bytes of log-like text, with base64-looking words, ending with a line break."""
+    line = b"2024-05-01T12:00:00Z INFO request id=MIIBIjANBgkqhkiG9w0BAQEFAAOC path=/api/v1 status=200\n"
+    return (line * (size // len(line) + 1))[:size - 1] + b"\n"
+
+
+def test_key_after_40_mib_of_filler_is_found(tmp_path: Path) -> None:
+    """The whole file is read, not its first 32 MiB (in windows, so memory stays bounded)."""
+    log = tmp_path / "big.log"
+    log.write_bytes(filler(40 * 1024 * 1024))
+    clean = run_keyscan("big.log", cwd=tmp_path)
+    assert clean.returncode == 0, clean.stderr
+    pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(E.PEM, F.PKCS8, NOENC)
+    with log.open("ab") as handle:
+        handle.write(pem + filler(1000))
+    found = run_keyscan("big.log", cwd=tmp_path)
+    assert found.returncode == 1
+    assert "big.log: PEM PRIVATE KEY" in found.stderr
+
+
+def test_key_across_a_window_boundary_is_found() -> None:
+    """A key that starts just before a window's end, or right at the next one's start, is whole
+    in one window; the bytes before a window are still its context ("x-----BEGIN" is no key)."""
+    pem = prefixed(rewrap(ec.generate_private_key(ec.SECP256R1()).private_bytes(E.PEM, F.PKCS8, NOENC), 32), "# ")
+    fill = filler(2 * CHUNK + OVERLAP)
+    for start in (CHUNK - len(pem) // 2, CHUNK - 2, CHUNK, CHUNK + 1, 2 * CHUNK - 3, 2 * CHUNK + OVERLAP // 2):
+        data = fill[:start] + b"\n" + pem + fill[start:]
+        assert detect(data) == "PEM PRIVATE KEY", start
+    inside_word = rewrap(ec.generate_private_key(ec.SECP256R1()).private_bytes(E.PEM, F.PKCS8, NOENC), 64)
+    assert detect(fill[:CHUNK - 1] + b"x" + inside_word + fill) is None  # the marker starts a window
+    # A UTF-16 file (PowerShell's `>`) with the key in its third window, far from the BOM.
+    utf16 = (fill[:CHUNK + 100] + b"\n" + inside_word).decode().encode("utf-16")
+    assert len(utf16) > 2 * CHUNK and detect(utf16) == "PEM PRIVATE KEY (UTF-16 text)"
+
+
+def test_file_over_the_limit_fails_as_too_large(tmp_path: Path) -> None:
+    """Never a silent pass: a file too large to read whole fails the hook, with one line saying so."""
+    huge = tmp_path / "huge.bin"
+    huge.touch()
+    os.truncate(huge, MAX_SCAN + 1)  # sparse: no disk used
+    (tmp_path / "cert.pem").write_bytes(LocalCA.ephemeral().cert_pem)
+    result = run_keyscan("huge.bin", "cert.pem", cwd=tmp_path)
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert lines == [line for line in lines if line.startswith("huge.bin: ")] and len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"huge.bin: too large to scan ({MAX_SCAN + 1} bytes > {MAX_SCAN}); "), lines
+
+
+def test_unreadable_file_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "locked.pem").write_bytes(b"x")
+
+    def denied(self: Path, *args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "open", denied)
+    assert keyscan.scan([tmp_path / "locked.pem"]) == [
+        keyscan.Finding(str(tmp_path / "locked.pem"), "cannot read (Permission denied)", True)]
 
 
 # -- the real pre-commit ---------------------------------------------------------------------
