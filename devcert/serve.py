@@ -1,7 +1,8 @@
 """``devcert serve-wss``: a trusted https:// page and wss:// endpoint on one port.
 
 One TLS port speaks both protocols: ``GET /`` is a demo page (or the static files of
-``directory``), ``ws_path`` (``/ws``) echoes text and binary messages, and with ``proxy`` every
+``directory``, which is never CAROOT or a folder around it, and whose dotfiles answer 404 unless
+``dotfiles``), ``ws_path`` (``/ws``) echoes text and binary messages, and with ``proxy`` every
 WebSocket connection and every plain HTTP request is relayed to an upstream ``ws://`` /
 ``http://`` dev server, so a whole dev app (pages, assets, HMR socket) works over https:// and
 wss://.
@@ -132,11 +133,65 @@ def check_ws_path(path: str) -> str:
 
 
 def check_directory(directory: str | Path) -> Path:
-    """The ``--dir`` folder, resolved; :class:`UsageError` when it is not a folder."""
+    """The ``--dir`` folder, resolved; :class:`UsageError` when it is not a folder, or when it is
+    CAROOT, holds CAROOT or lies inside it.
+
+    Serving any of those would hand the CA's private key (or the managed leaves' keys) to every
+    client. Real paths are compared (symlinks resolved), and then file identities, so a symlink,
+    a bind mount or another spelling on a case-insensitive disk is refused as well.
+    """
     folder = Path(directory)
     if not folder.is_dir():
         raise UsageError(f"--dir {folder} is not a folder")
-    return folder.resolve()
+    resolved = folder.resolve()
+    overlap = _caroot_overlap(resolved)
+    if overlap is not None:
+        how, root = overlap
+        # the real path, and what was typed when a link leads there
+        shown = str(resolved) if folder.absolute() == resolved else f"{folder} (that is {resolved})"
+        what = {"is": "it is CAROOT", "contains": f"it contains CAROOT {root}",
+                "inside": f"it is inside CAROOT {root}"}[how]
+        raise UsageError(f"will not serve {shown}: {what}, which holds the CA's private key; "
+                         f"serve a folder of only your site's files instead, such as ./public")
+    return resolved
+
+
+def _caroot_overlap(folder: Path) -> tuple[str, Path] | None:
+    """How the resolved ``folder`` overlaps CAROOT: ``("is" | "contains" | "inside", CAROOT)``."""
+    import os
+
+    from .ca import caroot
+
+    # not strict: CAROOT may not exist yet, and serve-wss makes it (and its key) before serving
+    root = caroot().resolve()
+    if folder == root:
+        return "is", root
+    if folder in root.parents:
+        return "contains", root
+    if root in folder.parents:
+        return "inside", root
+    # The same folder under another path: a bind mount, or other letter case on macOS/Windows.
+    try:
+        here = folder.stat()
+    except OSError:
+        return None
+    for ancestor in (root, *root.parents):
+        try:
+            if os.path.samestat(here, ancestor.stat()):
+                return ("is" if ancestor == root else "contains"), root
+        except OSError:
+            continue  # not made yet
+    try:
+        root_stat = root.stat()
+    except OSError:
+        return None
+    for ancestor in folder.parents:
+        try:
+            if os.path.samestat(ancestor.stat(), root_stat):
+                return "inside", root
+        except OSError:
+            continue
+    return None
 
 
 def check_max_size(size: int) -> int:
@@ -201,16 +256,33 @@ def _sendable_close_code(code: int | None) -> int:
     return code
 
 
-def safe_static_path(root: Path, url_path: str) -> Path | None:
-    """The file under ``root`` for a decoded URL path, or None when it would leave ``root``.
+#: The one dot folder served by default (RFC 8615): ACME http-01 challenges, security.txt and
+#: the like live there and hold nothing secret. Dot names inside it are still hidden.
+WELL_KNOWN = ".well-known"
+
+
+def _hidden(parts: Iterable[str]) -> bool:
+    """Whether a path (as segments from the served folder) is a dotfile or lies in a dot folder."""
+    return any(part.startswith(".") and not (i == 0 and part == WELL_KNOWN) for i, part in enumerate(parts))
+
+
+def safe_static_path(root: Path, url_path: str, *, dotfiles: bool = False) -> Path | None:
+    """The file under ``root`` for a decoded URL path, or None when it would leave ``root`` or,
+    unless ``dotfiles``, when a segment starts with a dot (``.env``, ``.git/config``) except a
+    leading ``.well-known``.
 
     Rejects ``..`` segments, backslashes, NUL bytes and symlinks that resolve outside ``root``
-    (``root`` itself must already be resolved). A folder maps to its index.html.
+    (``root`` itself must already be resolved). A folder maps to its index.html. The dot rule is
+    applied to the URL and to the resolved file, so a plain-named symlink to ``.git`` does not
+    expose it either. None is answered as 404, the same as a missing file, so a client cannot
+    tell which secrets exist.
     """
     if "\x00" in url_path or "\\" in url_path:
         return None
     parts = [p for p in url_path.split("/") if p not in ("", ".")]
     if any(p == ".." for p in parts):
+        return None
+    if not dotfiles and _hidden(parts):
         return None
     candidate = root.joinpath(*parts)
     try:
@@ -227,8 +299,12 @@ def safe_static_path(root: Path, url_path: str) -> Path | None:
             return None
         if root not in index_resolved.parents or not index_resolved.is_file():
             return None
-        return index_resolved
-    return resolved if resolved.is_file() else None
+        resolved = index_resolved
+    elif not resolved.is_file():
+        return None
+    if not dotfiles and _hidden(resolved.relative_to(root).parts):
+        return None
+    return resolved
 
 
 @dataclass
@@ -248,6 +324,8 @@ class WSSServer:
     port: int = DEFAULT_PORT
     ws_path: str = "/ws"
     directory: str | Path | None = None
+    #: serve names starting with a dot from ``directory`` too (else 404; ``/.well-known/`` is served)
+    dotfiles: bool = False
     proxy: str | None = None
     max_size: int = DEFAULT_MAX_SIZE
     handshake_timeout: float = HANDSHAKE_TIMEOUT
@@ -366,7 +444,7 @@ class WSSServer:
         if request.method not in ("GET", "HEAD"):
             return web.Response(status=405, text="method not allowed\n", headers={"Allow": "GET, HEAD"})
         if self.directory is not None:
-            target = safe_static_path(self.directory, request.path)  # type: ignore[arg-type]
+            target = safe_static_path(self.directory, request.path, dotfiles=self.dotfiles)  # type: ignore[arg-type]
             if target is None:
                 return web.Response(status=404, text="not found\n")
             if not request.path.endswith("/") and target.name == "index.html" and \

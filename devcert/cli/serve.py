@@ -137,7 +137,8 @@ def serve_wss(
     names: Annotated[Optional[list[str]], typer.Argument(help="Names the certificate covers (default: localhost 127.0.0.1 ::1).", show_default=False)] = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on; 0.0.0.0 exposes the server to your network.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", "-p", help="TCP port (0: any free port).")] = 8443,
-    directory: Annotated[Optional[Path], typer.Option("--dir", help="Serve this folder's files instead of the demo page.")] = None,
+    directory: Annotated[Optional[Path], typer.Option("--dir", help="Serve this folder's files instead of the demo page (never CAROOT or a folder holding it).")] = None,
+    dotfiles: Annotated[bool, typer.Option("--dotfiles", help="Also serve files and folders whose names start with a dot (.env, .git): off by default so secrets are not served. /.well-known/ is served either way.")] = False,
     ws_path: Annotated[Optional[str], typer.Option("--ws-path", help="Path of the WebSocket echo endpoint: /ws unless given (not /, no ? or #; not with --proxy).", show_default=False)] = None,
     proxy: Annotated[Optional[str], typer.Option("--proxy", help="Relay every WebSocket and HTTP request to this ws://HOST:PORT server.", show_default=False)] = None,
     max_size: Annotated[str, typer.Option("--max-size", help="Largest WebSocket message accepted (bytes, or e.g. 4MiB; at most 2GiB).")] = "1MiB",
@@ -171,6 +172,8 @@ def serve_wss(
         if ws_path is not None:
             raise UsageError("--ws-path does not apply with --proxy: every path, /ws included, goes to the upstream")
     ws_path = serve.check_ws_path("/ws" if ws_path is None else ws_path)
+    if dotfiles and directory is None:
+        raise UsageError("--dotfiles applies only with --dir: it says which of the folder's files are served")
     if directory is not None:
         directory = serve.check_directory(directory)
     if host.startswith("[") and host.endswith("]"):
@@ -194,7 +197,7 @@ def serve_wss(
 
     server = serve.WSSServer(
         serve.server_context(ensured.cert_path, ensured.key_path), host=host, port=port, ws_path=ws_path,
-        directory=directory, proxy=proxy, max_size=size, log=log,
+        directory=directory, dotfiles=dotfiles, proxy=proxy, max_size=size, log=log,
     )
 
     def ready(srv: serve.WSSServer) -> None:
@@ -210,7 +213,9 @@ def serve_wss(
             ws_url = f"wss://{base}{quote(srv.ws_path)}"
             echo(f"Serving https://{base}/ and {ws_url} (listening on {_bracket(bound)}:{srv.port})")
             if directory is not None:
-                echo(f"  files:       {directory}")
+                hidden = "names starting with a dot too" if dotfiles else \
+                    "names starting with a dot answer 404; --dotfiles serves them"
+                echo(f"  files:       {directory} ({hidden})")
             else:
                 echo(f"  demo page:   https://{base}/")
         echo(f"  CA file:     {ca.cert_path}")
