@@ -231,7 +231,7 @@ def uninstall(
 def _uninstall_stale(ca, stores, report: _Report) -> None:  # type: ignore[no-untyped-def]
     """``uninstall --stale``: per store, list the stale entries, remove them, one row each."""
     from ..ca import caroot
-    from ..errors import TrustStoreError
+    from ..errors import DevcertError
     from ..trust import entry_name, stale_entries
 
     doing = "Would remove" if report.dry_run else "Removing"
@@ -249,7 +249,7 @@ def _uninstall_stale(ca, stores, report: _Report) -> None:  # type: ignore[no-un
         try:
             found = [entry for _, entry in stale_entries(ca, [s])]
             failed = {id(entry): err for entry, err in s.remove_entries(found, runner)} if found else {}
-        except TrustStoreError as err:
+        except DevcertError as err:  # TrustStoreError, or a file error: one line for the store
             report.result(s.name, "failed", str(err))
             continue
         if not found:

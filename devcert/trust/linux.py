@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from ..errors import TrustStoreError
+from ..errors import DevcertError, TrustStoreError
 from .base import ENTRY_PREFIX, Entry, Runner, TrustStore, entry_name, pem_facts, which
 
 if TYPE_CHECKING:
@@ -304,7 +304,7 @@ class LinuxSystemStore(TrustStore):
                 if entry.pem is not None:
                     try:
                         runner.write_file(entry.where, entry.pem)
-                    except TrustStoreError:
+                    except DevcertError:  # TrustStoreError (sudo tee) or FileWriteError: keep going
                         pass
             failed.extend((entry, err) for entry in removed)
         return failed
