@@ -392,3 +392,15 @@ def test_help_has_examples(command, cli_env):
     result = run_devcert(command, "--help", env=cli_env)
     assert result.returncode == 0
     assert "Examples:" in result.stdout and f"devcert {command}" in result.stdout
+
+
+def test_every_store_lists_and_removes_its_entries():
+    """Each store implements entries() / remove_entry() (uninstall --stale and status use them)."""
+    from devcert.trust.base import TrustStore
+    from devcert.trust.nss import NSSStore
+
+    for cls in (LinuxSystemStore, NSSStore, JavaStore, macos_mod.MacOSKeychainStore, windows_mod.WindowsRootStore):
+        assert cls.entries is not TrustStore.entries, cls
+        assert cls.remove_entry is not TrustStore.remove_entry, cls
+    assert macos_mod.MacOSKeychainStore(platform="linux").entries() == []
+    assert windows_mod.WindowsRootStore(platform="linux").entries() == []

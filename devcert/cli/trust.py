@@ -40,10 +40,12 @@ class _Report:
     """What install / uninstall say: lines for people, or (``--json``) one object on stdout
     with each store's result while the lines go to stderr."""
 
-    def __init__(self, json_output: bool, dry_run: bool) -> None:
+    def __init__(self, json_output: bool, dry_run: bool, *, stale: bool = False) -> None:
         self.json, self.dry_run = json_output, dry_run
         self.stores: list[dict[str, str | None]] = []
         self.ca: dict | None = None  # type: ignore[type-arg]
+        #: ``uninstall --stale``: one row per stale entry (store, entry, where, ..., result, error).
+        self.entries: list[dict] | None = [] if stale else None  # type: ignore[type-arg]
 
     def say(self, line: str) -> None:
         echo(line, err=self.json)
@@ -66,13 +68,26 @@ class _Report:
         if error is None:
             self.say(f"  {result}")
 
+    def entry(self, store: str, entry, result: str, error: str | None = None) -> None:  # type: ignore[no-untyped-def]
+        assert self.entries is not None
+        self.entries.append({"store": store, **entry.as_dict(), "result": result, "error": error})
+        if error is None:
+            self.say(f"  {entry.name} ({entry.where}): {result}")
+
     def finish(self) -> None:
-        failures = [s for s in self.stores if s["error"] is not None]
+        lines = [f"{s['store']}: {s['error']}" for s in self.stores if s["error"] is not None]
+        for e in self.entries or []:
+            if e["error"] is not None:  # name the entry unless the store's message already does
+                about = "" if e["entry"] in e["error"] else f"{e['entry']} ({e['where']}): "
+                lines.append(f"{e['store']}: {about}{e['error']}")
         if self.json:
-            print_json({"ca": self.ca, "dry_run": self.dry_run, "ok": not failures, "stores": self.stores})
-        for failure in failures:
-            echo(f"devcert: error: {failure['store']}: {failure['error']}", err=True)
-        if failures:
+            obj = {"ca": self.ca, "dry_run": self.dry_run, "ok": not lines, "stores": self.stores}
+            if self.entries is not None:
+                obj["stale"] = self.entries
+            print_json(obj)
+        for line in lines:
+            echo(f"devcert: error: {line}", err=True)
+        if lines:
             raise typer.Exit(1)
         if self.dry_run:
             self.say("Dry run: nothing was changed.")
@@ -158,17 +173,23 @@ def install(
         "Examples:\n\n"
         "  devcert uninstall                   # from every store found\n\n"
         "  devcert uninstall --store nss       # only from Firefox / Chromium databases\n\n"
-        "  devcert uninstall --dry-run"
+        "  devcert uninstall --dry-run\n\n"
+        "  devcert uninstall --stale --dry-run # every devcert entry that is not the local CA"
     )
 )
 def uninstall(
     store: Annotated[Optional[list[str]], typer.Option("--store", help=STORE_HELP, show_default=False)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help=DRY_RUN_HELP)] = False,
     json_output: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+    stale: Annotated[bool, typer.Option(
+        "--stale", help="Instead, remove every devcert entry that is not the local CA's (older or other CAs; "
+                        "with no local CA, all of them). The local CA stays trusted.")] = False,
 ) -> None:
     """Remove the local CA from the trust stores: exactly this CA, nothing else.
 
     The CA files in CAROOT stay (`devcert ca info` shows them); install again any time.
+    With --stale, remove the entries of every other devcert CA instead (`devcert status`
+    lists them), and keep this one.
     """
     from ..ca import LocalCA, caroot
     from ..errors import DevcertError
@@ -177,7 +198,10 @@ def uninstall(
     stores = selected_stores(store)
     _sudo_check()
     _caroot_check()
-    report = _Report(json_output, dry_run)
+    report = _Report(json_output, dry_run, stale=stale)
+    if stale:
+        _uninstall_stale(LocalCA.load(require_key=False) if LocalCA.exists() else None, stores, report)
+        return
     if not LocalCA.exists():
         report.say(f"There is no local CA in {caroot()}: nothing to uninstall.")
         report.finish()
@@ -204,23 +228,70 @@ def uninstall(
     report.finish()
 
 
+def _uninstall_stale(ca, stores, report: _Report) -> None:  # type: ignore[no-untyped-def]
+    """``uninstall --stale``: per store, list the stale entries, remove them, one row each."""
+    from ..ca import caroot
+    from ..errors import DevcertError
+    from ..trust import entry_name, stale_entries
+
+    doing = "Would remove" if report.dry_run else "Removing"
+    if ca is None:
+        report.say(f"There is no local CA in {caroot()}: every devcert entry is stale. {doing} them all.")
+    else:
+        report.about(ca)
+        report.say(f"{doing} every devcert entry that is not the local CA {ca.common_name} ({entry_name(ca)} stays)")
+    runner = report.runner()
+    for s in stores:
+        report.header(s)
+        if not s.available():
+            report.result(s.name, "not found here")
+            continue
+        try:
+            found = [entry for _, entry in stale_entries(ca, [s])]
+            failed = {id(entry): err for entry, err in s.remove_entries(found, runner)} if found else {}
+        except DevcertError as err:  # TrustStoreError, or a file error: one line for the store
+            report.result(s.name, "failed", str(err))
+            continue
+        if not found:
+            report.result(s.name, "no stale entries")
+            continue
+        done = "would be removed" if report.dry_run else "removed"
+        for entry in found:
+            err = failed.get(id(entry))
+            report.entry(s.name, entry, "failed" if err else done, None if err is None else str(err))
+        noun = "stale entry" if len(found) == 1 else "stale entries"
+        if failed:
+            report.result(s.name, f"{len(found) - len(failed)} of {len(found)} {noun} {done}, {len(failed)} failed")
+        else:
+            report.result(s.name, f"{len(found)} {noun} {done}")
+    report.finish()
+
+
 @app.command(epilog="Examples:\n\n  devcert status\n\n  devcert status --json")
 def status(
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else there.")] = False,
 ) -> None:
-    """Show each trust store: where it is, whether the local CA is installed, and how to fix it."""
+    """Show each trust store: where it is, whether the local CA is installed, and how to fix it.
+
+    Also lists stale entries: those of any devcert CA that is not the local one.
+    """
     from ..ca import LocalCA, caroot
-    from ..trust import entry_name, selected_stores
+    from ..trust import entry_name, selected_stores, stale_entries
 
     _caroot_check()
     ca = LocalCA.load(require_key=False) if LocalCA.exists() else None
-    rows = [s.status(ca) for s in selected_stores(include_unavailable=True)]
+    stores = selected_stores(include_unavailable=True)
+    rows = [s.status(ca) for s in stores]
+    unlisted: list[dict[str, str]] = []
+    stale = stale_entries(ca, stores, on_error=lambda s, err: unlisted.append({"store": s.name, "error": str(err)}))
     if json_output:
         print_json({
             "caroot": str(caroot()),
             "ca": None if ca is None else {"subject": ca.subject, "sha256": ca.fingerprint, "entry": entry_name(ca)},
             "trusted_anywhere": any(r.installed for r in rows),
             "stores": [r.as_dict() for r in rows],
+            "stale": [{"store": s.name, **entry.as_dict()} for s, entry in stale],
+            "stale_unknown": unlisted,
         })
         return
     if ca is None:
@@ -234,3 +305,14 @@ def status(
     widths = [max(len(row[i]) for row in table) for i in range(3)]
     for row in table:
         echo("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3])
+    if stale:
+        whose = "no local CA here issues from them" if ca is None else "not the local CA, still trusted"
+        echo("")
+        echo(f"Stale entries ({whose}):")
+        cells = [(s.name, entry.name, entry.where) for s, entry in stale]
+        widths = [max(len(c[i]) for c in cells) for i in range(2)]
+        for name, entry_text, where in cells:
+            echo(f"  {name.ljust(widths[0])}  {entry_text.ljust(widths[1])}  {where}")
+        echo("Remove them with `devcert uninstall --stale` (`--dry-run` first shows what it would do).")
+    for item in unlisted:
+        echo(f"Cannot look for stale entries in {item['store']}: {item['error']}")

@@ -13,24 +13,33 @@ One module per store, each behind the same small interface (:class:`TrustStore`)
 Store names: ``system`` (the OS store: Linux distribution bundle, macOS System keychain or
 Windows user Root store), ``nss`` (Firefox profiles, Chromium's ~/.pki/nssdb) and ``java``.
 Every entry devcert adds is named ``devcert-<16 hex of the CA's SHA-256>`` (:func:`entry_name`).
+
+Entries of CAs that are no longer the current one (replaced by ``ca init --force``, left by an
+interrupted ``ca rotate``, another CAROOT's) are *stale*: still trusted, issued by nobody here.
+
+    from devcert.trust import stale_entries, remove_stale
+    for store, entry in stale_entries(ca):    # ca=None (no CA yet): every devcert entry
+        print(store.name, entry.name, entry.where)
+    for store, entry, error in remove_stale(ca, runner=Runner(dry_run=True)):
+        ...                                   # error is None when removed (or would be)
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import TrustStoreError, UsageError
-from .base import Runner, StoreStatus, TrustStore, default_runner, entry_name, platform_key
+from .base import Entry, Runner, StoreStatus, TrustStore, default_runner, entry_name, platform_key
 
 if TYPE_CHECKING:
     from ..ca import LocalCA
 
 __all__ = [
-    "ENV_VAR", "STORE_NAMES", "Runner", "StoreStatus", "TrustStore", "all_stores", "default_runner",
-    "entry_name", "selected_stores", "sudo_caroot_problem", "trusted_anywhere",
+    "ENV_VAR", "STORE_NAMES", "Entry", "Runner", "StoreStatus", "TrustStore", "all_stores", "default_runner",
+    "entry_name", "remove_stale", "selected_stores", "stale_entries", "sudo_caroot_problem", "trusted_anywhere",
 ]
 
 #: Environment variable that limits the stores, like mkcert's TRUST_STORES: "system,nss".
@@ -123,6 +132,57 @@ def trusted_anywhere(ca: LocalCA) -> bool:
         # Only Java (or nothing) selected: do not claim it is untrusted without asking keytool.
         return not stores or any(_safe_installed(s, ca) for s in stores)
     return False
+
+
+def stale_entries(ca: LocalCA | None, stores: Sequence[TrustStore] | None = None, *,
+                  on_error: Callable[[TrustStore, TrustStoreError], object] | None = None,
+                  ) -> list[tuple[TrustStore, Entry]]:
+    """Every devcert entry in ``stores`` that is not ``ca``'s: ``(store, entry)`` pairs.
+
+    ``stores`` defaults to :func:`selected_stores` (those present, or $DEVCERT_TRUST_STORES);
+    stores that are not present are skipped. With ``ca`` None (no CA in CAROOT) every devcert
+    entry is stale: no CA here can issue for it. A store that exists but cannot be listed
+    (its tool is missing) raises :class:`TrustStoreError`, unless ``on_error`` is given: then
+    it is called with the store and the error, and the other stores are still listed.
+    Read-only; Java costs one JVM start per keystore.
+    """
+    chosen = selected_stores() if stores is None else list(stores)
+    found: list[tuple[TrustStore, Entry]] = []
+    for store in chosen:
+        try:
+            if not store.available():
+                continue
+            entries = store.entries()
+        except TrustStoreError as err:
+            if on_error is None:
+                raise
+            on_error(store, err)
+            continue
+        found.extend((store, entry) for entry in entries if not store.is_current(entry, ca))
+    return found
+
+
+def remove_stale(ca: LocalCA | None, stores: Sequence[TrustStore] | None = None, runner: Runner | None = None, *,
+                 on_error: Callable[[TrustStore, TrustStoreError], object] | None = None,
+                 ) -> list[tuple[TrustStore, Entry, TrustStoreError | None]]:
+    """Remove every stale entry (:func:`stale_entries`); never ``ca``'s own.
+
+    Returns ``(store, entry, error)`` per stale entry: ``error`` None when it was removed (in
+    a dry run: would be), else why not (that entry was left as it was). ``runner`` as for
+    ``install``: a dry-run runner only records the changes. ``on_error`` as for stale_entries.
+    """
+    found = stale_entries(ca, stores, on_error=on_error)
+    results: list[tuple[TrustStore, Entry, TrustStoreError | None]] = []
+    by_store: dict[int, tuple[TrustStore, list[Entry]]] = {}
+    for store, entry in found:
+        by_store.setdefault(id(store), (store, []))[1].append(entry)
+    for store, entries in by_store.values():
+        try:
+            failed = {id(entry): err for entry, err in store.remove_entries(entries, runner)}
+        except TrustStoreError as err:  # the store cannot be changed at all (its tool is missing)
+            failed = {id(entry): err for entry in entries}
+        results.extend((store, entry, failed.get(id(entry))) for entry in entries)
+    return results
 
 
 def _safe_installed(store: TrustStore, ca: LocalCA) -> bool:

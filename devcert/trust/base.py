@@ -17,6 +17,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import TrustStoreError
@@ -214,13 +215,78 @@ def cert_file(ca: LocalCA) -> Iterator[Path]:
     if ca.cert_path is not None and ca.cert_path.is_file():
         yield ca.cert_path
         return
+    with pem_file(ca.cert_pem) as path:
+        yield path
+
+
+@contextlib.contextmanager
+def pem_file(pem: bytes) -> Iterator[Path]:
+    """A temporary PEM file holding ``pem``, for tools that read certificates from files."""
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="devcert-trust-") as tmp:
         path = Path(tmp) / "rootCA.pem"
-        atomic_write(path, ca.cert_pem, PUBLIC)
+        atomic_write(path, pem, PUBLIC)
         os.chmod(tmp, 0o755)  # tools run through sudo or as another user must read it
         yield path
+
+
+#: The prefix of every entry name devcert gives (see :func:`entry_name`).
+ENTRY_PREFIX = "devcert-"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One devcert entry found in a store by :meth:`TrustStore.entries`, current CA or not.
+
+    ``name`` is the entry's name there (``devcert-<16 hex>``; on macOS and Windows, which
+    name certificates by subject, it is made the same way from the certificate's SHA-256);
+    ``where`` the file, NSS database or keystore holding it. ``sha256`` (full, lower-case
+    hex) and ``subject`` are filled in when the store hands out the certificate cheaply.
+    ``pem`` is kept so a failed removal can put the entry back; ``ref`` is what the store
+    needs besides the name (NSS: the trust flags; macOS/Windows: the SHA-1 thumbprint).
+    """
+
+    name: str
+    where: str
+    sha256: str | None = None
+    subject: str | None = None
+    ref: str | None = None
+    pem: bytes | None = field(default=None, repr=False, compare=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"entry": self.name, "where": self.where, "sha256": self.sha256, "subject": self.subject}
+
+
+def first_pem(text: bytes | str) -> bytes | None:
+    """The first PEM certificate block in a tool's output, or None."""
+    if isinstance(text, bytes):
+        text = text.decode("ascii", "replace")
+    begin = text.find("-----BEGIN CERTIFICATE-----")
+    if begin < 0:
+        return None
+    end_marker = "-----END CERTIFICATE-----"
+    end = text.find(end_marker, begin)
+    if end < 0:
+        return None
+    return (text[begin:end + len(end_marker)] + "\n").encode("ascii")
+
+
+def pem_facts(pem: bytes | None) -> tuple[str | None, str | None]:
+    """``(sha256 hex, RFC 4514 subject)`` of a PEM certificate; ``(None, None)`` if unreadable."""
+    if not pem:
+        return None, None
+    import hashlib
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        cert = x509.load_pem_x509_certificate(pem)
+    except ValueError:
+        return None, None
+    der = cert.public_bytes(serialization.Encoding.DER)
+    return hashlib.sha256(der).hexdigest(), cert.subject.rfc4514_string()
 
 
 class StoreStatus(NamedTuple):
@@ -251,6 +317,9 @@ class TrustStore:
     - ``install(ca, runner=None)`` / ``uninstall(ca, runner=None)``: idempotent; on failure
       they undo what they did, leaving the store as it was, and raise TrustStoreError.
     - ``describe()``: one line saying what and where the store is.
+    - ``entries()``: every devcert entry there (any CA's), as :class:`Entry`; read-only.
+    - ``remove_entry(entry, runner=None)`` / ``remove_entries(entries, runner=None)``: remove
+      entries by name (what ``uninstall --stale`` uses); the same undo-on-failure care.
     ``runner`` defaults to :func:`default_runner` (just run, as the current user).
     """
 
@@ -288,6 +357,38 @@ class TrustStore:
 
     def not_available_reason(self) -> str:
         return f"no {self.name} trust store found on this machine"
+
+    # -- every devcert entry, for stale ones ------------------------------------------------
+
+    def entries(self) -> list[Entry]:
+        """Every devcert entry in this store, whichever CA it is; [] when the store is absent.
+
+        Read-only (runs in dry runs). Raises :class:`TrustStoreError` when the store exists
+        but cannot be read (its tool is missing), so "no entries" is never a guess.
+        """
+        raise NotImplementedError
+
+    def is_current(self, entry: Entry, ca: LocalCA | None) -> bool:
+        """True when ``entry`` is ``ca``'s own (never stale); no CA means no entry is current."""
+        return ca is not None and entry.name == entry_name(ca)
+
+    def remove_entry(self, entry: Entry, runner: Runner | None = None) -> None:
+        """Remove one entry found by :meth:`entries`; on failure it is left as it was."""
+        raise NotImplementedError
+
+    def remove_entries(self, entries: Sequence[Entry], runner: Runner | None = None) -> list[tuple[Entry, TrustStoreError]]:
+        """Remove each entry; returns those that could not be removed, with why (each left as it was).
+
+        Stores whose removals share an expensive step (the Linux bundle rebuild) override this.
+        """
+        runner = self._runner(runner)
+        failed: list[tuple[Entry, TrustStoreError]] = []
+        for entry in entries:
+            try:
+                self.remove_entry(entry, runner)
+            except TrustStoreError as err:
+                failed.append((entry, err))
+        return failed
 
     def status(self, ca: LocalCA | None) -> StoreStatus:
         """The state of this CA in this store, with a fix when it is not trusted."""

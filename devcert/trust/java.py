@@ -16,13 +16,36 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import TrustStoreError
-from .base import Runner, TrustStore, cert_file, entry_name, platform_key, query, which
+from .base import (ENTRY_PREFIX, Entry, Runner, TrustStore, cert_file, entry_name, last_line, pem_facts, platform_key,
+                   query, which)
 
 if TYPE_CHECKING:
     from ..ca import LocalCA
 
 STOREPASS = "changeit"
 DEBIAN_CACERTS = "/etc/ssl/certs/java/cacerts"
+#: keytool's labels follow the JVM's locale ("Alias name:" is "Nom d'alias :" in French):
+#: the listing that is parsed asks for English.
+ENGLISH = ("-J-Duser.language=en", "-J-Duser.country=US")
+
+
+def parse_rfc_listing(text: str) -> list[tuple[str, bytes | None]]:
+    """``(alias, first certificate PEM)`` per entry of ``keytool -list -rfc`` output (English)."""
+    found: list[tuple[str, bytes | None]] = []
+    alias: str | None = None
+    lines: list[str] | None = None
+    for line in text.splitlines():
+        if line.startswith("Alias name:"):
+            alias, lines = line.split(":", 1)[1].strip(), None
+            found.append((alias, None))
+        elif alias is not None and line.strip() == "-----BEGIN CERTIFICATE-----" and found[-1][1] is None:
+            lines = [line.strip()]
+        elif lines is not None:
+            lines.append(line.strip())
+            if line.strip() == "-----END CERTIFICATE-----":
+                found[-1] = (alias, ("\n".join(lines) + "\n").encode("ascii", "replace"))
+                lines = None
+    return found
 
 
 def java_home() -> Path | None:
@@ -199,3 +222,36 @@ class JavaStore(TrustStore):
                     except TrustStoreError:
                         pass
             raise
+
+    # -- every devcert entry --------------------------------------------------------------
+
+    def entries(self) -> list[Entry]:
+        """Aliases starting with ``devcert-`` in each keystore: one keytool run (one JVM) per
+        keystore, which also hands out every certificate (so no call per entry)."""
+        stores = self.keystores()
+        if not stores:
+            return []
+        tool = self._tool()
+        found: list[Entry] = []
+        for store in stores:
+            result = query([tool, *ENGLISH, "-list", "-rfc", "-keystore", str(store), "-storepass", STOREPASS])
+            if result.returncode != 0:
+                why = last_line(result.stdout) or last_line(result.stderr) or f"exit status {result.returncode}"
+                raise TrustStoreError(f"cannot list {store}: {why}")
+            for alias, pem in parse_rfc_listing(result.stdout.decode("utf-8", "replace")):
+                if alias.startswith(ENTRY_PREFIX):
+                    sha256, subject = pem_facts(pem)
+                    found.append(Entry(alias, str(store), sha256, subject, pem=pem))
+        return found
+
+    def remove_entry(self, entry: Entry, runner: Runner | None = None) -> None:
+        """``keytool -delete`` is one step: it removes the alias or fails leaving the keystore
+        as it was, so there is nothing to undo."""
+        tool = self._tool()
+        runner = self._runner(runner)
+        store = Path(entry.where)
+        try:
+            runner.run([tool, "-delete", "-alias", entry.name, "-keystore", str(store), "-storepass", STOREPASS],
+                       privileged=self._privileged(store))
+        except TrustStoreError as err:
+            raise TrustStoreError(f"cannot remove {entry.name} from {store}: {err}") from None

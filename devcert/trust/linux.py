@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from ..errors import TrustStoreError
-from .base import Runner, TrustStore, entry_name, which
+from ..errors import DevcertError, TrustStoreError
+from .base import ENTRY_PREFIX, Entry, Runner, TrustStore, entry_name, pem_facts, which
 
 if TYPE_CHECKING:
     from ..ca import LocalCA
@@ -243,3 +243,68 @@ class LinuxSystemStore(TrustStore):
             except TrustStoreError:
                 pass
             raise
+
+    # -- every devcert entry --------------------------------------------------------------
+
+    def entries(self) -> list[Entry]:
+        """Each ``devcert-*`` file in the anchors folder (any suffix: an older devcert or a
+        hand copy may have used another), with the certificate it holds."""
+        if self.family is None:
+            return []
+        folder = Path(self.family.anchors)
+        try:
+            names = sorted(child.name for child in folder.iterdir() if child.name.startswith(ENTRY_PREFIX))
+        except FileNotFoundError:
+            return []
+        except OSError as err:
+            raise TrustStoreError(f"cannot list {folder}: {err.strerror}") from None
+        found: list[Entry] = []
+        for file_name in names:
+            path = folder / file_name
+            if not path.is_file():
+                continue
+            try:
+                pem: bytes | None = path.read_bytes()
+            except OSError:
+                pem = None  # still listed and removable; only the undo needs its content
+            sha256, subject = pem_facts(pem)
+            stem = file_name.rsplit(".", 1)[0] if "." in file_name else file_name
+            found.append(Entry(stem, str(path), sha256, subject, pem=pem))
+        return found
+
+    def remove_entry(self, entry: Entry, runner: Runner | None = None) -> None:
+        failed = self.remove_entries([entry], runner)
+        if failed:
+            raise failed[0][1]
+
+    def remove_entries(self, entries: Sequence[Entry], runner: Runner | None = None) -> list[tuple[Entry, TrustStoreError]]:
+        """Remove the files, then rebuild the bundle once (not once per entry: it takes seconds);
+        if the rebuild fails, every file is written back from the content read by entries()
+        (the store as it was) and each entry is reported with that one reason."""
+        entries = list(entries)
+        if not entries:
+            return []
+        self._check()
+        runner = self._runner(runner)
+        removed: list[Entry] = []
+        failed: list[tuple[Entry, TrustStoreError]] = []
+        for entry in entries:
+            try:
+                runner.remove_file(entry.where)
+            except TrustStoreError as err:
+                failed.append((entry, err))
+                continue
+            removed.append(entry)
+        if not removed:
+            return failed
+        try:
+            self._update(runner)
+        except TrustStoreError as err:
+            for entry in removed:
+                if entry.pem is not None:
+                    try:
+                        runner.write_file(entry.where, entry.pem)
+                    except DevcertError:  # TrustStoreError (sudo tee) or FileWriteError: keep going
+                        pass
+            failed.extend((entry, err) for entry in removed)
+        return failed

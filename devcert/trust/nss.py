@@ -16,11 +16,13 @@ keeps them), snap and flatpak locations, and macOS's.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import TrustStoreError
-from .base import Runner, TrustStore, cert_file, entry_name, platform_key, query, which
+from .base import (ENTRY_PREFIX, Entry, Runner, TrustStore, cert_file, entry_name, first_pem, last_line, pem_file,
+                   pem_facts, platform_key, query, which)
 
 if TYPE_CHECKING:
     from ..ca import LocalCA
@@ -279,6 +281,80 @@ class NSSStore(TrustStore):
                     except TrustStoreError:
                         pass
             raise
+
+    # -- every devcert entry --------------------------------------------------------------
+
+    def entries(self) -> list[Entry]:
+        """Nicknames starting with ``devcert-`` in every existing database."""
+        dbs = [db for db, exists in self.databases() if exists and (db / "cert9.db").is_file()]
+        if not dbs:
+            return []
+        tool = self._certutil()
+        found: list[Entry] = []
+        for db in dbs:
+            found.extend(_entries_in(tool, db))
+        return found
+
+    def remove_entry(self, entry: Entry, runner: Runner | None = None) -> None:
+        tool = self._certutil()
+        runner = self._runner(runner)
+        db = Path(entry.where)
+        deleted = False
+        try:
+            # As in uninstall: a nickname is meant to be unique, but delete until none is left.
+            for _ in range(5):
+                if not self._has(tool, db, entry.name):
+                    break
+                try:
+                    runner.run([tool, "-D", "-d", f"sql:{db}", "-n", entry.name])
+                except TrustStoreError as err:
+                    raise TrustStoreError(f"cannot remove {entry.name} from the NSS database {db}: {_why(err)}") from None
+                deleted = True
+                if runner.dry_run:
+                    break
+        except TrustStoreError:
+            if deleted and entry.pem is not None:  # a second copy failed: put the first back
+                with pem_file(entry.pem) as pem:
+                    try:
+                        runner.run([tool, "-A", "-d", f"sql:{db}", "-t", entry.ref or TRUST_FLAGS, "-n", entry.name,
+                                    "-i", str(pem)])
+                    except TrustStoreError:
+                        pass
+            raise
+
+
+#: A line of ``certutil -L``: the nickname (may hold spaces), then the trust attributes.
+_LISTING_LINE = re.compile(r"^(?P<nick>\S.*?)\s+(?P<flags>[A-Za-z]*,[A-Za-z]*,[A-Za-z]*)\s*$")
+
+
+def parse_listing(text: str) -> list[tuple[str, str]]:
+    """``(nickname, trust flags)`` of each certificate in ``certutil -L`` output."""
+    found = []
+    for line in text.splitlines():
+        match = _LISTING_LINE.match(line)
+        if match and match.group("nick") != "Certificate Nickname":
+            found.append((match.group("nick"), match.group("flags")))
+    return found
+
+
+def _entries_in(tool: str, db: Path) -> list[Entry]:
+    result = query([tool, "-L", "-d", f"sql:{db}"])
+    if result.returncode != 0:
+        why = last_line(result.stderr) or last_line(result.stdout) or f"exit status {result.returncode}"
+        raise TrustStoreError(f"cannot list the NSS database {db}: {why}")
+    found = []
+    seen: set[str] = set()
+    for nick, flags in parse_listing(result.stdout.decode("utf-8", "replace")):
+        if not nick.startswith(ENTRY_PREFIX) or nick in seen:
+            continue
+        seen.add(nick)
+        # One more certutil call per devcert entry (milliseconds): the certificate, so the
+        # entry can be named by its hash and put back if its removal fails.
+        shown = query([tool, "-L", "-d", f"sql:{db}", "-n", nick, "-a"])
+        pem = first_pem(shown.stdout) if shown.returncode == 0 else None
+        sha256, subject = pem_facts(pem)
+        found.append(Entry(nick, str(db), sha256, subject, ref=flags, pem=pem))
+    return found
 
 
 def _why(err: TrustStoreError) -> str:
