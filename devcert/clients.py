@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import UsageError
+from .errors import InputFileError, UsageError
 from .files import PUBLIC, atomic_write
+from .safety import read_regular
 
 if TYPE_CHECKING:
     from .ca import LocalCA
@@ -55,20 +56,23 @@ def pem_certificates_der(data: bytes) -> list[bytes]:
 
 
 def file_has_cert(path: str | Path, der: bytes) -> bool:
-    """Whether the PEM file at ``path`` holds the certificate ``der`` (False if unreadable)."""
+    """Whether the PEM file at ``path`` holds the certificate ``der`` (False if unreadable).
+
+    Trust variables may name anything: a FIFO or device is unreadable here, not a hang.
+    """
     try:
-        data = Path(path).read_bytes()
-    except OSError:
+        data = read_regular(path, "the CA bundle")
+    except InputFileError:
         return False
     return der in pem_certificates_der(data)
 
 
 def is_devcert_bundle(path: str | Path) -> bool:
     try:
-        with open(path, "rb") as handle:
-            return handle.read(len(MARKER)).decode("ascii", "replace") == MARKER
-    except OSError:
+        data = read_regular(path, "the CA bundle")
+    except InputFileError:
         return False
+    return data[:len(MARKER)].decode("ascii", "replace") == MARKER
 
 
 def bundle_path(ca: LocalCA) -> Path:
@@ -107,12 +111,13 @@ def source_bundle(exclude: Path | None = None) -> tuple[Path, str]:
                 continue
         except OSError:
             continue
-        if is_devcert_bundle(path):
-            continue
         try:
-            if not pem_certificates_der(path.read_bytes()):
-                continue
-        except OSError:
+            # Bounded and non-blocking: a FIFO or device swapped in after is_file() above
+            # must not hang `devcert env`.
+            data = read_regular(path, "the system CA bundle")
+        except InputFileError:
+            continue
+        if data.startswith(MARKER.encode()) or not pem_certificates_der(data):
             continue
         return path, "system"
     import certifi
@@ -153,7 +158,7 @@ def _certifi_extras(have: set[bytes]) -> bytes:
 
 def combined_bundle_bytes(ca: LocalCA, source: Path, source_kind: str) -> bytes:
     """The bundle: the source's roots, certifi's roots the source lacks, then the CA."""
-    data = source.read_bytes()
+    data = read_regular(source, "the system CA bundle")
     if not data.endswith(b"\n"):
         data += b"\n"
     extras = b""
@@ -178,8 +183,10 @@ def ensure_bundle(ca: LocalCA) -> Bundle:
     source, kind = source_bundle(exclude=target)
     want = combined_bundle_bytes(ca, source, kind)
     try:
-        have = target.read_bytes()
-    except OSError:
+        # The file SSL_CERT_FILE & co. point at: whatever is there that is not a regular file
+        # of ours (a FIFO, a device) is replaced by the atomic write, never read.
+        have = read_regular(target, "the CA bundle")
+    except InputFileError:
         have = None
     if have == want:
         return Bundle(target, source, kind, "kept")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -24,7 +25,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from cryptography import x509
+
     from .ca import LocalCA
+    from .errors import UnsafeCARootError
 
 OK = "ok"
 WARN = "warn"
@@ -68,28 +72,51 @@ class Report:
 
 def check_ca(root: Path | None = None) -> tuple[list[Check], LocalCA | None]:
     from .ca import CERT_FILE, KEY_FILE, LocalCA, _now, caroot
-    from .errors import CAError
+    from .errors import CAError, InputFileError, UnsafeCARootError
+    from .safety import ca_weakness, caroot_problem, read_regular
 
     folder = root or caroot()
     checks: list[Check] = []
     cert_file = folder / CERT_FILE
+    key_file = folder / KEY_FILE
     if folder.exists() and not folder.is_dir():
         checks.append(Check("ca", "CA certificate", PROBLEM,
                             f"CAROOT {folder} is a file, not a folder, so no CA can be kept there",
                             "move that file aside, or point DEVCERT_CAROOT at a folder"))
         return checks, None
+    unsafe = caroot_problem(folder)
+    # The "CA key" row below reports a readable key with its own fix; anything else here
+    # (another owner, writable by others, a symlink) lets someone swap in their own CA.
+    reported = unsafe is not None and not _only_key_readable(unsafe, key_file)
+    if reported:
+        checks.append(Check("ca", "CAROOT", PROBLEM, f"{unsafe.path}: {unsafe.reason}", unsafe.fix))
     if not cert_file.exists():
         checks.append(Check("ca", "CA certificate", PROBLEM, f"there is no CA in {folder}",
                             "devcert ca init (then devcert install)"))
         return checks, None
+    # LocalCA.load reads both files whole: make sure first that neither is a FIFO (it would hang
+    # doctor), a device or huge (it would never end), so doctor can say so instead.
+    for path, what in ((cert_file, "the CA certificate"), (key_file, "the CA key")):
+        if path is key_file and not os.path.lexists(path):
+            continue  # a missing key is reported below
+        try:
+            read_regular(path, what)
+        except InputFileError as err:
+            checks.append(Check("ca", "CA certificate" if path is cert_file else "CA key", PROBLEM,
+                                f"cannot read {what} {path}: {err.reason}",
+                                "move it aside and restore the CA's files, or devcert ca init --force"))
+            return checks, None
     try:
         ca = LocalCA.load(folder, require_key=False)
+    except UnsafeCARootError as err:  # loading refuses what caroot_problem found
+        if not reported:
+            checks.append(Check("ca", "CAROOT", PROBLEM, f"{err.path}: {err.reason}", err.fix))
+        return checks, None
     except CAError as err:
         checks.append(Check("ca", "CA certificate", PROBLEM, str(err), "devcert ca init --force"))
         return checks, None
     checks.append(Check("ca", "CA certificate", OK, f"{ca.common_name} in {cert_file}"))
 
-    key_file = folder / KEY_FILE
     if ca.key_problem:
         checks.append(Check("ca", "CA key", PROBLEM, f"{ca.key_problem}: the CA cannot sign new certificates",
                             "restore the key from a backup, or devcert ca init --force"))
@@ -105,24 +132,65 @@ def check_ca(root: Path | None = None) -> tuple[list[Check], LocalCA | None]:
         else:
             checks.append(Check("ca", "CA key", OK, f"{key_file} is private ({mode:04o})"))
         folder_mode = stat.S_IMODE(folder.stat().st_mode)
-        if folder_mode & 0o077:
+        if folder_mode & 0o077 and not (reported and unsafe.path == folder):
             checks.append(Check("ca", "CA folder", WARN, f"{folder} has mode {folder_mode:04o}",
                                 f"chmod 700 {_sh(str(folder))}"))
     else:  # pragma: no cover - Windows ACLs are not modes
         checks.append(Check("ca", "CA key", OK, str(key_file)))
 
-    left = ca.not_after - _now()
+    now = _now()
+    left = ca.not_after - now
     when = f"{ca.not_after:%Y-%m-%d}"
     renew = "devcert ca init --force, then devcert install and reissue certificates"
-    if left <= dt.timedelta(0):
+    weakness = ca_weakness(ca.cert, now)
+    if ca.cert.not_valid_before_utc > now:
+        checks.append(Check("ca", "CA validity", PROBLEM, f"the CA is not valid yet: {weakness}",
+                            f"fix the clock, or {renew}"))
+        weakness = None  # the only thing ca_weakness looked at; its key is checked below
+    elif left <= dt.timedelta(0):
         checks.append(Check("ca", "CA validity", PROBLEM, f"the CA expired on {when}", renew))
+        weakness = None
     elif left < dt.timedelta(days=CRITICAL_DAYS):
         checks.append(Check("ca", "CA validity", PROBLEM, f"the CA expires in {left.days} days ({when})", renew))
     elif left < dt.timedelta(days=WARN_DAYS):
         checks.append(Check("ca", "CA validity", WARN, f"the CA expires in {left.days} days ({when})", renew))
     else:
         checks.append(Check("ca", "CA validity", OK, f"valid until {when} ({left.days} days)"))
+    if weakness is None:
+        # ca_weakness stops at the first reason; when that was the dates (reported above), ask
+        # again about the key alone, as of the CA's first valid moment.
+        weakness = ca_weakness(ca.cert, ca.cert.not_valid_before_utc)
+    if weakness:
+        checks.append(Check("ca", "CA strength", PROBLEM,
+                            f"the CA is too weak for clients to trust: {weakness}", renew))
+    else:
+        checks.append(Check("ca", "CA strength", OK, _key_description(ca.cert)))
     return checks, ca
+
+
+def _only_key_readable(unsafe: UnsafeCARootError, key_file: Path) -> bool:
+    """Whether ``caroot_problem``'s finding is only that the key is readable by others (the one
+    case the "CA key" row already reports, with its own fix). It checks the key last, so no
+    other problem can be hidden behind this one."""
+    if unsafe.path != key_file or os.name != "posix":
+        return False
+    try:
+        st = os.lstat(key_file)
+    except OSError:
+        return False
+    return (stat.S_ISREG(st.st_mode) and not st.st_mode & 0o022
+            and os.geteuid() in (0, st.st_uid))
+
+
+def _key_description(cert: x509.Certificate) -> str:
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    key = cert.public_key()
+    if isinstance(key, rsa.RSAPublicKey):
+        return f"RSA {key.key_size}-bit key"
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return f"ECDSA {key.curve.name} key"
+    return f"{type(key).__name__} key"
 
 
 # -- trust stores ---------------------------------------------------------------------------
@@ -170,10 +238,91 @@ REPLACING = (
 ADDING = ("NODE_EXTRA_CA_CERTS",)
 
 
+#: OpenSSL looks a CA up in an SSL_CERT_DIR folder by these names (subject hash, then .0, .1 ...;
+#: ``.rN`` for CRLs), and opens the file it finds: only these names can hang a client.
+_HASHED_NAME = re.compile(r"^[0-9a-f]{8}\.r?[0-9]+$")
+#: Entries of one SSL_CERT_DIR folder looked at (the system's has a few hundred).
+_MAX_DIR_ENTRIES = 20000
+
+
+@dataclass
+class _TrustFile:
+    data: bytes | None  # None when it cannot be read safely
+    problem: str = ""  # why not, as the end of "NAME=VALUE ..."
+    #: What it is when a client reading it could hang or exhaust memory ("a FIFO", "a device"...).
+    hazard: str = ""
+
+
+def _read_trust_file(value: str) -> _TrustFile:
+    """The file a trust variable names, read only if it is a regular file under the size limit.
+
+    A variable may name anything: ``SSL_CERT_FILE=/dev/zero`` would exhaust memory, a FIFO
+    would hang doctor for good.
+    """
+    from .errors import InputFileError
+    from .safety import MAX_INPUT, read_regular
+
+    try:
+        return _TrustFile(read_regular(value, "the trust file"))
+    except InputFileError as err:
+        reason = err.reason
+    try:
+        st = os.stat(value)  # stat never blocks, even on a FIFO
+    except (OSError, ValueError):
+        if not os.path.lexists(value):
+            return _TrustFile(None, "does not exist, so clients that read it fail")
+        return _TrustFile(None, f"cannot be read ({reason}), so clients that read it fail")
+    if stat.S_ISDIR(st.st_mode):
+        return _TrustFile(None, "is a folder; it must be a PEM file")
+    if stat.S_ISFIFO(st.st_mode):
+        return _TrustFile(None, "is a FIFO, not a PEM file: a client that reads it hangs", hazard="a FIFO")
+    if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+        return _TrustFile(None, "is a device, not a PEM file: a client that reads it may hang or never finish",
+                          hazard="a device")
+    if not stat.S_ISREG(st.st_mode):  # a socket: opening it fails at once
+        return _TrustFile(None, "is not a regular file; it must be a PEM file")
+    if st.st_size > MAX_INPUT:
+        return _TrustFile(None, f"is {st.st_size} bytes, too large for a CA bundle (the limit is {MAX_INPUT} "
+                                f"bytes; a full public bundle is ~200 KiB)",
+                          hazard=f"{st.st_size} bytes, too large")
+    return _TrustFile(None, f"cannot be read ({reason}), so clients that read it fail")
+
+
+def _dir_hazards(folder: str) -> list[str]:
+    """Entries of an SSL_CERT_DIR folder that OpenSSL may open and that could hang it or never
+    end: FIFOs, devices, files over the size limit.
+
+    Only ``stat``: nothing in the folder is opened, so a FIFO or device there cannot hang doctor.
+    """
+    from .safety import MAX_INPUT
+
+    found = []
+    try:
+        with os.scandir(folder) as entries:
+            for count, entry in enumerate(entries):
+                if count >= _MAX_DIR_ENTRIES:
+                    break
+                if not _HASHED_NAME.match(entry.name):
+                    continue
+                try:
+                    st = entry.stat()  # follows symlinks, as OpenSSL does
+                except OSError:
+                    continue  # a dangling link: OpenSSL's open fails, no hang
+                if stat.S_ISFIFO(st.st_mode):
+                    found.append(f"{entry.name} (a FIFO)")
+                elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                    found.append(f"{entry.name} (a device)")
+                elif stat.S_ISREG(st.st_mode) and st.st_size > MAX_INPUT:
+                    found.append(f"{entry.name} ({st.st_size} bytes, too large)")
+    except OSError:
+        pass
+    return found
+
+
 def check_env(ca: LocalCA, environ: dict[str, str] | None = None) -> list[Check]:
     from cryptography.hazmat.primitives import serialization
 
-    from .clients import file_has_cert
+    from .clients import pem_certificates_der
 
     environ = dict(os.environ if environ is None else environ)
     der = ca.cert.public_bytes(serialization.Encoding.DER)
@@ -182,14 +331,11 @@ def check_env(ca: LocalCA, environ: dict[str, str] | None = None) -> list[Check]
         value = environ.get(name)
         if not value:
             continue
-        path = Path(value)
-        if not path.exists():
-            checks.append(Check("env", name, PROBLEM, f"{name}={value} does not exist, so clients that read it fail",
+        found = _read_trust_file(value)
+        if found.data is None:
+            checks.append(Check("env", name, PROBLEM, f"{name}={value} {found.problem}",
                                 f"{ENV_FIX}, or unset {name}"))
-        elif path.is_dir():
-            checks.append(Check("env", name, PROBLEM, f"{name}={value} is a folder; it must be a PEM file",
-                                f"{ENV_FIX}, or unset {name}"))
-        elif file_has_cert(path, der):
+        elif der in pem_certificates_der(found.data):
             checks.append(Check("env", name, OK, f"{name}={value} holds the CA"))
         else:
             effect = ("adds these certificates to Node's roots, but not the CA" if name in ADDING
@@ -198,10 +344,49 @@ def check_env(ca: LocalCA, environ: dict[str, str] | None = None) -> list[Check]
     cert_dir = environ.get("SSL_CERT_DIR")
     if cert_dir:
         for part in cert_dir.split(os.pathsep):
-            if part and not Path(part).is_dir():
+            if not part:
+                continue
+            if not Path(part).is_dir():
                 checks.append(Check("env", "SSL_CERT_DIR", WARN, f"SSL_CERT_DIR lists {part}, which is not a folder",
                                     "unset SSL_CERT_DIR or fix it"))
+                continue
+            hazards = _dir_hazards(part)
+            if hazards:
+                checks.append(Check("env", "SSL_CERT_DIR", PROBLEM,
+                                    f"SSL_CERT_DIR lists {part}, which holds {', '.join(hazards[:3])}"
+                                    f"{' ...' if len(hazards) > 3 else ''}: a client that looks a CA up "
+                                    f"there may hang", f"remove those entries, or take {part} out of SSL_CERT_DIR"))
     return checks
+
+
+def client_environ(environ: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """``environ`` for the client handshakes, without trust variables that could hang a client.
+
+    A client reading ``SSL_CERT_FILE=/dev/zero`` or a FIFO never finishes (its timeout would
+    stall doctor for a minute, and /dev/zero can eat its memory first). Such a variable is
+    left out, and said so: the second value names each one left out, and why.
+    """
+    env = dict(environ)
+    left_out = []
+    for name in (*REPLACING, *ADDING):
+        value = env.get(name)
+        if value:
+            found = _read_trust_file(value)
+            if found.hazard:
+                del env[name]
+                left_out.append(f"{name} ({found.hazard})")
+    cert_dir = env.get("SSL_CERT_DIR")
+    if cert_dir:
+        parts = cert_dir.split(os.pathsep)
+        kept = [part for part in parts if not (part and Path(part).is_dir() and _dir_hazards(part))]
+        if kept != parts:
+            dropped = ", ".join(part for part in parts if part not in kept)
+            left_out.append(f"SSL_CERT_DIR's {dropped} (FIFOs, devices or huge files in it)")
+            if any(kept):
+                env["SSL_CERT_DIR"] = os.pathsep.join(kept)
+            else:
+                del env["SSL_CERT_DIR"]
+    return env, left_out
 
 
 # -- real handshakes ------------------------------------------------------------------------
@@ -405,9 +590,17 @@ CLIENTS: tuple[tuple[str, Callable[[str, dict[str, str]], ClientResult], str], .
 
 def check_clients(ca: LocalCA, environ: dict[str, str] | None = None,
                   only: tuple[str, ...] | None = None) -> list[Check]:
-    env = dict(os.environ if environ is None else environ)
     if ca.key is None:
         return [Check("client", "clients", SKIPPED, "the CA key is missing or unusable, so no test certificate can be made")]
+    env, left_out = client_environ(dict(os.environ if environ is None else environ))
+    checks = []
+    if left_out:
+        # A warning, not a problem: the Environment group already counts each one as a problem.
+        it = "it" if len(left_out) == 1 else "them"
+        checks.append(Check("client", "environment", WARN,
+                            f"{'; '.join(left_out)}: left out of the clients' environment, where {it} could "
+                            f"hang them or exhaust their memory; the verdicts below are without {it}",
+                            f"{ENV_FIX}, or unset or fix what is named"))
     chosen = [c for c in CLIENTS if only is None or c[0] in only]
     results: dict[str, ClientResult] = {}
     with local_server(ca) as url:
@@ -424,7 +617,6 @@ def check_clients(ca: LocalCA, environ: dict[str, str] | None = None,
             threads.append(thread)
         for thread in threads:
             thread.join(CLIENT_TIMEOUT + 10)
-    checks = []
     for name, _, fix in chosen:
         result = results.get(name, ClientResult(PROBLEM, "did not finish"))
         if result.status == OK:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import certifi
@@ -129,22 +130,29 @@ def test_world_readable_key_is_a_problem(cli_env, caroot):
     key = by_name(report)["CA key"]
     assert rc == 1 and key["status"] == "problem"
     assert "0644" in key["detail"] and key["fix"].startswith("chmod 600 ")
+    assert "CAROOT" not in by_name(report)  # one problem, one row: the key row says it with its fix
 
 
 def _short_ca(root: Path, days: int) -> None:
     """A CA valid ``days`` more days, written as rootCA.pem / rootCA-key.pem into ``root``."""
+    now = dt.datetime.now(dt.timezone.utc)
+    _write_ca(root, f"short-lived test CA {days}d", now - dt.timedelta(days=1), now + dt.timedelta(days=days))
+
+
+def _write_ca(root: Path, common_name: str, not_before: dt.datetime, not_after: dt.datetime,
+              key: object = None) -> None:
+    """A self-signed CA (P-256 unless ``key`` is given) as rootCA.pem / rootCA-key.pem in ``root``."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"short-lived test CA {days}d")])
-    now = dt.datetime.now(dt.timezone.utc)
+    key = key or ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     cert = (
         x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=days))
+        .not_valid_before(not_before).not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
@@ -285,3 +293,160 @@ def test_caroot_that_is_a_file_is_named_not_taken_for_no_ca(tmp_path):
         assert done.returncode == 1 and done.stdout == "", args
         assert done.stderr == (f"devcert: error: CAROOT {bogus} is a file, not a folder; move it aside or point "
                                f"DEVCERT_CAROOT at a folder\n"), args
+
+
+# -- unsafe trust files, CAROOT and CA ------------------------------------------------------
+
+#: A hang must fail the test, not block the suite: doctor without clients takes about a second.
+QUICK = 60
+
+
+def _bad_trust_file(tmp_path: Path, kind: str) -> tuple[str, str]:
+    """(path, words the doctor row must say) for a trust file that must not be read whole."""
+    if kind == "device":
+        return "/dev/zero", "is a device"
+    if kind == "fifo":
+        path = tmp_path / "bundle.fifo"
+        os.mkfifo(path)  # nothing ever writes: opening it for reading blocks forever
+        return str(path), "is a FIFO"
+    if kind == "huge":
+        path = tmp_path / "huge.pem"
+        with open(path, "wb") as handle:
+            handle.truncate(20 * 1024 * 1024)  # sparse: 20 MiB of zeros, no disk used
+        return str(path), "too large"
+    return str(tmp_path / "missing.pem"), "does not exist"
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo", "huge", "missing"])
+def test_unreadable_trust_file_is_a_problem_not_a_hang(cli_env, tmp_path, kind):
+    assert run_devcert("ca", "init", env=cli_env).returncode == 0
+    path, why = _bad_trust_file(tmp_path, kind)
+    env = {**cli_env, "SSL_CERT_FILE": path, "NODE_EXTRA_CA_CERTS": path}
+    done = run_devcert("doctor", "--json", "--no-clients", env=env, timeout=QUICK)
+    assert done.returncode == 1, done.stderr
+    checks = by_name(json.loads(done.stdout))
+    for name in ("SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS"):
+        row = checks[name]
+        assert row["status"] == "problem"
+        assert row["detail"].startswith(f"{name}={path} ") and why in row["detail"], row
+        assert f"unset {name}" in row["fix"]
+    # The table says the same, once for both variables (same file, same verdict).
+    done = run_devcert("doctor", "--no-clients", env=env, timeout=QUICK)
+    assert done.returncode == 1
+    row = next(line for line in done.stdout.splitlines() if "2 variables" in line)
+    assert path in row and why in row and "(SSL_CERT_FILE, NODE_EXTRA_CA_CERTS)" in row
+
+
+@pytest.mark.slow
+def test_fifo_and_device_never_reach_the_clients(cli_env, tmp_path):
+    # The real clients (python, curl, node, java) would block on the FIFO until their timeout
+    # (a minute each) or read /dev/zero forever: doctor leaves such variables out and says so.
+    assert run_devcert("ca", "init", env=cli_env).returncode == 0
+    fifo, _ = _bad_trust_file(tmp_path, "fifo")
+    env = {**cli_env, "SSL_CERT_FILE": fifo, "REQUESTS_CA_BUNDLE": fifo, "CURL_CA_BUNDLE": "/dev/zero",
+           "NODE_EXTRA_CA_CERTS": "/dev/zero"}
+    try:
+        done = run_devcert("doctor", "--json", env=env, timeout=50)  # the client timeout is 60 s
+    except subprocess.TimeoutExpired:
+        pytest.fail("doctor hung on a FIFO or device in the clients' environment")
+    assert done.returncode == 1
+    checks = by_name(json.loads(done.stdout))
+    left_out = checks["client:environment"]
+    assert left_out["status"] == "warn"
+    for text in ("SSL_CERT_FILE (a FIFO)", "REQUESTS_CA_BUNDLE (a FIFO)", "CURL_CA_BUNDLE (a device)",
+                 "NODE_EXTRA_CA_CERTS (a device)", "left out"):
+        assert text in left_out["detail"]
+    for client in ("python ssl", "requests", "curl", "node"):
+        assert "no answer within" not in checks[f"client:{client}"]["detail"], checks[f"client:{client}"]
+
+
+def test_cert_dir_with_a_fifo_is_a_problem_and_kept_from_clients(caroot, tmp_path):
+    from devcert.ca import LocalCA
+
+    ca = LocalCA.load_or_create()
+    bad, good = tmp_path / "bad-certs", tmp_path / "good-certs"
+    bad.mkdir()
+    good.mkdir()
+    os.mkfifo(bad / "0123abcd.0")  # a subject-hash name: OpenSSL would open it and block
+    os.mkfifo(good / "README")  # a name OpenSSL never looks up
+    value = os.pathsep.join([str(good), str(bad)])
+    checks = [c for c in doctor.check_env(ca, {"SSL_CERT_DIR": value}) if c.name == "SSL_CERT_DIR"]
+    assert [c.status for c in checks] == ["problem"]
+    assert str(bad) in checks[0].detail and "0123abcd.0 (a FIFO)" in checks[0].detail
+    env, left_out = doctor.client_environ({"SSL_CERT_DIR": value, "PATH": "/bin"})
+    assert env == {"SSL_CERT_DIR": str(good), "PATH": "/bin"}
+    assert len(left_out) == 1 and str(bad) in left_out[0]
+
+
+def test_caroot_writable_by_others_is_a_problem(cli_env, caroot):
+    assert run_devcert("ca", "init", env=cli_env).returncode == 0
+    caroot.chmod(0o777)
+    done = run_devcert("doctor", "--json", "--no-clients", env=cli_env, timeout=QUICK)
+    assert done.returncode == 1, done.stderr
+    checks = by_name(json.loads(done.stdout))
+    row = checks["CAROOT"]
+    assert row["status"] == "problem" and str(caroot) in row["detail"] and "0777" in row["detail"]
+    assert f"chmod 700 {caroot}" in row["fix"]
+    assert "CA folder" not in checks  # not again as a mere warning
+
+
+def test_ca_key_writable_by_others_is_a_problem(cli_env, caroot):
+    assert run_devcert("ca", "init", env=cli_env).returncode == 0
+    key = caroot / "rootCA-key.pem"
+    key.chmod(0o666)
+    done = run_devcert("doctor", "--json", "--no-clients", env=cli_env, timeout=QUICK)
+    assert done.returncode == 1, done.stderr
+    checks = by_name(json.loads(done.stdout))
+    assert checks["CAROOT"]["status"] == "problem" and str(key) in checks["CAROOT"]["detail"]
+    assert "0666" in checks["CAROOT"]["detail"] and "chmod go-w" in checks["CAROOT"]["fix"]
+    assert checks["CA key"]["status"] == "problem"  # and anyone can read it
+
+
+def test_ca_file_that_is_a_fifo_is_a_problem_not_a_hang(cli_env, caroot):
+    assert run_devcert("ca", "init", env=cli_env).returncode == 0
+    cert = caroot / "rootCA.pem"
+    cert.unlink()
+    os.mkfifo(cert, 0o644)
+    done = run_devcert("doctor", "--json", "--no-clients", env=cli_env, timeout=QUICK)
+    assert done.returncode == 1, done.stderr
+    row = by_name(json.loads(done.stdout))["CA certificate"]
+    assert row["status"] == "problem" and "FIFO" in row["detail"] and str(cert) in row["detail"]
+
+
+def _weak_ca_rows(root: Path) -> list[dict]:
+    done = run_devcert("doctor", "--json", "--no-clients", env=clean_env(DEVCERT_CAROOT=str(root)), timeout=QUICK)
+    assert done.returncode == 1, done.stderr
+    return [c for c in json.loads(done.stdout)["checks"] if c["group"] == "ca" and c["status"] == "problem"]
+
+
+def test_rsa_1024_ca_is_a_problem(tmp_path):
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    now = dt.datetime.now(dt.timezone.utc)
+    _write_ca(tmp_path / "weak", "RSA-1024 test CA", now - dt.timedelta(days=1), now + dt.timedelta(days=400),
+              key=rsa.generate_private_key(public_exponent=65537, key_size=1024))
+    rows = _weak_ca_rows(tmp_path / "weak")
+    assert any("1024" in c["detail"] and "2048" in c["detail"] and "devcert ca init --force" in c["fix"]
+               for c in rows), rows
+
+
+def test_expired_and_not_yet_valid_cas_are_problems(tmp_path):
+    now = dt.datetime.now(dt.timezone.utc)
+    _write_ca(tmp_path / "old", "expired test CA", now - dt.timedelta(days=400), now - dt.timedelta(days=1))
+    rows = _weak_ca_rows(tmp_path / "old")
+    assert any("expired" in c["detail"] for c in rows), rows
+    _write_ca(tmp_path / "future", "future test CA", now + dt.timedelta(days=2), now + dt.timedelta(days=400))
+    rows = _weak_ca_rows(tmp_path / "future")
+    assert any("not valid" in c["detail"] and "clock" in c["detail"] for c in rows), rows
+
+
+def test_ca_strength_checks_the_key_even_of_an_expired_ca(tmp_path):
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    now = dt.datetime.now(dt.timezone.utc)
+    _write_ca(tmp_path / "both", "expired RSA-1024 test CA", now - dt.timedelta(days=400),
+              now - dt.timedelta(days=1), key=rsa.generate_private_key(public_exponent=65537, key_size=1024))
+    checks, ca = doctor.check_ca(tmp_path / "both")
+    rows = {c.name: c for c in checks}
+    assert ca is not None and rows["CA validity"].status == "problem"
+    assert rows["CA strength"].status == "problem" and "1024" in rows["CA strength"].detail

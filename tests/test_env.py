@@ -4,6 +4,7 @@ has nothing but those exports."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -311,3 +312,34 @@ def test_shell_option_and_output_shape(cli_env):
     assert bad.returncode == 2 and bad.stdout == ""
     unset = json.loads(run_devcert("env", "--unset", "--json", env=cli_env).stdout)
     assert "SSL_CERT_FILE" in unset["unset"] and "NODE_EXTRA_CA_CERTS" in unset["unset"]
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo"])
+def test_env_finishes_whatever_the_trust_variables_name(cli_env, tmp_path, kind):
+    # eval "$(devcert env)" runs in a shell whose SSL_CERT_FILE & co. may name a FIFO or
+    # /dev/zero: devcert env never reads them (the bundle comes from the system's files).
+    path = "/dev/zero"
+    if kind == "fifo":
+        path = str(tmp_path / "bundle.fifo")
+        os.mkfifo(path)
+    env = {**cli_env, **{name: path for name in clients.ENV_NAMES}, "SSL_CERT_DIR": str(tmp_path)}
+    try:
+        done = run_devcert("env", "--json", env=env, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"devcert env hung with the trust variables naming {path}")
+    assert done.returncode == 0, done.stderr
+    info = json.loads(done.stdout)
+    assert info["variables"]["SSL_CERT_FILE"] == info["bundle"] != path
+
+
+def test_env_replaces_a_fifo_where_its_bundle_goes(cli_env, caroot):
+    assert run_devcert("ca", "init", env=cli_env).returncode == 0
+    bundle = caroot / clients.BUNDLE_FILE
+    os.mkfifo(bundle)
+    try:
+        done = run_devcert("env", "--json", env=cli_env, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("devcert env hung reading a FIFO at its bundle's place")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["action"] == "written"
+    assert bundle.is_file() and bundle.read_bytes().startswith(clients.MARKER.encode())
