@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 
 #: Folders shadowed by private copies inside the namespace.
@@ -32,7 +33,7 @@ SHADOWED = (
 # the shadowed folders are shadowed one by one (file bind mounts), listed in $EXTRA_FILES.
 _INNER = r"""
 set -eu
-scratch=$(mktemp -d -t devcert-sandbox.XXXXXX)
+scratch=$SANDBOX_SCRATCH
 mount -t tmpfs tmpfs "$scratch"
 for dir in $SHADOW_DIRS; do
   [ -d "$dir" ] || continue
@@ -101,11 +102,21 @@ def run(
     full_env["EXTRA_FILES"] = " ".join(java_cacerts_files())
     if cwd:
         full_env["SANDBOX_CWD"] = cwd
-    return subprocess.run(
-        ["unshare", "--mount", "--propagation", "private", "bash", "-c", _INNER, "sandbox", *argv],
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        input=input,
-    )
+    # The tmpfs is mounted on this folder inside the namespace only; outside it stays empty, and
+    # is removed when the command ends, so no run leaves a folder behind.
+    scratch = tempfile.mkdtemp(prefix="devcert-sandbox.")
+    full_env["SANDBOX_SCRATCH"] = scratch
+    try:
+        return subprocess.run(
+            ["unshare", "--mount", "--propagation", "private", "bash", "-c", _INNER, "sandbox", *argv],
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=input,
+        )
+    finally:
+        try:
+            os.rmdir(scratch)
+        except OSError:
+            shutil.rmtree(scratch, ignore_errors=True)
