@@ -85,16 +85,44 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 
 
+#: The constraint profiles (``ca init --profile``). Which clients evaluate which constraint
+#: types was measured with real handshakes (tests/test_stacks.py):
+#:
+#: - ``dns`` (default): permitted dNSName subtrees only. Every TLS stack evaluates DNS
+#:   constraints (OpenSSL, GnuTLS, Go, NSS, Java, BoringSSL in Bun and Envoy, rustls/webpki in
+#:   Deno), and leaves with IP, email or URI names pass everywhere, because a constraint type
+#:   the CA does not use constrains nothing. A leaked key still cannot sign for a public DNS
+#:   name; it could sign for any IP address, email address or URI.
+#: - ``strict``: DNS, IP (private ranges), email and URI subtrees. Also protects public IPs,
+#:   emails and URIs, but BoringSSL refuses every leaf with an IP address under IP constraints
+#:   (UNSUPPORTED_CONSTRAINT_TYPE) and webpki every leaf with an email or URI name under
+#:   email/URI constraints (NameConstraintViolation).
+PROFILES: dict[str, str] = {
+    "dns": "DNS names constrained; IP addresses, emails and URIs are not (every TLS stack accepts its leaves)",
+    "strict": "DNS names, IP ranges, emails and URIs constrained (Bun/BoringSSL refuses IP leaves, "
+              "Deno/rustls refuses email and URI leaves)",
+}
+DEFAULT_PROFILE = "dns"
+
+
+def check_profile(profile: str) -> str:
+    if profile not in PROFILES:
+        raise UsageError(f"unknown constraint profile {profile!r}: use 'dns' (the default) or 'strict'")
+    return profile
+
+
 class Constraints(NamedTuple):
-    """The CA's permitted name subtrees: DNS names (each with its subdomains) and IP ranges."""
+    """The CA's permitted name subtrees: DNS names (each with its subdomains) and, in the
+    ``strict`` profile, IP ranges (and email / URI subtrees derived from the DNS names)."""
 
     dns: tuple[str, ...] = DEFAULT_DNS
     ips: tuple[IPNetwork, ...] = tuple(ipaddress.ip_network(n) for n in DEFAULT_IPS)
+    profile: str = DEFAULT_PROFILE
 
     @classmethod
-    def default(cls, permit: Iterable[str] = ()) -> Constraints:
-        """The default development subtrees, widened by each ``permit`` (a DNS name or CIDR)."""
-        base = cls()
+    def default(cls, permit: Iterable[str] = (), profile: str = DEFAULT_PROFILE) -> Constraints:
+        """The default development subtrees of ``profile``, widened by each ``permit`` (a DNS name or CIDR)."""
+        base = cls(profile=check_profile(profile))
         return base.widened(permit)
 
     def widened(self, permit: Iterable[str] | str) -> Constraints:
@@ -107,6 +135,10 @@ class Constraints(NamedTuple):
             except ValueError:
                 net = None
             if net is not None:
+                if self.profile != "strict":
+                    raise UsageError(f"--permit (permit=) {item!r}: a CA of the {self.profile!r} profile does not "
+                                     f"constrain IP addresses, so every range is allowed already; IP ranges are "
+                                     f"permitted one by one only in the 'strict' profile")
                 if net not in ips:
                     ips.append(net)
                 continue
@@ -116,42 +148,56 @@ class Constraints(NamedTuple):
                 raise UsageError(f"--permit (permit=) {item!r}: give a DNS name or a CIDR range ({err})") from None
             if name not in dns:
                 dns.append(name)
-        return Constraints(tuple(dns), tuple(ips))
+        return Constraints(tuple(dns), tuple(ips), self.profile)
 
     @property
     def extra(self) -> list[str]:
         """What was added to the defaults (to repeat as --permit)."""
-        defaults = Constraints()
-        return [d for d in self.dns if d not in defaults.dns] + [str(n) for n in self.ips if n not in defaults.ips]
+        defaults = Constraints(profile=self.profile)
+        extra_dns = [d for d in self.dns if d not in defaults.dns]
+        if self.profile != "strict":
+            return extra_dns
+        return extra_dns + [str(n) for n in self.ips if n not in defaults.ips]
 
     def to_extension(self) -> x509.NameConstraints:
         subtrees: list[x509.GeneralName] = [x509.DNSName(d) for d in self.dns]
-        subtrees += [x509.IPAddress(n) for n in self.ips]
-        # rfc822Name and URI subtrees use a leading dot for "any subdomain" (RFC 5280 4.2.1.10),
-        # so each DNS subtree appears twice: the host itself and its subdomains.
-        for d in self.dns:
-            subtrees += [x509.RFC822Name(d), x509.RFC822Name("." + d)]
-        for d in self.dns:
-            subtrees += [x509.UniformResourceIdentifier(d), x509.UniformResourceIdentifier("." + d)]
+        if self.profile == "strict":
+            subtrees += [x509.IPAddress(n) for n in self.ips]
+            # rfc822Name and URI subtrees use a leading dot for "any subdomain" (RFC 5280 4.2.1.10),
+            # so each DNS subtree appears twice: the host itself and its subdomains.
+            for d in self.dns:
+                subtrees += [x509.RFC822Name(d), x509.RFC822Name("." + d)]
+            for d in self.dns:
+                subtrees += [x509.UniformResourceIdentifier(d), x509.UniformResourceIdentifier("." + d)]
         return x509.NameConstraints(permitted_subtrees=subtrees, excluded_subtrees=None)
 
     @classmethod
     def from_extension(cls, ext: x509.NameConstraints) -> Constraints:
-        dns = tuple(g.value for g in ext.permitted_subtrees or () if isinstance(g, x509.DNSName))
-        ips = tuple(g.value for g in ext.permitted_subtrees or () if isinstance(g, x509.IPAddress))
-        return cls(dns, ips)  # type: ignore[arg-type]
+        subtrees = list(ext.permitted_subtrees or ())
+        dns = tuple(g.value for g in subtrees if isinstance(g, x509.DNSName))
+        ips = tuple(g.value for g in subtrees if isinstance(g, x509.IPAddress))
+        others = any(not isinstance(g, x509.DNSName) for g in subtrees)
+        return cls(dns, ips, "strict" if others else "dns")  # type: ignore[arg-type]
+
+    @property
+    def constrains_ips(self) -> bool:
+        return self.profile == "strict"
 
     def _dns_ok(self, host: str) -> bool:
         host = host[2:] if host.startswith("*.") else host
         return any(host == d or host.endswith("." + d) for d in self.dns)
 
     def permits(self, name: Name) -> bool:
+        """Whether a client enforcing this CA's constraints accepts ``name`` in a leaf."""
+        if name.kind == "dns":
+            return self._dns_ok(name.host)
+        if self.profile != "strict":
+            return True  # the CA does not constrain IP, email or URI names: every client accepts them
         if name.kind == "ip":
             return any(name.ip() in net for net in self.ips if net.version == name.ip().version)
         if name.kind == "uri" and is_ip_literal(name.host):
             return False  # URI constraints are DNS subtrees; an IP-literal URI never matches
         return self._dns_ok(name.host)
-
 
 
 class LocalCA:
@@ -191,7 +237,11 @@ class LocalCA:
 
     @staticmethod
     def exists(path: str | os.PathLike[str] | None = None) -> bool:
-        return (Path(path) if path else caroot()).joinpath(CERT_FILE).exists()
+        folder = Path(path) if path else caroot()
+        try:
+            return folder.joinpath(CERT_FILE).exists()
+        except PermissionError:  # Python 3.11 raises here instead of answering False
+            raise caroot_problem(folder) or CAError(f"cannot read CAROOT {folder}: permission denied") from None
 
     # -- getting one ---------------------------------------------------------------------
 
@@ -269,12 +319,13 @@ class LocalCA:
         permit: Iterable[str] = (),
         constraints: bool = True,
         force: bool = False,
+        profile: str = DEFAULT_PROFILE,
     ) -> LocalCA:
         """Create a new CA in ``path`` (default CAROOT). Refuses to replace one unless ``force``."""
         folder = Path(path).absolute() if path else caroot()
         keys.check_key_type(key_type)  # bad options fail before anything is made on disk
         if constraints:
-            Constraints.default(permit)
+            Constraints.default(permit, profile)
         else:
             cls._no_permit(permit)
         open_folder(folder, create=True)
@@ -288,7 +339,7 @@ class LocalCA:
                 replaced = _loadable(folder)
                 if replaced is not None:
                     backup(replaced, folder)  # never lose a key that stores may still trust
-            ca = cls._build(key_type=key_type, permit=permit, constraints=constraints)
+            ca = cls._build(key_type=key_type, permit=permit, constraints=constraints, profile=profile)
             ca.path = folder
             ca._save()
             ca.created = True
@@ -317,9 +368,10 @@ class LocalCA:
             return ca
 
     @classmethod
-    def ephemeral(cls, key_type: str = "ecdsa", *, permit: Iterable[str] = (), constraints: bool = True) -> LocalCA:
+    def ephemeral(cls, key_type: str = "ecdsa", *, permit: Iterable[str] = (), constraints: bool = True,
+                  profile: str = DEFAULT_PROFILE) -> LocalCA:
         """A CA that lives only in memory: for tests, never written to CAROOT."""
-        return cls._build(key_type=key_type, permit=permit, constraints=constraints)
+        return cls._build(key_type=key_type, permit=permit, constraints=constraints, profile=profile)
 
     @staticmethod
     def _no_permit(permit: Iterable[str] | str) -> None:
@@ -328,7 +380,8 @@ class LocalCA:
                              "--no-constraints (constraints=False)")
 
     @classmethod
-    def _build(cls, *, key_type: str = "ecdsa", permit: Iterable[str] = (), constraints: bool = True) -> LocalCA:
+    def _build(cls, *, key_type: str = "ecdsa", permit: Iterable[str] = (), constraints: bool = True,
+               profile: str = DEFAULT_PROFILE) -> LocalCA:
         key = keys.generate(key_type, for_ca=True)
         who = _whoami()
         short_id = os.urandom(4).hex()
@@ -359,7 +412,7 @@ class LocalCA:
             .add_extension(ski, critical=False)
         )
         if constraints:
-            builder = builder.add_extension(Constraints.default(permit).to_extension(), critical=True)
+            builder = builder.add_extension(Constraints.default(permit, profile).to_extension(), critical=True)
         else:
             cls._no_permit(permit)
         cert = builder.sign(key, keys.signature_hash(key))
@@ -437,8 +490,10 @@ class LocalCA:
             "not_after": self.not_after.isoformat(),
             "key_type": self.key_type,
             "constraints": None if constraints is None else {
+                "profile": constraints.profile,
+                "about": PROFILES[constraints.profile],
                 "dns": list(constraints.dns),
-                "ip": [str(n) for n in constraints.ips],
+                "ip": [str(n) for n in constraints.ips] if constraints.constrains_ips else None,
             },
         }
 
@@ -470,14 +525,17 @@ class LocalCA:
                 else:
                     host = name.host[2:] if name.host.startswith("*.") else name.host
                     widen = host
+                strict = constraints.profile == "strict"
                 if self.path is None:  # an in-memory CA (tests): the fix is in the caller's code
                     permits = ", ".join(repr(p) for p in [*constraints.extra, widen])
                     raise NameNotPermittedError(
                         f"{name.value!r} is outside this in-memory CA's name constraints (development "
-                        f"names and private addresses); make it with LocalCA.ephemeral(permit=[{permits}]) "
+                        f"names and private addresses); make it with LocalCA.ephemeral(permit=[{permits}]"
+                        f"{', profile=' + repr(constraints.profile) if strict else ''}) "
                         f"or LocalCA.ephemeral(constraints=False)"
                     )
-                permits = " ".join(f"--permit {p}" for p in [*constraints.extra, widen])
+                permits = ("--profile strict " if strict else "") + " ".join(
+                    f"--permit {p}" for p in [*constraints.extra, widen])
                 raise NameNotPermittedError(
                     f"{name.value!r} is outside this CA's name constraints, which permit only "
                     f"development names and private addresses; to allow it, replace the CA with one "

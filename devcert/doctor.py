@@ -223,6 +223,25 @@ def check_stores(ca: LocalCA, environ: dict[str, str] | None = None) -> list[Che
             checks.append(Check("store", name, OK, f"the CA is installed in {described}"))
         else:
             checks.append(Check("store", name, PROBLEM, f"the CA is not installed in {described}", "devcert install"))
+    checks += check_stale(ca, stores)
+    return checks
+
+
+def check_stale(ca: LocalCA, stores: list) -> list[Check]:  # type: ignore[type-arg]
+    """Every devcert CA a store still trusts that is not the current one (replaced, or left by an
+    interrupted rotation): trusted, its certificates keep working there, and its key may be anywhere."""
+    from .trust import stale_entries
+
+    unreadable: list[str] = []
+    found = stale_entries(ca, stores, on_error=lambda store, err: unreadable.append(f"{store.name}: {err}"))
+    checks = []
+    if found:
+        where = "; ".join(f"{store.name}: {entry.name} ({entry.where})" for store, entry in found)
+        checks.append(Check("store", "stale CAs", PROBLEM,
+                            f"{len(found)} devcert CA entr{'y' if len(found) == 1 else 'ies'} that are not the "
+                            f"current CA still trusted: {where}", "devcert uninstall --stale"))
+    if unreadable:
+        checks.append(Check("store", "stale CAs", WARN, "cannot list devcert's entries in " + "; ".join(unreadable)))
     return checks
 
 

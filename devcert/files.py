@@ -64,9 +64,10 @@ def _check_target(path: str | os.PathLike[str]) -> Path:
         raise FileWriteError(f"cannot write {path}: {_explain(err, target)}") from err
     if stat.S_ISDIR(st.st_mode):
         raise FileWriteError(f"cannot write {path}: it is a folder; give a file name")
-    if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
-        raise FileWriteError(f"cannot write {path}: it is not a regular file (a FIFO, socket or device)")
-    return target
+    if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+        # Renaming over /dev/null (as root) would replace the device itself.
+        raise FileWriteError(f"cannot write {path}: it is a device, not a regular file")
+    return target  # a regular file, a link, or a FIFO/socket: the rename replaces the entry itself
 
 
 def _unlink(path: Path) -> None:
@@ -264,6 +265,8 @@ def _old_state(target: Path) -> tuple[str, Any] | None:
     try:
         if stat.S_ISLNK(st.st_mode):
             return ("link", os.readlink(target))
+        if not stat.S_ISREG(st.st_mode):
+            return None  # a FIFO or socket holds no content to put back (and reading one would block)
         return ("file", (target.read_bytes(), stat.S_IMODE(st.st_mode)))
     except OSError:
         return None

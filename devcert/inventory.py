@@ -117,7 +117,27 @@ def read(folder: Path | None = None, *, repair: bool = True) -> tuple[list[dict[
     """``(entries, warnings)``: a damaged file is set aside (when ``repair``) and reads as empty;
     entries of the wrong shape are skipped with one warning."""
     _everything, usable, warnings = _read_all(folder, repair=repair)
+    _reported.update(map(_topic, warnings))
     return usable, warnings
+
+
+#: Warnings about the inventory file itself already returned in this process. ``renew --all``
+#: and ``sync`` read the inventory and then save once per certificate, each save reading it
+#: again: the same "entries devcert cannot use" warning is returned by the first read or save
+#: only (the entries' indexes change as good entries are added before them, so they are ignored).
+_reported: set[str] = set()
+
+
+def _topic(warning: str) -> str:
+    import re
+
+    return re.sub(r"certs\[\d+\]", "certs[]", warning)
+
+
+def _once(warnings: list[str]) -> list[str]:
+    fresh = [w for w in warnings if _topic(w) not in _reported]
+    _reported.update(map(_topic, fresh))
+    return fresh
 
 
 def _staged(folder: Path, everything: list[Any], new: dict[str, Any]) -> tuple[Path, bytes, int]:
@@ -179,6 +199,7 @@ def save(ca: LocalCA, leaf: Leaf, files: list[tuple[Path, bytes, int]], *, cert_
     with locked(ca.path):
         try:
             everything, _usable, warnings = _read_all(ca.path, repair=True)
+            warnings = _once(warnings)
             entry = entry_for(ca, leaf, cert_path, key_path, days=days, p12_path=p12_path, source=source)
             staged = _staged(ca.path, everything, entry)
         except (OSError, DevcertError) as err:
@@ -207,6 +228,7 @@ def record(ca: LocalCA, leaf: Leaf, cert_path: str | os.PathLike[str],
     try:
         with locked(ca.path):
             everything, _usable, warnings = _read_all(ca.path, repair=True)
+            warnings = _once(warnings)
             staged = _staged(ca.path, everything, entry_for(ca, leaf, cert_path, key_path, days=days, p12_path=p12_path))
             write_together([staged])
         return warnings

@@ -10,6 +10,7 @@ is recorded, so a run killed anywhere is carried on by the next devcert command
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import shutil
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import inventory
-from .ca import CERT_FILE, OLD_DIR, PENDING_DIR, LocalCA, backup, caroot, open_folder
+from .ca import CERT_FILE, DEFAULT_PROFILE, OLD_DIR, PENDING_DIR, LocalCA, backup, caroot, check_profile, open_folder
 from .errors import CAError, DevcertError, UsageError
 from .files import PRIVATE, atomic_write, ensure_private_dir, pending_journals, recover as finish_writes
 from .lock import locked
@@ -34,6 +35,14 @@ NEXT_DIR = "next"
 
 def _key_type(ca: LocalCA) -> str:
     return "rsa" if ca.key_type.startswith("RSA") else "ecdsa"
+
+
+def is_network(text: str) -> bool:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass
@@ -123,13 +132,17 @@ def _read_record(folder: Path) -> dict[str, Any] | None:
 
 
 def rotate(folder: Path | None = None, *, stores: Sequence[Any] | None = None,
-           progress: Callable[[str], None] | None = None, runner: Any = None) -> RotateReport:
+           progress: Callable[[str], None] | None = None, runner: Any = None,
+           profile: str = DEFAULT_PROFILE) -> RotateReport:
     """Replace the CA in ``folder`` (default CAROOT) with a new one everywhere it was used.
 
     ``stores`` defaults to :func:`devcert.trust.selected_stores`. ``progress`` gets one line
     per step done, for the CLI to print as it goes. If an earlier rotation was interrupted,
-    this finishes that one (its new CA is the one asked for) and starts no other.
+    this finishes that one (its new CA is the one asked for) and starts no other. The new CA
+    keeps the key type and DNS widenings; its constraints follow ``profile`` (the default
+    profile, so rotating is also how an old ``strict`` CA moves to one every client accepts).
     """
+    check_profile(profile)
     say = progress or (lambda _msg: None)
     folder = Path(folder).absolute() if folder else caroot()
     open_folder(folder)
@@ -151,8 +164,10 @@ def rotate(folder: Path | None = None, *, stores: Sequence[Any] | None = None,
         saved = backup(old, folder)
         say(f"Backed up the old CA to {saved}")
         constraints = old.constraints
-        new = LocalCA.ephemeral(_key_type(old), permit=constraints.extra if constraints else (),
-                                constraints=constraints is not None)
+        widenings = list(constraints.extra) if constraints else []
+        if profile != "strict":  # IP ranges are not constrained in the other profiles
+            widenings = [w for w in widenings if not is_network(w)]
+        new = LocalCA.ephemeral(_key_type(old), permit=widenings, constraints=constraints is not None, profile=profile)
         _clear_next(folder)
         staged = ensure_private_dir(folder / NEXT_DIR)
         from .files import write_together

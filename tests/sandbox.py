@@ -13,7 +13,9 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 #: Folders shadowed by private copies inside the namespace.
 SHADOWED = (
@@ -32,7 +34,7 @@ SHADOWED = (
 # the shadowed folders are shadowed one by one (file bind mounts), listed in $EXTRA_FILES.
 _INNER = r"""
 set -eu
-scratch=$(mktemp -d -t devcert-sandbox.XXXXXX)
+scratch=$SANDBOX_SCRATCH
 mount -t tmpfs tmpfs "$scratch"
 for dir in $SHADOW_DIRS; do
   [ -d "$dir" ] || continue
@@ -69,15 +71,34 @@ def unavailable_reason() -> str | None:
 
 
 def java_cacerts_files() -> list[str]:
-    """cacerts files of the JDKs on this machine (their real paths), to shadow too."""
+    """cacerts files of the JDKs on this machine (their real paths), to shadow too.
+
+    Every runtime devcert could write outside the sandbox's fresh HOME: those under
+    /usr/lib/jvm and /opt (one or two levels down: /opt/jdk-21, /opt/java/openjdk, macOS-style
+    Contents/Home bundles), $JAVA_HOME's and the ``java`` on PATH's, and, so a change to
+    devcert's discovery can never reach past the sandbox, whatever devcert's own JavaStore
+    finds outside a HOME (given a HOME that does not exist).
+    """
+    import glob
+
+    homes = [h for pattern in ("/usr/lib/jvm/*", "/usr/lib/jvm/*/*", "/opt/*", "/opt/*/*") for h in glob.glob(pattern)]
+    if os.environ.get("JAVA_HOME"):
+        homes.append(os.environ["JAVA_HOME"])
+    java = shutil.which("java")
+    if java:
+        homes.append(os.path.dirname(os.path.dirname(os.path.realpath(java))))
     found = []
-    for root in ("/usr/lib/jvm",):
-        if not os.path.isdir(root):
-            continue
-        for jdk in sorted(os.listdir(root)):
-            path = os.path.join(root, jdk, "lib", "security", "cacerts")
-            if os.path.exists(path):
+    for home in homes:
+        for rel in ("lib/security/cacerts", "jre/lib/security/cacerts", "Contents/Home/lib/security/cacerts"):
+            path = os.path.join(home, rel)
+            if os.path.isfile(path):
                 found.append(os.path.realpath(path))
+    try:
+        from devcert.trust.java import JavaStore
+    except ImportError:
+        pass
+    else:
+        found += [os.path.realpath(p) for p in JavaStore(user_home=Path("/nonexistent-sandbox-home")).keystores()]
     return sorted(set(found))
 
 
@@ -101,11 +122,21 @@ def run(
     full_env["EXTRA_FILES"] = " ".join(java_cacerts_files())
     if cwd:
         full_env["SANDBOX_CWD"] = cwd
-    return subprocess.run(
-        ["unshare", "--mount", "--propagation", "private", "bash", "-c", _INNER, "sandbox", *argv],
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        input=input,
-    )
+    # The tmpfs is mounted on this folder inside the namespace only; outside it stays empty, and
+    # is removed when the command ends, so no run leaves a folder behind.
+    scratch = tempfile.mkdtemp(prefix="devcert-sandbox.")
+    full_env["SANDBOX_SCRATCH"] = scratch
+    try:
+        return subprocess.run(
+            ["unshare", "--mount", "--propagation", "private", "bash", "-c", _INNER, "sandbox", *argv],
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=input,
+        )
+    finally:
+        try:
+            os.rmdir(scratch)
+        except OSError:
+            shutil.rmtree(scratch, ignore_errors=True)

@@ -89,10 +89,17 @@ def test_ca_profile(tmp_path: Path, key_type: str) -> None:
     assert nc.value.excluded_subtrees is None
     permitted = nc.value.permitted_subtrees
     dns = {g.value for g in permitted if isinstance(g, x509.DNSName)}
-    ips = {g.value for g in permitted if isinstance(g, x509.IPAddress)}
     assert dns == set(DEFAULT_DNS) == {"localhost", "test", "example", "invalid", "local", "internal", "home.arpa"}
-    assert ips == {ipaddress.ip_network(n) for n in DEFAULT_IPS}
+    # The default profile constrains DNS names only: BoringSSL (Bun) cannot evaluate IP
+    # constraints and webpki (Deno) email/URI ones, and both would refuse such leaves.
+    assert all(isinstance(g, x509.DNSName) for g in permitted)
     assert not any(d.startswith(".") for d in dns)  # pkilint rejects a leading dot in dNSName
+    assert ca.constraints is not None and ca.constraints.profile == "dns"
+
+    strict = LocalCA.create(tmp_path / "strict", key_type=key_type, profile="strict").cert
+    permitted = strict.extensions.get_extension_for_class(x509.NameConstraints).value.permitted_subtrees
+    assert {g.value for g in permitted if isinstance(g, x509.IPAddress)} == {ipaddress.ip_network(n) for n in DEFAULT_IPS}
+    assert {g.value for g in permitted if isinstance(g, x509.RFC822Name)} >= {"test", ".test"}
     emails = {g.value for g in permitted if isinstance(g, x509.RFC822Name)}
     uris = {g.value for g in permitted if isinstance(g, x509.UniformResourceIdentifier)}
     assert {"test", ".test"} <= emails and {"test", ".test"} <= uris
@@ -194,8 +201,10 @@ def test_load_without_key(tmp_path: Path) -> None:
 
 
 def test_info(tmp_path: Path) -> None:
-    ca = LocalCA.create(tmp_path / "ca", permit=["corp.example.dev", "100.64.0.0/10"])
+    ca = LocalCA.create(tmp_path / "ca", permit=["corp.example.dev", "100.64.0.0/10"], profile="strict")
     info = ca.info()
+    assert info["constraints"]["profile"] == "strict"
+    assert LocalCA.ephemeral().info()["constraints"]["ip"] is None  # the dns profile constrains no IPs
     assert info["sha256"] == ca.fingerprint
     assert info["cert"] == str(ca.cert_path)
     assert info["key"] == str(ca.key_path)
@@ -206,8 +215,18 @@ def test_info(tmp_path: Path) -> None:
     json.dumps(info)
 
 
+def test_default_profile_constrains_dns_names_only(tmp_path: Path) -> None:
+    ca = LocalCA.create(tmp_path / "ca")
+    ca.issue("localhost", "8.8.8.8", "2001:db8::1", "https://127.0.0.1/", "spiffe://app.test/api")
+    ca.issue("a@gmail.com", client=True)
+    with pytest.raises(NameNotPermittedError, match="devcert ca init --force --permit example.com$"):
+        ca.issue("localhost", "example.com")
+    with pytest.raises(UsageError, match="does not constrain IP addresses"):
+        LocalCA.ephemeral(permit=["100.64.0.0/10"])
+
+
 def test_constraints_checked_when_issuing(tmp_path: Path) -> None:
-    ca = LocalCA.create(tmp_path / "ca")  # a CA on disk: the fix is a command
+    ca = LocalCA.create(tmp_path / "ca", profile="strict")  # a CA on disk: the fix is a command
     for ok in ("localhost", "a.test", "*.app.test", "x.home.arpa", "127.0.0.5", "192.168.1.1", "fd00::1",
                "fe80::1", "a@b.test", "https://app.test/x", "printer.local", "db.internal"):
         ca.issue(ok)
@@ -218,11 +237,11 @@ def test_constraints_checked_when_issuing(tmp_path: Path) -> None:
         with pytest.raises(NameNotPermittedError) as info:
             ca.issue("localhost", bad)
         assert repr(bad) in str(info.value)
-        assert str(info.value).endswith(f"devcert ca init --force {widen}")
+        assert str(info.value).endswith(f"devcert ca init --force --profile strict {widen}")
         # an in-memory CA (tests): the fix is an argument in the caller's code
         with pytest.raises(NameNotPermittedError) as info:
-            LocalCA.ephemeral().issue("localhost", bad)
-        assert f"LocalCA.ephemeral(permit=[{widen.removeprefix('--permit ')!r}])" in str(info.value)
+            LocalCA.ephemeral(profile="strict").issue("localhost", bad)
+        assert f"LocalCA.ephemeral(permit=[{widen.removeprefix('--permit ')!r}], profile='strict')" in str(info.value)
     # A URI whose host is an IP address cannot be covered by URI subtrees (host names only).
     for literal in ("https://[::1]/", "https://127.0.0.1/"):
         with pytest.raises(NameNotPermittedError, match="--no-constraints"):
@@ -231,15 +250,15 @@ def test_constraints_checked_when_issuing(tmp_path: Path) -> None:
 
 
 def test_widened_and_unconstrained(tmp_path: Path) -> None:
-    wide = LocalCA.create(tmp_path / "wide", permit=["corp.example.dev", "100.64.0.0/10"])
+    wide = LocalCA.create(tmp_path / "wide", permit=["corp.example.dev", "100.64.0.0/10"], profile="strict")
     wide.issue("api.corp.example.dev", "corp.example.dev", "100.64.0.1", "localhost")
     with pytest.raises(NameNotPermittedError) as info:
         wide.issue("example.com")
     # The widening command repeats what was already permitted, so nothing is lost.
-    assert "--permit corp.example.dev --permit 100.64.0.0/10 --permit example.com" in str(info.value)
+    assert "--profile strict --permit corp.example.dev --permit 100.64.0.0/10 --permit example.com" in str(info.value)
     with pytest.raises(NameNotPermittedError) as info:
-        LocalCA.ephemeral(permit=["corp.example.dev", "100.64.0.0/10"]).issue("example.com")
-    assert "permit=['corp.example.dev', '100.64.0.0/10', 'example.com']" in str(info.value)
+        LocalCA.ephemeral(permit=["corp.example.dev", "100.64.0.0/10"], profile="strict").issue("example.com")
+    assert "permit=['corp.example.dev', '100.64.0.0/10', 'example.com'], profile='strict'" in str(info.value)
     free = LocalCA.ephemeral(constraints=False)
     assert free.constraints is None
     free.issue("example.com", "8.8.8.8")
@@ -300,7 +319,7 @@ def test_cli_ca_init_permit_allows_the_refused_name(tmp_path: Path, caroot: Path
     assert "devcert ca init --force --permit api.corp.example.dev" in line
     assert not list(tmp_path.glob("*.pem"))
 
-    res = run_devcert("ca", "init", "--force", "--permit", "corp.example.dev", "--permit", "100.64.0.0/10", env=cli_env)
+    res = run_devcert("ca", "init", "--force", "--permit", "corp.example.dev", env=cli_env)
     assert res.returncode == 0, res.stderr
     res = run_devcert("create", "api.corp.example.dev", "100.64.1.2", env=cli_env, cwd=tmp_path)
     assert res.returncode == 0, res.stderr

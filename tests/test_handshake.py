@@ -290,7 +290,9 @@ FORGED = [
 
 @pytest.mark.parametrize(("hostname", "sans"), FORGED, ids=[f"{h}-{len(s)}" for h, s in FORGED])
 def test_forged_leaf_outside_constraints_refused(tmp_path: Path, hostname: str, sans: list) -> None:  # type: ignore[type-arg]
-    ca = LocalCA.load_or_create(tmp_path / "ca")
+    # IP addresses are constrained only in the strict profile; DNS names in both.
+    profile = "strict" if any(isinstance(g, x509.IPAddress) for g in sans) else "dns"
+    ca = LocalCA.create(tmp_path / "ca", profile=profile)
     forged = forge_leaf(ca, sans)
     forged.write(tmp_path / "forged.pem", tmp_path / "forged-key.pem")
 
@@ -321,7 +323,7 @@ def test_forged_leaf_inside_constraints_is_accepted(tmp_path: Path) -> None:
 
 
 def test_widened_ca_accepts_the_widened_names(tmp_path: Path) -> None:
-    ca = LocalCA.create(tmp_path / "ca", permit=["corp.example.dev", "100.64.0.0/10"])
+    ca = LocalCA.create(tmp_path / "ca", permit=["corp.example.dev", "100.64.0.0/10"], profile="strict")
     leaf = ca.issue("api.corp.example.dev", "100.64.1.2")
     for name in ("api.corp.example.dev", "100.64.1.2"):
         data, _ = handshake(ca.client_context(), leaf.server_context(), name)

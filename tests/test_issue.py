@@ -419,8 +419,11 @@ def test_create_refuses_name_outside_constraints(tmp_path: Path, caroot: Path, c
     assert "'example.com'" in line
     assert line.endswith("devcert ca init --force --permit example.com")
     assert not list(tmp_path.glob("*.pem"))
+    # The default profile does not constrain IPs; the strict one does, and says how to widen it.
+    assert create(tmp_path, cli_env, "8.8.8.8").returncode == 0
+    assert run_devcert("ca", "init", "--force", "--profile", "strict", env=cli_env).returncode == 0
     res = create(tmp_path, cli_env, "8.8.8.8")
-    assert one_error_line(res.stderr).endswith("devcert ca init --force --permit 8.8.8.8/32")
+    assert one_error_line(res.stderr).endswith("devcert ca init --force --profile strict --permit 8.8.8.8/32")
 
 
 def test_create_same_path_for_cert_and_key_is_refused(tmp_path: Path, cli_env: dict[str, str]) -> None:

@@ -152,7 +152,9 @@ def test_rotate_with_fake_stores(caroot: Path, tmp_path: Path) -> None:
             self.log.append(f"uninstall {self.name} {ca.short_id}")
             self.trusted.discard(ca.fingerprint)
 
-    old = LocalCA.create(caroot, permit=["10.99.0.0/16"])
+    # An old strict CA with an IP and a DNS widening: rotating moves it to the default (dns)
+    # profile, which keeps the DNS widening and does not constrain IPs at all.
+    old = LocalCA.create(caroot, permit=["10.99.0.0/16", "corp.example.dev"], profile="strict")
     leaf = old.issue("localhost")
     leaf.write(tmp_path / "a.pem", tmp_path / "a-key.pem")
     inventory.record(old, leaf, tmp_path / "a.pem", tmp_path / "a-key.pem")
@@ -164,7 +166,8 @@ def test_rotate_with_fake_stores(caroot: Path, tmp_path: Path) -> None:
     new = report.new
     assert log == [f"install a {new.short_id}", f"uninstall a {old.short_id}"]
     assert report.reissued == [str(tmp_path / "a.pem")] and "gone.pem" in report.skipped[0]
-    assert new.constraints is not None and "10.99.0.0/16" in [str(n) for n in new.constraints.ips]
+    assert new.constraints is not None and new.constraints.profile == "dns"
+    assert "corp.example.dev" in new.constraints.dns and not new.constraints.constrains_ips
     from devcert.issue import leaf_problem
     from devcert.names import parse_names
 

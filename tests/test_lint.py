@@ -128,8 +128,9 @@ def test_ca_lints_clean(key_type: str, constraints: bool) -> None:
 
 
 def test_widened_ca_lints_clean() -> None:
-    ca = LocalCA.ephemeral(permit=["corp.example.dev", "100.64.0.0/10", "fd00:1::/32"])
+    ca = LocalCA.ephemeral(permit=["corp.example.dev", "100.64.0.0/10", "fd00:1::/32"], profile="strict")
     assert lint(ca.cert) == []
+    assert lint(LocalCA.ephemeral(permit=["corp.example.dev"]).cert) == []
 
 
 LEAVES = {

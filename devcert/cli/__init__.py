@@ -109,9 +109,12 @@ def _recover() -> None:
     from ..lifecycle import NEXT_DIR, ROTATION_FILE
 
     folder = caroot()
-    if not ((folder / ROTATION_FILE).exists() or (folder / NEXT_DIR).exists()
-            or pending_journals(folder / PENDING_DIR)):
-        return
+    try:
+        if not ((folder / ROTATION_FILE).exists() or (folder / NEXT_DIR).exists()
+                or pending_journals(folder / PENDING_DIR)):
+            return
+    except OSError:
+        return  # a CAROOT we cannot read: the command itself says why, in one line
     from ..lifecycle import recover  # only when something is left to finish: it imports the trust stores
     from ..trust import Runner
 

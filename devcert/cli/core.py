@@ -75,8 +75,10 @@ def _print_info(info: dict) -> None:  # type: ignore[type-arg]
     if constraints is None:
         echo("Constraints: none (this CA can sign for any name)")
     else:
+        echo(f"Profile:     {constraints['profile']}: {constraints['about']}")
         echo(f"Permits:     {', '.join(constraints['dns'])}")
-        echo(f"             {', '.join(constraints['ip'])}")
+        if constraints["ip"] is not None:
+            echo(f"             {', '.join(constraints['ip'])}")
 
 
 @ca_app.command(
@@ -92,20 +94,24 @@ def ca_init(
     key_type: Annotated[str, typer.Option("--key-type", help="ecdsa (P-256, default) or rsa (3072).")] = "ecdsa",
     permit: Annotated[Optional[list[str]], typer.Option("--permit", help="Also permit this DNS name (and its subdomains) or CIDR range. Repeatable.", show_default=False)] = None,
     no_constraints: Annotated[bool, typer.Option("--no-constraints", help="Make a CA that can sign for any name (not recommended).")] = False,
+    profile: Annotated[str, typer.Option("--profile", help="Name constraints: dns (default; every TLS stack accepts the leaves) or strict (also IP ranges, emails, URIs; Bun and Deno refuse some leaves).")] = "dns",
     force: Annotated[bool, typer.Option("--force", help="Replace an existing CA (backed up in CAROOT/old/; stores that trust it keep trusting it until `devcert uninstall --stale`).")] = False,
     json_output: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Create the local CA in CAROOT.
 
-    By default the CA may only sign development names (localhost, *.test, *.example,
-    *.invalid, *.local, *.internal, *.home.arpa) and private addresses, so a leaked key
-    cannot be used against real sites. --permit widens that; --no-constraints removes it.
+    By default the CA may only sign development DNS names (localhost, *.test, *.example,
+    *.invalid, *.local, *.internal, *.home.arpa), so a leaked key cannot be used against
+    real sites; IP addresses, emails and URIs are not constrained (every TLS stack accepts
+    such leaves). --profile strict also limits IPs to private ranges and emails/URIs to the
+    development names. --permit widens that; --no-constraints removes it.
     """
-    from ..ca import OLD_DIR, LocalCA, caroot
+    from ..ca import OLD_DIR, LocalCA, caroot, check_profile
     from ..errors import DevcertError, UnsafeCARootError
     from ..keys import check_key_type
 
     check_key_type(key_type)
+    check_profile(profile)
     if no_constraints and permit:
         fail("--permit widens name constraints; it cannot be used with --no-constraints", 2)
     folder = caroot()
@@ -122,7 +128,8 @@ def ca_init(
     if no_constraints:
         warn("this CA has no name constraints: anyone who gets its key can impersonate any site "
              "to every client that trusts it")
-    ca = LocalCA.create(folder, key_type=key_type, permit=permit or (), constraints=not no_constraints, force=force)
+    ca = LocalCA.create(folder, key_type=key_type, permit=permit or (), constraints=not no_constraints, force=force,
+                        profile=profile)
     if old is not None:
         from ..lifecycle import still_trusted
 

@@ -354,6 +354,7 @@ def inspect(
 @ca_app.command("rotate", epilog="Example:\n\n  devcert ca rotate --yes")
 def ca_rotate(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    profile: Annotated[str, typer.Option("--profile", help="Name constraints of the new CA: dns (default) or strict (see `devcert ca init --help`).")] = "dns",
     json_output: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Replace the local CA with a new one everywhere it is used.
@@ -362,17 +363,18 @@ def ca_rotate(
     that trusted the old one, reissues the certificates in the inventory, then removes the old
     CA from those stores. The old CA's files are kept in CAROOT/old/<fingerprint>/.
     """
-    from ..ca import LocalCA, caroot
+    from ..ca import LocalCA, caroot, check_profile
     from ..errors import UsageError
     from ..lifecycle import rotate
 
+    check_profile(profile)
     old = LocalCA.load()
     if not yes:
         if not sys.stdin.isatty():
             raise UsageError("rotating replaces the CA and reissues every recorded certificate: confirm with --yes")
         if not typer.confirm(f"Replace the CA {old.common_name} (SHA-256 {old.short_id}) with a new one?", default=False):
             fail("not rotated: the CA and its certificates are unchanged", 1)
-    report = rotate(caroot(), progress=None if json_output else echo)
+    report = rotate(caroot(), progress=None if json_output else echo, profile=profile)
     for message in report.warnings:
         warn(message)
     if json_output:
