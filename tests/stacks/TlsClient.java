@@ -2,6 +2,9 @@
 // with a trust store that holds only the given CA, and HTTPS endpoint identification.
 //   java -cp DIR TlsClient HOST PORT NAME CA.pem [CLIENT.pem CLIENT-KEY.pem]
 // Prints the HTTP status line; a failure is one line on stderr ("Class: message"), exit 1.
+// Without arguments it serves one connection per line of standard input (the same arguments,
+// tab-separated) and answers each with one line, "OK <status line>" or "ERR <error>", so a
+// test run starts one JVM instead of one per handshake. It ends at the end of its input.
 import java.io.*;
 import java.net.*;
 import java.nio.charset.StandardCharsets;
@@ -13,19 +16,37 @@ import java.util.*;
 import javax.net.ssl.*;
 
 public class TlsClient {
-    public static void main(String[] args) {
-        try {
-            run(args);
-        } catch (Exception e) {
-            Throwable root = e;
-            while (root.getCause() != null) root = root.getCause();
-            System.err.println(e.getClass().getSimpleName() + ": " + e.getMessage()
-                + (root != e ? " (" + root.getClass().getSimpleName() + ": " + root.getMessage() + ")" : ""));
-            System.exit(1);
+    public static void main(String[] args) throws IOException {
+        if (args.length > 0) {
+            try {
+                System.out.println(run(args));
+            } catch (Exception e) {
+                System.err.println(describe(e));
+                System.exit(1);
+            }
+            return;
+        }
+        BufferedReader jobs = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+        for (String job; (job = jobs.readLine()) != null; ) {
+            String answer;
+            try {
+                answer = "OK " + run(job.split("\t"));
+            } catch (Exception e) {
+                answer = "ERR " + describe(e);
+            }
+            System.out.println(answer.replace('\n', ' '));
+            System.out.flush();
         }
     }
 
-    static void run(String[] args) throws Exception {
+    static String describe(Exception e) {
+        Throwable root = e;
+        while (root.getCause() != null) root = root.getCause();
+        return e.getClass().getSimpleName() + ": " + e.getMessage()
+            + (root != e ? " (" + root.getClass().getSimpleName() + ": " + root.getMessage() + ")" : "");
+    }
+
+    static String run(String[] args) throws Exception {
         String host = args[0], name = args[2];
         int port = Integer.parseInt(args[1]);
         CertificateFactory factory = CertificateFactory.getInstance("X.509");
@@ -80,7 +101,7 @@ public class TlsClient {
             BufferedReader reader = new BufferedReader(new InputStreamReader(named.getInputStream(), StandardCharsets.US_ASCII));
             String line = reader.readLine();
             if (line == null) throw new IOException("the server closed the connection without an answer");
-            System.out.println(line);
+            return line;
         }
     }
 }
