@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import re
+import shutil
 import ssl
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -237,13 +240,76 @@ ENV_SPEC: tuple[tuple[str, str, str], ...] = (
      "Elixir's Hex package manager uses its own bundled roots otherwise"),
 )
 
-ENV_NAMES: tuple[str, ...] = tuple(name for name, _, _ in ENV_SPEC)
+#: Every name `devcert env` may export: ``--unset`` clears them all, whichever Node was found.
+ENV_NAMES: tuple[str, ...] = (*(name for name, _, _ in ENV_SPEC), "NODE_USE_SYSTEM_CA")
 
 
-def env_vars(ca: LocalCA, bundle: Path) -> list[EnvVar]:
+@dataclass(frozen=True)
+class NodeInfo:
+    """The ``node`` found on PATH and its version."""
+
+    path: str
+    version: tuple[int, int, int]
+
+    @property
+    def text(self) -> str:
+        return "v" + ".".join(map(str, self.version))
+
+    @property
+    def reads_system_ca(self) -> bool:
+        """NODE_USE_SYSTEM_CA=1 (read the OS trust store) exists from Node 22.15 and 23.9 on."""
+        return self.version >= (23, 9, 0) or (22, 15, 0) <= self.version < (23, 0, 0)
+
+
+def parse_node_version(text: str) -> tuple[int, int, int] | None:
+    match = re.match(r"\s*v?(\d+)\.(\d+)\.(\d+)", text)
+    return (int(match[1]), int(match[2]), int(match[3])) if match else None
+
+
+def find_node(path: str | None = None) -> NodeInfo | None:
+    """The first ``node`` on ``path`` (PATH by default) with its version, or None.
+
+    None also when it does not answer ``--version`` within seconds: then nothing is known of
+    it, and the exports fall back to NODE_EXTRA_CA_CERTS, which every Node reads.
+    """
+    node = shutil.which("node", path=path if path is not None else os.environ.get("PATH"))
+    if node is None:
+        return None
+    try:
+        done = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=10,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    version = parse_node_version(done.stdout) if done.returncode == 0 else None
+    return NodeInfo(node, version) if version else None
+
+
+def system_store_has(ca: LocalCA) -> bool:
+    """Whether the OS bundle (what Node reads under NODE_USE_SYSTEM_CA=1 on Linux) holds the CA."""
+    from cryptography.hazmat.primitives import serialization
+
+    source, kind = source_bundle()
+    return kind == "system" and file_has_cert(source, ca.cert.public_bytes(serialization.Encoding.DER))
+
+
+def env_vars(ca: LocalCA, bundle: Path, node: NodeInfo | None = None, system_has_ca: bool = False) -> list[EnvVar]:
+    """The exports. Node gets NODE_USE_SYSTEM_CA=1 when ``node`` can read the OS store and the
+    CA is in it (``system_has_ca``: it then follows `devcert install` and rotations as the OS
+    does), else NODE_EXTRA_CA_CERTS, which every Node version reads."""
     if ca.cert_path is None:
         raise UsageError("an in-memory CA has no file for clients to read")
-    return [EnvVar(name, str(ca.cert_path if kind == "ca" else bundle), why) for name, kind, why in ENV_SPEC]
+    out = []
+    for name, kind, why in ENV_SPEC:
+        if name == "NODE_EXTRA_CA_CERTS" and node is not None and node.reads_system_ca:
+            if system_has_ca:
+                out.append(EnvVar("NODE_USE_SYSTEM_CA", "1",
+                                  f"Node {node.text} ({node.path}) reads the OS trust store under this, and the "
+                                  f"OS store holds the CA (devcert install)"))
+                continue
+            why = (f"{why}. Node {node.text} could read the OS store (NODE_USE_SYSTEM_CA=1), but the CA is "
+                   f"not in it: `devcert install` first")
+        out.append(EnvVar(name, str(ca.cert_path if kind == "ca" else bundle), why))
+    return out
 
 
 SHELLS = ("sh", "fish", "powershell")

@@ -8,6 +8,7 @@ short-lived local server presenting a devcert leaf, each client present on the m
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import re
 import shutil
@@ -478,6 +479,8 @@ def local_server(ca: LocalCA) -> Iterator[str]:
 class ClientResult:
     status: str  # OK, PROBLEM, ABSENT
     detail: str
+    fix: str = ""  # when set, replaces the client's usual fix (the cause is known)
+    version: str = ""  # e.g. "v22.15.0", named in the row
 
 
 def _run(argv: list[str], env: dict[str, str], cwd: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -545,16 +548,204 @@ req.on('error', (err) => { console.error(err.code ? `${err.code}: ${err.message}
 
 
 def client_node(url: str, env: dict[str, str]) -> ClientResult:
-    node = shutil.which("node", path=env.get("PATH"))
+    from .clients import find_node
+
+    node = find_node(env.get("PATH"))
     if node is None:
-        return ClientResult(ABSENT, "node is not installed")
+        if shutil.which("node", path=env.get("PATH")) is None:
+            return ClientResult(ABSENT, "node is not installed")
+        return ClientResult(PROBLEM, "node does not answer `node --version`")
     try:
-        done = _run([node, "-e", _NODE_CLIENT, url], env)
+        done = _run([node.path, "-e", _NODE_CLIENT, url], env)
     except subprocess.TimeoutExpired:
-        return ClientResult(PROBLEM, f"no answer within {CLIENT_TIMEOUT:.0f} s")
+        return ClientResult(PROBLEM, f"no answer within {CLIENT_TIMEOUT:.0f} s", version=node.text)
     if done.returncode == 0:
-        return ClientResult(OK, "verified the devcert certificate")
-    return ClientResult(PROBLEM, _last_line(done.stderr) or f"node exit status {done.returncode}")
+        return ClientResult(OK, "verified the devcert certificate", version=node.text)
+    detail = _last_line(done.stderr) or f"node exit status {done.returncode}"
+    if not node.reads_system_ca:
+        return ClientResult(PROBLEM, detail, version=node.text,
+                            fix=f"{ENV_FIX} (NODE_EXTRA_CA_CERTS): Node {node.text} does not read the OS store")
+    if env.get("NODE_USE_SYSTEM_CA") == "1":
+        return ClientResult(PROBLEM, detail, version=node.text,
+                            fix=f"devcert install (NODE_USE_SYSTEM_CA=1 makes Node {node.text} read the OS store), "
+                                f"or {ENV_FIX}")
+    # This Node can read the OS store: say whether that alone would do, by trying it.
+    try:
+        again = _run([node.path, "-e", _NODE_CLIENT, url], {**env, "NODE_USE_SYSTEM_CA": "1"})
+        would = again.returncode == 0
+    except subprocess.TimeoutExpired:
+        would = False
+    if would:
+        fix = (f"export NODE_USE_SYSTEM_CA=1 (Node {node.text} then reads the OS store, which trusts the CA), "
+               f"or {ENV_FIX}")
+    else:
+        fix = f"devcert install, then export NODE_USE_SYSTEM_CA=1 (Node {node.text} reads the OS store), or {ENV_FIX}"
+    return ClientResult(PROBLEM, detail, version=node.text, fix=fix)
+
+
+def _version(argv: list[str], env: dict[str, str], pattern: str) -> str:
+    """The first match of ``pattern`` in ``argv``'s output (e.g. ``bun --version``), or ""."""
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=10, env=env, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    match = re.search(pattern, done.stdout)
+    return match.group(1) if match else ""
+
+
+def bun_version(bun: str, env: dict[str, str]) -> str:
+    return _version([bun, "--version"], env, r"(\d+\.\d+\.\d+\S*)")
+
+
+def deno_version(deno: str, env: dict[str, str]) -> str:
+    return _version([deno, "--version"], env, r"deno (\d+\.\d+\.\d+\S*)")
+
+
+#: Under name constraints BoringSSL cannot evaluate (iPAddress), and webpki will not (rfc822Name,
+#: URI), Bun and Deno refuse the leaf with these errors whatever the trust settings.
+BUN_CONSTRAINT_ERROR = "UNSUPPORTED_CONSTRAINT_TYPE"
+DENO_CONSTRAINT_ERROR = "NameConstraintViolation"
+ROTATE_FIX = ("devcert ca rotate (makes a CA with the default DNS-only profile and keeps it trusted where "
+              "this one is)")
+
+_BUN_CLIENT = r"""
+try {
+  const res = await fetch(process.argv[process.argv.length - 1], { signal: AbortSignal.timeout(20000) });
+  await res.text();
+} catch (err) {
+  console.error(err.code ? `${err.code}: ${err.message}` : String(err.message || err));
+  process.exit(2);
+}
+"""
+
+
+def client_bun(url: str, env: dict[str, str]) -> ClientResult:
+    bun = shutil.which("bun", path=env.get("PATH"))
+    if bun is None:
+        return ClientResult(ABSENT, "bun is not installed")
+    version = bun_version(bun, env)
+    try:
+        done = _run([bun, "-e", _BUN_CLIENT, url], env)
+    except subprocess.TimeoutExpired:
+        return ClientResult(PROBLEM, f"no answer within {CLIENT_TIMEOUT:.0f} s", version=version)
+    if done.returncode == 0:
+        return ClientResult(OK, "verified the devcert certificate", version=version)
+    detail = _last_line(done.stderr) or f"bun exit status {done.returncode}"
+    fix = ROTATE_FIX if BUN_CONSTRAINT_ERROR in detail else ""
+    return ClientResult(PROBLEM, detail, version=version, fix=fix)
+
+
+_DENO_CLIENT = r"""
+try {
+  const res = await fetch(Deno.args[0], { signal: AbortSignal.timeout(20000) });
+  await res.text();
+} catch (err) {
+  let cause = err;
+  while (cause.cause) cause = cause.cause;
+  console.error(cause === err ? String(err.message) : `${err.message}: ${cause.message || cause}`);
+  Deno.exit(2);
+}
+"""
+
+
+def client_deno(url: str, env: dict[str, str]) -> ClientResult:
+    deno = shutil.which("deno", path=env.get("PATH"))
+    if deno is None:
+        return ClientResult(ABSENT, "deno is not installed")
+    version = deno_version(deno, env)
+    # No update check (it would reach the network) and no prompt (no terminal is there).
+    run_env = {**env, "DENO_NO_UPDATE_CHECK": "1", "DENO_NO_PROMPT": "1", "NO_COLOR": "1"}
+    try:
+        done = _run([deno, "eval", _DENO_CLIENT, url], run_env)
+    except subprocess.TimeoutExpired:
+        return ClientResult(PROBLEM, f"no answer within {CLIENT_TIMEOUT:.0f} s", version=version)
+    if done.returncode == 0:
+        return ClientResult(OK, "verified the devcert certificate", version=version)
+    detail = _last_line(done.stderr) or f"deno exit status {done.returncode}"
+    fix = ROTATE_FIX if DENO_CONSTRAINT_ERROR in detail else ""
+    return ClientResult(PROBLEM, detail, version=version, fix=fix)
+
+
+#: Go's client: crypto/tls with the default config, so the roots are what a Go program on this
+#: machine gets (on Linux: SSL_CERT_FILE / SSL_CERT_DIR, else the OS bundle).
+_GO_CLIENT = """package main
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"time"
+)
+
+func main() {
+	u, err := url.Parse(os.Args[1])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	dialer := &net.Dialer{Timeout: 20 * time.Second}
+	conn, err := tls.DialWithDialer(dialer, "tcp", u.Host, &tls.Config{ServerName: u.Hostname()})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	conn.Close()
+}
+"""
+
+
+def go_client_binary(go: str, env: dict[str, str]) -> tuple[str | None, str]:
+    """Go's client, built once per source and Go version: ``(path, "")`` or ``(None, why not)``.
+
+    `go run` would compile on every doctor run (seconds); the binary is kept in devcert's
+    cache folder (the user's own, mode 0700, so nobody else can swap what doctor runs).
+    """
+    import platformdirs
+
+    version = _version([go, "version"], env, r"go version go(\S+)")
+    if not version:
+        return None, "`go version` does not answer"
+    digest = hashlib.sha256(f"{_GO_CLIENT}\0{go}\0{version}".encode()).hexdigest()[:16]
+    folder = Path(platformdirs.user_cache_dir("devcert", appauthor=False)) / "go-client"
+    binary = folder / f"tlsclient-{digest}"
+    if binary.is_file() and os.access(binary, os.X_OK):
+        return str(binary), ""
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with tempfile.TemporaryDirectory(prefix="devcert-go-", dir=folder) as tmp:
+            source = Path(tmp, "main.go")
+            source.write_text(_GO_CLIENT, encoding="utf-8")
+            # GOTOOLCHAIN=local: never download another toolchain to build this.
+            build_env = {**env, "GOTOOLCHAIN": "local", "GOFLAGS": "", "GO111MODULE": "on"}
+            done = subprocess.run([go, "build", "-o", str(Path(tmp, "tlsclient")), str(source)], capture_output=True,
+                                  text=True, timeout=CLIENT_TIMEOUT, env=build_env, cwd=tmp, stdin=subprocess.DEVNULL)
+            if done.returncode != 0:
+                return None, f"cannot build the Go client: {_last_line(done.stderr) or done.returncode}"
+            os.replace(Path(tmp, "tlsclient"), binary)  # atomic: a concurrent doctor sees all or nothing
+    except subprocess.TimeoutExpired:
+        return None, f"building the Go client took over {CLIENT_TIMEOUT:.0f} s"
+    except OSError as err:
+        return None, f"cannot build the Go client in {folder}: {err}"
+    return str(binary), ""
+
+
+def client_go(url: str, env: dict[str, str]) -> ClientResult:
+    go = shutil.which("go", path=env.get("PATH"))
+    if go is None:
+        return ClientResult(ABSENT, "go is not installed")
+    version = _version([go, "version"], env, r"go version go(\S+)")
+    binary, why = go_client_binary(go, env)
+    if binary is None:
+        return ClientResult(SKIPPED, why, version=version)
+    try:
+        done = _run([binary, url], env)
+    except subprocess.TimeoutExpired:
+        return ClientResult(PROBLEM, f"no answer within {CLIENT_TIMEOUT:.0f} s", version=version)
+    if done.returncode == 0:
+        return ClientResult(OK, "verified the devcert certificate", version=version)
+    return ClientResult(PROBLEM, _last_line(done.stderr) or f"exit status {done.returncode}", version=version)
 
 
 _JAVA_CLIENT = r"""
@@ -603,6 +794,9 @@ CLIENTS: tuple[tuple[str, Callable[[str, dict[str, str]], ClientResult], str], .
     ("httpx", client_httpx, f"{ENV_FIX}: httpx reads certifi's bundle unless SSL_CERT_FILE is set"),
     ("curl", client_curl, f"devcert install, or {ENV_FIX} (CURL_CA_BUNDLE)"),
     ("node", client_node, f"{ENV_FIX} (NODE_EXTRA_CA_CERTS): Node does not read the OS store"),
+    ("bun", client_bun, f"{ENV_FIX} (NODE_EXTRA_CA_CERTS, which Bun reads as Node does)"),
+    ("deno", client_deno, f"{ENV_FIX} (DENO_CERT), or DENO_TLS_CA_STORE=system after devcert install"),
+    ("go", client_go, f"devcert install (Go reads the OS bundle), or {ENV_FIX} (SSL_CERT_FILE)"),
     ("java", client_java, "devcert install (the Java keystore)"),
 )
 
@@ -638,12 +832,52 @@ def check_clients(ca: LocalCA, environ: dict[str, str] | None = None,
             thread.join(CLIENT_TIMEOUT + 10)
     for name, _, fix in chosen:
         result = results.get(name, ClientResult(PROBLEM, "did not finish"))
+        which = f"{name} {result.version}: " if result.version else ""
         if result.status == OK:
-            checks.append(Check("client", name, OK, "trusts the CA (real TLS handshake)"))
-        elif result.status == ABSENT:
-            checks.append(Check("client", name, ABSENT, result.detail))
+            checks.append(Check("client", name, OK, f"{which}trusts the CA (real TLS handshake)"))
+        elif result.status in (ABSENT, SKIPPED):
+            checks.append(Check("client", name, result.status, which + result.detail))
         else:
-            checks.append(Check("client", name, PROBLEM, f"does not trust the CA: {result.detail}", fix))
+            checks.append(Check("client", name, PROBLEM, f"{which}does not trust the CA: {result.detail}",
+                                result.fix or fix))
+    return checks
+
+
+# -- name constraints each client can evaluate ------------------------------------------------
+
+def check_constraint_support(ca: LocalCA, environ: dict[str, str] | None = None) -> list[Check]:
+    """A problem row for each client on PATH that refuses leaves under this CA's constraint types.
+
+    BoringSSL (Bun) evaluates DNS, email and URI constraints but no iPAddress ones: under IP
+    subtrees it fails every leaf that carries an IP address. webpki (rustls, Deno) refuses
+    every leaf with an email or URI name under email or URI subtrees. The default ``dns``
+    profile has neither; a CA made before it (or with ``--profile strict``) has both.
+    """
+    from cryptography import x509
+
+    try:
+        ext = ca.cert.extensions.get_extension_for_class(x509.NameConstraints).value
+    except x509.ExtensionNotFound:
+        return []
+    subtrees = [*(ext.permitted_subtrees or ()), *(ext.excluded_subtrees or ())]
+    ip = any(isinstance(g, x509.IPAddress) for g in subtrees)
+    email_uri = any(isinstance(g, (x509.RFC822Name, x509.UniformResourceIdentifier)) for g in subtrees)
+    env = dict(os.environ if environ is None else environ)
+    checks = []
+    bun = shutil.which("bun", path=env.get("PATH")) if ip else None
+    if bun:
+        version = bun_version(bun, env)
+        checks.append(Check("ca", "constraints: bun", PROBLEM,
+                            f"Bun {version or '(version unknown)'} ({bun}) uses BoringSSL, which cannot check the "
+                            f"CA's IP address constraints: it fails every leaf with an IP address "
+                            f"({BUN_CONSTRAINT_ERROR})", ROTATE_FIX))
+    deno = shutil.which("deno", path=env.get("PATH")) if email_uri else None
+    if deno:
+        version = deno_version(deno, env)
+        checks.append(Check("ca", "constraints: deno", PROBLEM,
+                            f"Deno {version or '(version unknown)'} ({deno}) uses rustls/webpki, which refuses the "
+                            f"CA's email and URI constraints: it fails every leaf with an email or URI SAN "
+                            f"({DENO_CONSTRAINT_ERROR})", ROTATE_FIX))
     return checks
 
 
@@ -665,7 +899,7 @@ def run_doctor(root: Path | None = None, environ: dict[str, str] | None = None, 
     thread.join(CLIENT_TIMEOUT * 3)
     if thread.is_alive():
         stores.append(Check("store", "trust stores", PROBLEM, "the trust stores did not answer in time"))
-    return Report(checks + stores + check_env(ca, environ) + client_checks)
+    return Report(checks + check_constraint_support(ca, environ) + stores + check_env(ca, environ) + client_checks)
 
 
 def _sh(value: str) -> str:

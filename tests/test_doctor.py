@@ -15,7 +15,7 @@ from pathlib import Path
 import certifi
 import pytest
 
-from conftest import clean_env, devcert_exe, require_sandbox, run_devcert
+from conftest import clean_env, devcert_exe, file_mode, require_sandbox, run_devcert
 
 from devcert import doctor
 
@@ -451,3 +451,179 @@ def test_ca_strength_checks_the_key_even_of_an_expired_ca(tmp_path):
     rows = {c.name: c for c in checks}
     assert ca is not None and rows["CA validity"].status == "problem"
     assert rows["CA strength"].status == "problem" and "1024" in rows["CA strength"].detail
+
+
+# -- Bun, Deno, Go rows; the constraint-support check; Node's version ----------------------------
+
+NODE_BIN = Path(__file__).resolve().parent.parent / ".cache" / "node" / "node_modules" / ".bin"
+NODE22_BIN = Path(__file__).resolve().parent.parent / ".cache" / "node22" / "node_modules" / ".bin"
+
+
+def _path_with(*folders: Path) -> str:
+    return os.pathsep.join([*(str(f) for f in folders), os.environ.get("PATH", "")])
+
+
+def _need(tool: str, folder: Path) -> None:
+    """Skip (fail under CI) unless ``tool`` is in ``folder`` (where scripts/test installs it)."""
+    import shutil
+
+    from conftest import require_tool
+
+    if shutil.which(tool, path=str(folder)) is None:
+        require_tool(f"{folder}/{tool}")
+
+
+def _ca(root: Path, *args: str):
+    from devcert.ca import LocalCA
+
+    done = run_devcert("ca", "init", *args, env=clean_env(DEVCERT_CAROOT=str(root)))
+    assert done.returncode == 0, done.stderr
+    return LocalCA.load(root)
+
+
+def test_constraint_support_names_bun_and_deno_under_a_strict_ca(tmp_path):
+    _need("bun", NODE_BIN)
+    _need("deno", NODE_BIN)
+    env = clean_env(PATH=_path_with(NODE_BIN))
+    strict = _ca(tmp_path / "strict", "--profile", "strict")
+    rows = {c.name: c for c in doctor.check_constraint_support(strict, env)}
+    assert set(rows) == {"constraints: bun", "constraints: deno"}, rows
+    bun, deno = rows["constraints: bun"], rows["constraints: deno"]
+    version = doctor.bun_version(str(NODE_BIN / "bun"), env)
+    assert bun.status == "problem" and f"Bun {version}" in bun.detail and "BoringSSL" in bun.detail
+    assert "IP address" in bun.detail and "UNSUPPORTED_CONSTRAINT_TYPE" in bun.detail
+    assert deno.status == "problem" and f"Deno {doctor.deno_version(str(NODE_BIN / 'deno'), env)}" in deno.detail
+    assert "email" in deno.detail and "URI" in deno.detail and "NameConstraintViolation" in deno.detail
+    for row in (bun, deno):
+        assert row.fix == ("devcert ca rotate (makes a CA with the default DNS-only profile and keeps it "
+                           "trusted where this one is)")
+    # Neither client on PATH: nothing to warn about.
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    assert doctor.check_constraint_support(strict, clean_env(PATH=str(empty))) == []
+    # The default profile constrains DNS names only: both evaluate that.
+    assert doctor.check_constraint_support(_ca(tmp_path / "dns"), env) == []
+
+
+def test_constraint_rows_come_with_the_report_even_without_clients(tmp_path, monkeypatch):
+    _need("bun", NODE_BIN)
+    root = tmp_path / "strict"
+    _ca(root, "--profile", "strict")
+    report = doctor.run_doctor(root, environ=clean_env(PATH=_path_with(NODE_BIN)), clients=False)
+    names = [c.name for c in report.checks if c.status == "problem"]
+    assert "constraints: bun" in names and not report.ok
+
+
+@pytest.mark.slow
+def test_bun_deno_and_go_rows_by_real_handshake(tmp_path, monkeypatch):
+    """Each runtime really shakes hands: refused without trust, with the fix that makes it
+    trust; trusted with `devcert env`'s exports; each row names the runtime's version."""
+    from conftest import require_tool
+
+    from devcert.clients import ensure_bundle
+
+    _need("bun", NODE_BIN)
+    _need("deno", NODE_BIN)
+    require_tool("go", "doctor's Go row")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # where the Go client is built
+    ca = _ca(tmp_path / "ca")
+    only = ("bun", "deno", "go")
+    bare = clean_env(PATH=_path_with(NODE_BIN), XDG_CACHE_HOME=str(tmp_path / "cache"))
+    rows = {c.name: c for c in doctor.check_clients(ca, bare, only=only)}
+    assert {n: c.status for n, c in rows.items()} == dict.fromkeys(only, "problem"), rows
+    assert "NODE_EXTRA_CA_CERTS" in rows["bun"].fix and "DENO_CERT" in rows["deno"].fix
+    assert "unknown authority" in rows["go"].detail and "SSL_CERT_FILE" in rows["go"].fix
+    bundle = str(ensure_bundle(ca).path)
+    trusting = {**bare, "NODE_EXTRA_CA_CERTS": str(ca.cert_path), "DENO_CERT": bundle, "SSL_CERT_FILE": bundle}
+    rows = {c.name: c for c in doctor.check_clients(ca, trusting, only=only)}
+    assert {n: c.status for n, c in rows.items()} == dict.fromkeys(only, "ok"), rows
+    assert rows["bun"].detail.startswith(f"bun {doctor.bun_version(str(NODE_BIN / 'bun'), bare)}: trusts the CA")
+    assert rows["deno"].detail.startswith("deno 2.") and rows["go"].detail.startswith("go 1.")
+    # The Go client was built once, into the cache, and is reused.
+    built = list((tmp_path / "cache" / "devcert" / "go-client").glob("tlsclient-*"))
+    assert len(built) == 1 and file_mode(built[0].parent) == 0o700
+
+
+@pytest.mark.slow
+def test_bun_row_under_a_strict_ca_names_the_constraint_and_the_rotation(tmp_path):
+    _need("bun", NODE_BIN)
+    ca = _ca(tmp_path / "ca", "--profile", "strict")
+    env = clean_env(PATH=_path_with(NODE_BIN), NODE_EXTRA_CA_CERTS=str(ca.cert_path))
+    (row,) = doctor.check_clients(ca, env, only=("bun",))
+    # Trusted by NODE_EXTRA_CA_CERTS, and still refused: the leaf has an IP address.
+    assert row.status == "problem" and "UNSUPPORTED_CONSTRAINT_TYPE" in row.detail, row
+    assert row.fix.startswith("devcert ca rotate")
+
+
+def test_go_row_absent_without_go(tmp_path):
+    ca = _ca(tmp_path / "ca")
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    rows = {c.name: c.status for c in doctor.check_clients(ca, clean_env(PATH=str(empty)), only=("bun", "deno", "go"))}
+    assert rows == {"bun": "not present", "deno": "not present", "go": "not present"}
+
+
+@pytest.mark.slow
+def test_node_row_names_the_version_and_the_fix_it_supports(tmp_path):
+    """Node 20 (Debian's): NODE_EXTRA_CA_CERTS is the fix. Node 22 first on PATH: it can read
+    the OS store, so NODE_USE_SYSTEM_CA=1 (after devcert install) is named."""
+    from devcert.clients import find_node
+
+    _need("node", NODE22_BIN)
+    ca = _ca(tmp_path / "ca")
+    system = find_node(clean_env()["PATH"])
+    if system is None:
+        from conftest import require_tool
+
+        require_tool("node")
+    (row,) = doctor.check_clients(ca, clean_env(), only=("node",))
+    assert row.status == "problem" and row.detail.startswith(f"node {system.text}: does not trust the CA")
+    if system.reads_system_ca:
+        assert "NODE_USE_SYSTEM_CA=1" in row.fix
+    else:
+        assert "NODE_EXTRA_CA_CERTS" in row.fix and "NODE_USE_SYSTEM_CA" not in row.fix
+    node22 = find_node(str(NODE22_BIN))
+    assert node22 is not None and node22.reads_system_ca
+    (row,) = doctor.check_clients(ca, clean_env(PATH=_path_with(NODE22_BIN)), only=("node",))
+    assert row.status == "problem" and row.detail.startswith(f"node {node22.text}: ")
+    # The CA is not in the machine's store, so the fix starts with installing it.
+    assert row.fix.startswith("devcert install, then export NODE_USE_SYSTEM_CA=1"), row.fix
+    (row,) = doctor.check_clients(ca, clean_env(PATH=_path_with(NODE22_BIN), NODE_EXTRA_CA_CERTS=str(ca.cert_path)),
+                                  only=("node",))
+    assert row.status == "ok" and row.detail == f"node {node22.text}: trusts the CA (real TLS handshake)"
+
+
+NODE22_SANDBOX = r"""
+set -u
+out=$1
+devcert install --store system >/dev/null 2>&1 || { devcert install --store system >&2; exit 9; }
+PATH="$NODE22:$PATH" devcert doctor --json > "$out/plain.json"
+PATH="$NODE22:$PATH" NODE_USE_SYSTEM_CA=1 devcert doctor --json > "$out/system-ca.json"
+exit 0
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.sandbox
+def test_node22_row_with_the_ca_in_the_os_store(tmp_path):
+    """In the private trust sandbox (never the machine's stores): the CA in the OS store,
+    Node 22 without trust variables is refused but told that NODE_USE_SYSTEM_CA=1 would do,
+    and with it trusts the CA by a real handshake."""
+    require_sandbox()
+    import sandbox
+
+    _need("node", NODE22_BIN)
+    root = tmp_path / "caroot"
+    _ca(root)
+    script = tmp_path / "run.sh"
+    script.write_text(NODE22_SANDBOX)
+    bindir = str(Path(devcert_exe()).parent)
+    env = clean_env(DEVCERT_CAROOT=str(root), NODE22=str(NODE22_BIN), DEVCERT_TRUST_STORES="system",
+                    PATH=f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}")
+    done = sandbox.run(["bash", str(script), str(tmp_path)], env=env, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    plain = by_name(json.loads((tmp_path / "plain.json").read_text()))["client:node"]
+    assert plain["status"] == "problem" and plain["detail"].startswith("node v22.")
+    assert plain["fix"].startswith("export NODE_USE_SYSTEM_CA=1"), plain
+    system_ca = by_name(json.loads((tmp_path / "system-ca.json").read_text()))["client:node"]
+    assert system_ca["status"] == "ok", system_ca

@@ -343,3 +343,113 @@ def test_env_replaces_a_fifo_where_its_bundle_goes(cli_env, caroot):
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["action"] == "written"
     assert bundle.is_file() and bundle.read_bytes().startswith(clients.MARKER.encode())
+
+
+# -- Node's line: NODE_USE_SYSTEM_CA=1 where the Node found reads the OS store ------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+NODE22_BIN = ROOT / ".cache" / "node22" / "node_modules" / ".bin"
+NODE_CLIENT = ROOT / "tests" / "stacks" / "node_client.js"
+
+
+def _node22() -> str:
+    from conftest import require_tool
+
+    found = shutil.which("node", path=str(NODE22_BIN))
+    return found or require_tool(str(NODE22_BIN / "node"), "the NODE_USE_SYSTEM_CA tests")
+
+
+def _system_node() -> clients.NodeInfo:
+    from conftest import require_tool
+
+    node = clients.find_node(clean_env()["PATH"])
+    if node is None:
+        require_tool("node")
+    assert node is not None
+    return node
+
+
+def _env_json(env: dict[str, str]) -> dict:
+    done = run_devcert("env", "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_node_version_parsing_and_support():
+    assert clients.parse_node_version("v20.20.2\n") == (20, 20, 2)
+    assert clients.parse_node_version("v22.15.0") == (22, 15, 0)
+    assert clients.parse_node_version("garbage") is None
+    supports = {v: clients.NodeInfo("node", v).reads_system_ca
+                for v in ((20, 20, 2), (22, 14, 9), (22, 15, 0), (23, 8, 0), (23, 9, 0), (24, 0, 0))}
+    assert supports == {(20, 20, 2): False, (22, 14, 9): False, (22, 15, 0): True, (23, 8, 0): False,
+                        (23, 9, 0): True, (24, 0, 0): True}
+
+
+def test_env_node_line_follows_the_node_on_path(cli_env):
+    """Debian's Node 20 first: NODE_EXTRA_CA_CERTS. Node 22 first, but the CA not in the OS store
+    (this test installs nothing): still NODE_EXTRA_CA_CERTS, with a reason that says why not
+    NODE_USE_SYSTEM_CA. --unset clears both names, whichever Node was found."""
+    system = _system_node()
+    node22 = _node22()
+    assert run_devcert("ca", "init", env=cli_env).returncode == 0
+    plain = _env_json(cli_env)
+    if not system.reads_system_ca:
+        assert "NODE_EXTRA_CA_CERTS" in plain["variables"] and "NODE_USE_SYSTEM_CA" not in plain["variables"]
+        assert "NODE_USE_SYSTEM_CA" not in plain["reasons"]["NODE_EXTRA_CA_CERTS"]
+    first22 = _env_json({**cli_env, "PATH": f"{Path(node22).parent}{os.pathsep}{cli_env['PATH']}"})
+    assert "NODE_USE_SYSTEM_CA" not in first22["variables"]
+    assert first22["variables"]["NODE_EXTRA_CA_CERTS"].endswith("rootCA.pem")
+    reason = first22["reasons"]["NODE_EXTRA_CA_CERTS"]
+    assert "NODE_USE_SYSTEM_CA=1" in reason and "devcert install" in reason and "v22." in reason
+    unset = json.loads(run_devcert("env", "--json", "--unset", env=cli_env).stdout)["unset"]
+    assert "NODE_USE_SYSTEM_CA" in unset and "NODE_EXTRA_CA_CERTS" in unset
+
+
+NODE_SANDBOX = r"""
+set -u
+out=$1 url=$2
+devcert install --store system >/dev/null 2>&1 || { devcert install --store system >&2; exit 9; }
+PATH="$NODE22:$PATH" devcert env --json > "$out/env22.json"
+devcert env --json > "$out/env20.json"
+# Each Node with nothing but its own exports, and no `ca`: its default roots decide.
+(PATH="$NODE22:$PATH"; eval "$(devcert env)"; node "$CLIENT" 127.0.0.1 "$PORT" localhost - ) \
+  > "$out/node22.out" 2>&1; echo $? > "$out/node22.rc"
+(eval "$(devcert env)"; node "$CLIENT" 127.0.0.1 "$PORT" localhost - ) > "$out/node20.out" 2>&1; echo $? > "$out/node20.rc"
+# The control: Node 22 without the exports does not read the OS store.
+(PATH="$NODE22:$PATH"; node "$CLIENT" 127.0.0.1 "$PORT" localhost - ) > "$out/bare22.out" 2>&1; echo $? > "$out/bare22.rc"
+exit 0
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.sandbox
+def test_env_gives_node22_the_os_store_once_the_ca_is_installed(cli_env, tmp_path):
+    """In the private trust sandbox (never the machine's stores): after `devcert install --store
+    system`, Node 22 first on PATH gets NODE_USE_SYSTEM_CA=1 (not NODE_EXTRA_CA_CERTS) and trusts
+    the CA by a real handshake; Debian's Node 20 gets NODE_EXTRA_CA_CERTS and trusts it too."""
+    from conftest import require_sandbox
+
+    require_sandbox()
+    import sandbox
+
+    node22 = _node22()
+    system = _system_node()
+    with devcert_server(cli_env, tmp_path) as url:
+        port = url.rsplit(":", 1)[1].strip("/")
+        script = tmp_path / "run.sh"
+        script.write_text(NODE_SANDBOX)
+        bindir = str(Path(devcert_exe()).parent)
+        env = {**cli_env, "NODE22": str(Path(node22).parent), "CLIENT": str(NODE_CLIENT), "PORT": port,
+               "DEVCERT_TRUST_STORES": "system", "PATH": f"{bindir}{os.pathsep}{cli_env['PATH']}"}
+        done = sandbox.run(["bash", str(script), str(tmp_path), url], env=env, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+    env22 = json.loads((tmp_path / "env22.json").read_text())
+    assert env22["variables"].get("NODE_USE_SYSTEM_CA") == "1", env22["variables"]
+    assert "NODE_EXTRA_CA_CERTS" not in env22["variables"]
+    result = lambda name: ((tmp_path / f"{name}.rc").read_text().strip(), (tmp_path / f"{name}.out").read_text())  # noqa: E731
+    assert result("node22")[0] == "0", result("node22")
+    assert result("bare22")[0] != "0", result("bare22")  # Node's own roots lack the CA
+    env20 = json.loads((tmp_path / "env20.json").read_text())
+    if not system.reads_system_ca:
+        assert "NODE_EXTRA_CA_CERTS" in env20["variables"] and "NODE_USE_SYSTEM_CA" not in env20["variables"]
+    assert result("node20")[0] == "0", result("node20")

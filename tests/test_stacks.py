@@ -28,14 +28,12 @@ from __future__ import annotations
 import concurrent.futures
 import datetime as dt
 import ipaddress
-import os
 import shutil
 import socket
 import ssl
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -91,9 +91,11 @@ def env(
     Writes CAROOT/ca-bundle.pem: the system's CA bundle (certifi's if there is none) plus the
     local CA, refreshed when either changes, so clients that read a bundle instead of the OS
     store (requests, pip, botocore, ...) trust the CA and still trust public sites. Node gets
-    the CA alone in NODE_EXTRA_CA_CERTS, which it adds to its own roots.
+    the CA alone in NODE_EXTRA_CA_CERTS, which it adds to its own roots; a Node 22.15+ / 23.9+
+    on PATH gets NODE_USE_SYSTEM_CA=1 instead once the OS store holds the CA (devcert install).
     """
-    from ..clients import ENV_NAMES, _check_shell, ensure_bundle, env_vars, export_lines, unset_lines
+    from ..clients import (ENV_NAMES, _check_shell, ensure_bundle, env_vars, export_lines, find_node,
+                           system_store_has, unset_lines)
 
     _check_shell(shell)
     if unset:
@@ -107,7 +109,9 @@ def env(
 
     ca = load_ca_for_issuing()
     bundle = ensure_bundle(ca)
-    variables = env_vars(ca, bundle.path)
+    node = find_node()
+    variables = env_vars(ca, bundle.path, node, system_has_ca=node is not None and node.reads_system_ca
+                         and system_store_has(ca))
     if json_output:
         print_json({
             "bundle": str(bundle.path),
