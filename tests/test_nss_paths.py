@@ -203,6 +203,7 @@ def test_firefox_on_macos_and_windows_needs_no_certutil(tmp_path, monkeypatch, c
     assert ("macOS" if platform == "darwin" else "Windows") in reason
     row = store.status(ca).as_dict()
     assert row["available"] is True and row["installed"] is None
+    assert row["where"] == f"NSS databases: ~/{profile} (Firefox trusts the system store here)"
     assert row["detail"] == reason and row["fix"] == "devcert install --store system"
     assert row["locations"] == [{"where": str(tmp_path / profile), "exists": True, "used_by": "firefox",
                                  "installed": None}]

@@ -341,6 +341,8 @@ class NSSStore(TrustStore):
         text = "~" + text[len(home):] if text.startswith(home + os.sep) else text
         notes = {"chromium": "Chromium reads it", "chromium-snap": "snap Chromium reads it", "firefox": "",
                  "": "Chromium does not read it now"}[db.used_by]
+        if db.used_by == "firefox" and self._covered_by_os_store():
+            notes = "Firefox trusts the system store here"
         if not db.exists:
             notes = f"{notes}; to be created" if notes else "to be created"
         return f"{text} ({notes})" if notes else text
