@@ -253,7 +253,11 @@ class LocalCA:
         try:
             return cls._load(folder, require_key)
         except CAError:
-            if is_held(folder) or not (folder / CERT_FILE).exists():
+            try:
+                present = (folder / CERT_FILE).exists()
+            except OSError:  # a folder we cannot search: the error already says so
+                present = False
+            if is_held(folder) or not present:
                 raise
             # A writer may have replaced the pair between our two reads: read again under its lock.
             with locked(folder):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import os
 import re
 import socket
 import ssl
@@ -24,6 +25,7 @@ from cryptography.hazmat.primitives import serialization
 
 from .errors import DevcertError, UsageError
 from .names import is_ip_literal
+from .safety import read_regular
 
 if TYPE_CHECKING:
     from .ca import LocalCA
@@ -141,12 +143,9 @@ def _verdict(certs: list[x509.Certificate], ca: LocalCA | None) -> tuple[bool, s
 @_quiet_parsing()
 def inspect_file(path: str | Path, ca: LocalCA | None) -> dict[str, Any]:
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"{path} does not exist (for a server, give HOST:PORT)") from None
-    except OSError as err:
-        raise DevcertError(f"cannot read {path}: {err.strerror}") from None
+    if not os.path.lexists(path):
+        raise UsageError(f"{path} does not exist (for a server, give HOST:PORT)")
+    data = read_regular(path, "the certificate file")  # a FIFO or /dev/zero is refused, not read
     certs = load_certificates(data, str(path))
     ok, why = _verdict(certs, ca)
     return {

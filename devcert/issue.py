@@ -1,6 +1,6 @@
 """Building leaf certificates: server, client and email, from a new key or a CSR, or self-signed.
 
-The profile (DESIGN.md): KeyUsage digitalSignature (plus keyEncipherment for RSA keys, which
+The profile (docs/ARCHITECTURE.md): KeyUsage digitalSignature (plus keyEncipherment for RSA keys, which
 RSA key exchange needs), ExtendedKeyUsage serverAuth for host names, clientAuth with
 ``client=True``, emailProtection for email names, a non-critical subjectAltName, SKI and AKI,
 a random serial, and at most 825 days, Apple's limit for certificates under user-added roots.

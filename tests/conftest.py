@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 #: Variables this machine exports that change which CAs a client trusts. A test of trust
-#: sets or clears them explicitly (DESIGN.md).
+#: sets or clears them explicitly (docs/ARCHITECTURE.md, "Tests").
 TRUST_ENV_VARS = (
     "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS",
     "GIT_SSL_CAINFO", "CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE", "NIX_SSL_CERT_FILE", "PIP_CERT",

@@ -120,8 +120,9 @@ class Operation:
 class KillLoop:
     """Runs an :class:`Operation` to every kill point; ``points`` counts them per syscall."""
 
-    def __init__(self, op: Operation, base: Path, env: dict[str, str]):
+    def __init__(self, op: Operation, base: Path, env: dict[str, str], syscalls: tuple[str, ...] = SYSCALLS):
         self.op = op
+        self.syscalls = syscalls
         self.work = base / "work"  # fixed path: the inventory records absolute paths
         self.template = base / "template"
         self.saved_outside = base / "outside"
@@ -166,7 +167,7 @@ class KillLoop:
 
     def run_all(self) -> dict[str, int]:
         self.setup()
-        for syscall in SYSCALLS:
+        for syscall in self.syscalls:
             n = 0
             while True:
                 n += 1
@@ -347,11 +348,13 @@ def rotation_operation() -> Operation:
 
 
 def main(argv: list[str]) -> int:
-    """``crashkit.py rotate BASE``: run the rotation kill loop (inside the sandbox) and print the counts."""
+    """``crashkit.py rotate BASE [SYSCALL,...]``: run a kill loop (the rotation inside the sandbox)
+    and print the counts as one JSON line."""
     name, base = argv[0], Path(argv[1])
+    syscalls = tuple(argv[2].split(",")) if len(argv) > 2 else SYSCALLS
     op = rotation_operation() if name == "rotate" else OPERATIONS[name]
     env = {k: v for k, v in os.environ.items()}
-    loop = KillLoop(op, base, env)
+    loop = KillLoop(op, base, env, syscalls)
     points = loop.run_all()
     print(json.dumps({"operation": name, "points": points}))
     return 0

@@ -35,19 +35,24 @@ def test_kill_at_every_commit_point(name: str, tmp_path: Path) -> None:
     assert sum(points.values()) >= MIN_POINTS[name], points
 
 
-def test_kill_rotation_at_every_commit_point(tmp_path: Path) -> None:
+#: The rotation's kill points, split in groups of about equal cost so xdist runs them side by side.
+ROTATION_GROUPS = ("rename,link,mkdir,rmdir", "unlink", "fsync")
+
+
+@pytest.mark.parametrize("syscalls", ROTATION_GROUPS)
+def test_kill_rotation_at_every_commit_point(tmp_path: Path, syscalls: str) -> None:
     """`ca rotate` with the CA installed in the system store and an NSS database (private copies)."""
     require_sandbox()
     require_tool("strace", "the kill tests inject SIGKILL at each commit syscall")
     require_tool("certutil", "the rotation is checked in an NSS database too")
     require_tool("update-ca-certificates")
     script = Path(__file__).with_name("crashkit.py")
-    res = sandbox.run([sys.executable, str(script), "rotate", str(tmp_path / "rotate")],
+    res = sandbox.run([sys.executable, str(script), "rotate", str(tmp_path / "rotate"), syscalls],
                       env=clean_env(PATH=os.environ["PATH"]), timeout=2400)
     assert res.returncode == 0, res.stderr[-4000:]
     points = json.loads(res.stdout.strip().splitlines()[-1])["points"]
-    print(f"rotate: killed at {sum(points.values())} points {points}")
-    assert sum(points.values()) >= 20, points
+    print(f"rotate ({syscalls}): killed at {sum(points.values())} points {points}")
+    assert sum(points.values()) >= 5, points
 
 
 def test_sandbox_leaves_no_folder_behind() -> None:

@@ -39,7 +39,7 @@ def ca() -> LocalCA:
     return LocalCA.ephemeral()
 
 
-# -- the leaf profile (DESIGN.md) -------------------------------------------------------------
+# -- the leaf profile (docs/ARCHITECTURE.md) ----------------------------------------------------------
 
 
 def test_server_leaf_profile(ca: LocalCA) -> None:

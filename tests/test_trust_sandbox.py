@@ -168,7 +168,7 @@ CHROMIUM = (
 
 
 @pytest.mark.slow
-def test_chromium_trusts_after_install_into_pki_nssdb(ca_and_server, tmp_path):
+def test_chromium_trusts_after_install_into_its_nssdb(ca_and_server, tmp_path):
     require_tool("chromium")
     require_tool("certutil")
     root, server = ca_and_server
@@ -178,11 +178,11 @@ load before > /tmp/before.html
 grep -q DEVCERT_PAGE_LOADED /tmp/before.html && echo "@before-loaded"
 grep -q ERR_CERT_AUTHORITY_INVALID /tmp/before.html && echo "@before-authority-invalid"
 devcert install --store nss || echo "@install-failed"
-certutil -L -d sql:$HOME/.pki/nssdb | grep -q '^devcert-' && echo "@in-nssdb"
+certutil -L -d sql:$HOME/.local/share/pki/nssdb | grep -q '^devcert-' && echo "@in-nssdb"
 load after > /tmp/after.html
 grep -q DEVCERT_PAGE_LOADED /tmp/after.html && echo "@after-loaded"
 devcert uninstall --store nss >/dev/null || echo "@uninstall-failed"
-certutil -L -d sql:$HOME/.pki/nssdb | grep -q '^devcert-' || echo "@gone"
+certutil -L -d sql:$HOME/.local/share/pki/nssdb | grep -q '^devcert-' || echo "@gone"
 """
     result = run_in_sandbox(script, root, tmp_path, PORT=str(server.server_address[1]))
     marks = _marks(result)

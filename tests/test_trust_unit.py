@@ -292,7 +292,10 @@ def test_find_databases_in_a_fake_home(tmp_path):
     (home / ".mozilla/firefox/never-started").mkdir()
     found = find_databases(home, create_chromium=True)
     paths = {str(p.relative_to(home)): exists for p, exists in found}
-    assert paths[".pki/nssdb"] is False  # to be created for Chromium
+    # Chromium M146+ reads ~/.local/share/pki/nssdb unless ~/.pki/nssdb exists: that one is
+    # created, never the legacy path (which would switch Chromium away from the user's database).
+    assert paths[".local/share/pki/nssdb"] is False
+    assert ".pki/nssdb" not in paths
     assert paths["snap/chromium/current/.pki/nssdb"] is True
     assert paths[".mozilla/firefox/a.default"] and paths[".config/mozilla/firefox/b.esr"]
     assert paths[".var/app/org.mozilla.firefox/.mozilla/firefox/c.flat"]
