@@ -40,6 +40,9 @@ KEY_FILE = "rootCA-key.pem"
 PENDING_DIR = "pending"
 #: CAROOT/old/<sha256>/ keeps every CA that was replaced (rotate, init --force, import-mkcert).
 OLD_DIR = "old"
+#: A rotation in progress: its record, and the new CA until it replaces the old one (lifecycle.py).
+ROTATION_FILE = "rotation.json"
+NEXT_DIR = "next"
 CA_DAYS = 3650
 # Leaves are backdated this much so a client whose clock is a little behind still accepts them.
 BACKDATE = dt.timedelta(hours=1)
@@ -88,11 +91,12 @@ def _now() -> dt.datetime:
 #: The constraint profiles (``ca init --profile``). Which clients evaluate which constraint
 #: types was measured with real handshakes (tests/test_stacks.py):
 #:
-#: - ``dns`` (default): permitted dNSName subtrees only. Every TLS stack evaluates DNS
-#:   constraints (OpenSSL, GnuTLS, Go, NSS, Java, BoringSSL in Bun and Envoy, rustls/webpki in
-#:   Deno), and leaves with IP, email or URI names pass everywhere, because a constraint type
-#:   the CA does not use constrains nothing. A leaked key still cannot sign for a public DNS
-#:   name; it could sign for any IP address, email address or URI.
+#: - ``dns`` (default): permitted dNSName subtrees only. Every TLS stack that enforces name
+#:   constraints evaluates DNS ones (OpenSSL, GnuTLS, Go, NSS, BoringSSL in Bun and Envoy,
+#:   rustls/webpki in Deno; Java's PKIX ignores a trust anchor's constraints altogether), and
+#:   leaves with IP, email or URI names pass everywhere, because a constraint type the CA does
+#:   not use constrains nothing. A leaked key still cannot sign for a public DNS name; it could
+#:   sign for any IP address, email address or URI.
 #: - ``strict``: DNS, IP (private ranges), email and URI subtrees. Also protects public IPs,
 #:   emails and URIs, but BoringSSL refuses every leaf with an IP address under IP constraints
 #:   (UNSUPPORTED_CONSTRAINT_TYPE) and webpki every leaf with an email or URI name under

@@ -21,16 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from . import inventory
-from .ca import CERT_FILE, DEFAULT_PROFILE, OLD_DIR, PENDING_DIR, LocalCA, backup, caroot, check_profile, open_folder
+from .ca import (CERT_FILE, DEFAULT_PROFILE, NEXT_DIR, OLD_DIR, PENDING_DIR, ROTATION_FILE, LocalCA, backup, caroot,
+                 check_profile, open_folder)
 from .errors import CAError, DevcertError, UsageError
 from .files import PRIVATE, atomic_write, ensure_private_dir, pending_journals, recover as finish_writes
 from .lock import locked
 from .safety import ca_weakness, caroot_problem
 
-#: The record of a rotation in progress (see :func:`rotate`).
-ROTATION_FILE = "rotation.json"
-#: Where a rotation keeps the new CA until it replaces the old one.
-NEXT_DIR = "next"
 
 
 def _key_type(ca: LocalCA) -> str:

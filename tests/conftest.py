@@ -108,6 +108,17 @@ def cli_env(caroot: Path) -> dict[str, str]:
     return clean_env(DEVCERT_CAROOT=str(caroot))
 
 
+@pytest.fixture(scope="session")
+def _session_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("xdg-cache")
+
+
+@pytest.fixture(autouse=True)
+def _no_real_cache(_session_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """devcert's cache (doctor's Go client) goes to a folder of this test session, not ~/.cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(_session_cache))
+
+
 @pytest.fixture(autouse=True)
 def _no_real_caroot(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """No test may touch the real user CAROOT: default DEVCERT_CAROOT to a throwaway folder."""

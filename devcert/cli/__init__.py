@@ -104,9 +104,8 @@ def _recover() -> None:
     sudo prompts (a command like `create` must not ask for a password); a store step that
     needs root stays recorded, and `devcert ca rotate` finishes it.
     """
-    from ..ca import PENDING_DIR, caroot
+    from ..ca import NEXT_DIR, PENDING_DIR, ROTATION_FILE, caroot
     from ..files import pending_journals
-    from ..lifecycle import NEXT_DIR, ROTATION_FILE
 
     folder = caroot()
     try:

@@ -165,8 +165,10 @@ def doctor(
 ) -> None:
     """Check the CA, each trust store, trust-related environment variables, and each client.
 
-    Each client present on this machine (Python ssl, requests, httpx, curl, Node, Java) makes a
-    real TLS handshake with a short-lived local server on a devcert certificate. Exits 0 when
+    Each client present on this machine (Python ssl, requests, httpx, curl, Node, Bun, Deno,
+    Go, Java) makes a real TLS handshake with a short-lived local server on a devcert
+    certificate. A CA whose name constraints an installed client cannot evaluate is reported
+    with the way to move (`devcert ca rotate`). Exits 0 when
     nothing is wrong, 1 when a check found a problem (warnings do not fail).
     """
     from ..doctor import run_doctor
