@@ -14,6 +14,7 @@ import hashlib
 import ipaddress
 import os
 import socket
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Union
@@ -22,7 +23,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from . import keys
-from .errors import CAError, NameNotPermittedError, UsageError
+from .errors import CAError, FileWriteError, NameNotPermittedError, UsageError
 from .files import PRIVATE, PUBLIC, ensure_private_dir, pending_journals, recover, write_together
 from .lock import is_held, locked
 from .names import Name, is_ip_literal, parse_dns_name, parse_names
@@ -620,8 +621,15 @@ def check_output(folder: Path, path: str | os.PathLike[str]) -> None:
     target = Path(path).absolute()
     try:
         full = os.path.join(os.path.realpath(target.parent), target.name)
+        st = os.lstat(target)
+    except FileNotFoundError:
+        st = None
     except (OSError, ValueError):
         return  # the write itself reports a bad path
+    if st is not None and not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+        # A FIFO or socket where a certificate or key should go is someone's mistake or trap.
+        raise FileWriteError(f"cannot write {path}: it is not a regular file (a FIFO, socket or device); "
+                             f"remove it or choose another path")
     if full == root or full.startswith(root.rstrip(os.sep) + os.sep):
         raise UsageError(f"refusing to write {path}: it is inside CAROOT {folder}, which holds the CA's key "
                          f"and devcert's records; write certificates somewhere else")

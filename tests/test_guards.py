@@ -527,13 +527,13 @@ def test_leaf_of_a_ca_that_expires_soon_is_cut_to_the_cas_end(caroot: Path, cli_
 
 
 def test_file_size_limit_during_ca_init_force_keeps_the_old_ca(caroot: Path, cli_env: dict[str, str]) -> None:
-    # An unconstrained CA's certificate (~740 bytes) fits in 1 KiB, a constrained one (~1.5 KiB)
+    # An unconstrained CA's certificate (~740 bytes) fits in 1 KiB, a strict-profile one (~1.5 KiB)
     # does not: the backup of the old CA succeeds, writing the new one hits the limit (EFBIG).
     init_ca(cli_env, "--no-constraints")
     before = ca_files(caroot)
     assert len(before["rootCA.pem"]) < 1024
     old_sha = cert_sha256(caroot / "rootCA.pem")
-    res = subprocess.run(["bash", "-c", 'ulimit -f 1; exec "$0" ca init --force', devcert_exe()], env=cli_env,
+    res = subprocess.run(["bash", "-c", 'ulimit -f 1; exec "$0" ca init --force --profile strict', devcert_exe()], env=cli_env,
                          capture_output=True, text=True, timeout=120)
     fails(res, 1, "ulimit -f", "rootCA.pem")
     assert_ca_unchanged(caroot, before, cli_env)
