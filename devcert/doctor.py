@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from cryptography import x509
 
     from .ca import LocalCA
-    from .errors import UnsafeCARootError
 
 OK = "ok"
 WARN = "warn"
@@ -86,9 +85,9 @@ def check_ca(root: Path | None = None) -> tuple[list[Check], LocalCA | None]:
                             "move that file aside, or point DEVCERT_CAROOT at a folder"))
         return checks, None
     unsafe = caroot_problem(folder)
-    # The "CA key" row below reports a readable key with its own fix; anything else here
-    # (another owner, writable by others, a symlink) lets someone swap in their own CA.
-    reported = unsafe is not None and not _only_key_readable(unsafe, key_file)
+    # Another owner, writable by others, a symlinked CA file: someone could swap in their own CA.
+    # (A key readable by others is the "CA key" row's finding, below.)
+    reported = unsafe is not None
     if reported:
         checks.append(Check("ca", "CAROOT", PROBLEM, f"{unsafe.path}: {unsafe.reason}", unsafe.fix))
     if not cert_file.exists():
@@ -167,20 +166,6 @@ def check_ca(root: Path | None = None) -> tuple[list[Check], LocalCA | None]:
     else:
         checks.append(Check("ca", "CA strength", OK, _key_description(ca.cert)))
     return checks, ca
-
-
-def _only_key_readable(unsafe: UnsafeCARootError, key_file: Path) -> bool:
-    """Whether ``caroot_problem``'s finding is only that the key is readable by others (the one
-    case the "CA key" row already reports, with its own fix). It checks the key last, so no
-    other problem can be hidden behind this one."""
-    if unsafe.path != key_file or os.name != "posix":
-        return False
-    try:
-        st = os.lstat(key_file)
-    except OSError:
-        return False
-    return (stat.S_ISREG(st.st_mode) and not st.st_mode & 0o022
-            and os.geteuid() in (0, st.st_uid))
 
 
 def _key_description(cert: x509.Certificate) -> str:
