@@ -120,7 +120,19 @@ def trusted_anywhere(ca: LocalCA) -> bool:
     NSS is asked only if they say no (one certutil call per database, milliseconds); Java is
     never asked here (each keytool call starts a JVM).
     """
-    stores = selected_stores()
+    env = os.environ.get(ENV_VAR, "").strip()
+    wanted = parse_store_names([env]) if env else list(STORE_NAMES)
+    if "system" in wanted or "nss" in wanted:
+        # Only the stores asked here are made: importing the Java store costs `devcert create`
+        # ~10 ms, and it is never asked anyway.
+        stores: list[TrustStore] = [_system_store()] if "system" in wanted else []
+        if "nss" in wanted:
+            from .nss import NSSStore
+
+            stores.append(NSSStore())
+        stores = [s for s in stores if s.available()]
+    else:
+        stores = selected_stores()
     ordered = [s for s in stores if s.cheap_check] + [s for s in stores if s.name == "nss"]
     for store in ordered:
         try:

@@ -17,7 +17,6 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import TrustStoreError
@@ -235,8 +234,7 @@ def pem_file(pem: bytes) -> Iterator[Path]:
 ENTRY_PREFIX = "devcert-"
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     """One devcert entry found in a store by :meth:`TrustStore.entries`, current CA or not.
 
     ``name`` is the entry's name there (``devcert-<16 hex>``; on macOS and Windows, which
@@ -252,7 +250,7 @@ class Entry:
     sha256: str | None = None
     subject: str | None = None
     ref: str | None = None
-    pem: bytes | None = field(default=None, repr=False, compare=False)
+    pem: bytes | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"entry": self.name, "where": self.where, "sha256": self.sha256, "subject": self.subject}

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -140,14 +139,20 @@ def _runtime_in(folder: Path) -> tuple[Path, Path] | None:
     return None
 
 
-@dataclass
 class Keystore:
-    """One cacerts file and the runtimes that read it (several when they link to one file)."""
+    """One cacerts file and the runtimes that read it (several when they link to one file).
 
-    path: Path  # as first found; commands use it
-    real: str  # its real path, what makes two paths one keystore
-    jdks: list[Path] = field(default_factory=list)
-    keytool: str | None = None  # the keytool of the first of those runtimes that has one
+    A plain class, not a dataclass: importing dataclasses (and inspect) would cost `devcert
+    create` ~12 ms, since its trust hint imports the stores.
+    """
+
+    __slots__ = ("path", "real", "jdks", "keytool")
+
+    def __init__(self, path: Path, real: str) -> None:
+        self.path = path  # as first found; commands use it
+        self.real = real  # its real path, what makes two paths one keystore
+        self.jdks: list[Path] = []
+        self.keytool: str | None = None  # the keytool of the first of those runtimes that has one
 
 
 class JavaStore(TrustStore):

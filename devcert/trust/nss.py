@@ -41,9 +41,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import TrustStoreError
 from .base import (ENTRY_PREFIX, Entry, Runner, StoreStatus, TrustStore, cert_file, entry_name, first_pem, last_line,
@@ -177,8 +176,7 @@ def chromium_database(home: Path | None = None, environ: Mapping[str, str] | Non
     return data_home(home, environ) / CHROMIUM_DB_IN_DATA_HOME
 
 
-@dataclass(frozen=True)
-class Database:
+class Database(NamedTuple):
     """One NSS database: where, whether it exists (holds cert9.db), and who reads it."""
 
     path: Path
