@@ -33,21 +33,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-def echo(message: str = "", *, err: bool = False) -> None:
-    """Print one line for a person (stdout, or stderr with ``err=True``)."""
-    stream = sys.stderr if err else sys.stdout
-    stream.write(f"{message}\n")
-    stream.flush()
-
-
-def warn(message: str) -> None:
-    echo(f"devcert: warning: {message}", err=True)
-
-
-def print_json(obj: Any) -> None:
-    import json
-
-    echo(json.dumps(obj, indent=2, default=str))
+from .output import Failed, echo, print_json, warn  # noqa: F401  (re-exported for the command modules)
 
 
 class CommandExit(SystemExit):
@@ -84,6 +70,10 @@ def main(argv: list[str] | None = None) -> NoReturn:
             raise
         echo(f"devcert: error: {err}", err=True)
         code = err.exit_code
+    except Failed as failed:
+        for line in failed.lines:
+            echo(f"devcert: error: {line}", err=True)
+        code = failed.code
     except KeyboardInterrupt:
         echo("devcert: interrupted", err=True)
         code = 130
