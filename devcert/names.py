@@ -17,6 +17,10 @@ from .errors import InvalidNameError
 Kind = Literal["dns", "ip", "email", "uri"]
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 
+#: The names a certificate gets when none are given (snippet, serve-wss, the pytest plugin):
+#: every way a local client reaches a loopback server.
+DEFAULT_NAMES = ("localhost", "127.0.0.1", "::1")
+
 _LDH_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 # RFC 5322 dot-atom for the local part, ASCII only (SmtpUTF8Mailbox is another SAN type).
 _LOCAL_PART = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")

@@ -42,10 +42,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from devcert.names import DEFAULT_NAMES
+
 if TYPE_CHECKING:
     from devcert import Leaf, LocalCA
-
-DEFAULT_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
 @pytest.fixture(scope="session")

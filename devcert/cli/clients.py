@@ -11,7 +11,6 @@ from . import echo, print_json
 from .application import app
 
 JSON_HELP = "Print one JSON object on stdout and nothing else there."
-DEFAULT_NAMES = ["localhost", "127.0.0.1", "::1"]
 
 
 @app.command(
@@ -54,7 +53,7 @@ def snippet(
         upstream = upstream.split("://", 1)[1].rstrip("/")
 
     from ..issue import ensure_leaf, managed_leaf_paths
-    from ..names import parse_names
+    from ..names import DEFAULT_NAMES, parse_names
     from .create import load_ca_for_issuing
 
     parsed = parse_names(names or DEFAULT_NAMES)
