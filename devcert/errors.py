@@ -60,3 +60,27 @@ class InputFileError(UsageError):
     def __init__(self, path: object, what: str, reason: str):
         self.path, self.what, self.reason = path, what, reason
         super().__init__(f"cannot read {what} {path}: {reason}")
+
+
+class AcmeProblem(DevcertError):
+    """An ACME request is refused: becomes an RFC 7807 problem document (``devcert.acme``).
+
+    ``kind`` is the last part of the ``urn:ietf:params:acme:error:`` type (``badNonce``,
+    ``malformed``, ...), ``status`` the HTTP status, ``subproblems`` a list of
+    ``(kind, detail, identifier)`` for per-identifier problems (RFC 8555 6.7.1), and
+    ``headers`` extra response headers (``Location`` of an existing account on a conflict).
+    """
+
+    def __init__(self, kind: str, detail: str, status: int = 400, *,
+                 subproblems: list[tuple[str, str, dict[str, str]]] | None = None,
+                 headers: dict[str, str] | None = None, algorithms: list[str] | None = None):
+        self.kind, self.detail, self.status = kind, detail, status
+        self.subproblems = subproblems or []
+        self.headers = headers or {}
+        self.algorithms = algorithms
+        super().__init__(f"{kind}: {detail}")
+
+
+class AcmeServerError(DevcertError):
+    """``devcert acme`` could not start: its address or port is unusable, or its state database
+    in CAROOT cannot be opened."""

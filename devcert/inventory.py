@@ -274,6 +274,9 @@ class CSRLeafError(DevcertError):
     """
 
 
+#: ``source`` of the certificates ``devcert acme`` issued: their ACME client renews them.
+ACME_SOURCE = "acme"
+ACME_REASON = "issued by `devcert acme`: its ACME client renews it"
 CSR_REASON = "issued for a CSR: its key is not here; sign a new CSR with `devcert create --csr`"
 
 
@@ -287,6 +290,8 @@ def not_renewable(entry: dict[str, Any]) -> str | None:
     if entry.get("p12"):
         return ("written as PKCS#12: its key is sealed with a password devcert does not keep; "
                 "make it again with `devcert create --p12-file`")
+    if entry.get("source") == ACME_SOURCE:
+        return ACME_REASON
     if from_csr(entry):
         return CSR_REASON
     return None

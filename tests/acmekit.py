@@ -1,0 +1,167 @@
+"""What the ``devcert acme`` tests share: the server as a real subprocess, an http-01 responder,
+a certbot-``acme`` client, and the TLS handshake that proves an issued certificate works."""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import json
+import os
+import selectors
+import signal
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+from conftest import clean_env, devcert_exe
+
+#: One unit for every wait in these tests, scaled on slow machines by DEVCERT_TEST_TIMEOUT_SCALE.
+UNIT = 10.0 * float(os.environ.get("DEVCERT_TEST_TIMEOUT_SCALE", "1"))
+
+
+class AcmeProcess:
+    """``devcert acme --port 0 --json`` running; ``info`` is the JSON line it printed."""
+
+    def __init__(self, caroot: Path, *args: str, env: dict[str, str] | None = None):
+        self.caroot = caroot
+        self.env = env or clean_env(DEVCERT_CAROOT=str(caroot))
+        self.proc = subprocess.Popen([devcert_exe(), "acme", "--port", "0", "--json", *args], env=self.env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.info = self._read_line()
+        self.directory: str = self.info["directory"]
+        self.ca_file: str = self.info["ca"]
+        self.stderr = ""
+
+    def _read_line(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        if not sel.select(timeout=6 * UNIT):
+            self.stop()
+            raise AssertionError(f"devcert acme printed nothing in time; stderr: {self.stderr}")
+        line = self.proc.stdout.readline()
+        if not line:
+            self.stop()
+            raise AssertionError(f"devcert acme exited: {self.stderr}")
+        return json.loads(line)
+
+    def stop(self) -> str:
+        """SIGINT, as Ctrl-C; return stderr. Kills only this process, by its PID."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=3 * UNIT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        out, err = self.proc.communicate()
+        self.stderr = err or ""
+        self.rest_of_stdout = out or ""
+        return self.stderr
+
+
+@contextlib.contextmanager
+def acme_server(caroot: Path, *args: str) -> Iterator[AcmeProcess]:
+    server = AcmeProcess(caroot, *args)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class Http01Responder:
+    """An http-01 server on 127.0.0.1 (port picked by the OS) answering the tokens it is given."""
+
+    def __init__(self) -> None:
+        tokens: dict[str, str] = {}
+        self.tokens = tokens
+        self.requests: list[tuple[str, str]] = []
+        requests = self.requests
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                requests.append((self.headers.get("Host", ""), self.path))
+                prefix = "/.well-known/acme-challenge/"
+                body = tokens.get(self.path[len(prefix):]) if self.path.startswith(prefix) else None
+                if body is None:
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                data = body.encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def handshake(cert_pem: bytes, key_pem: bytes, ca_file: str, name: str, tmp: Path) -> dict[str, Any]:
+    """Serve ``cert_pem`` on 127.0.0.1 and connect to it as ``name`` trusting only ``ca_file``;
+    return the peer certificate the client verified."""
+    cert_path, key_path = tmp / "hs-cert.pem", tmp / "hs-key.pem"
+    cert_path.write_bytes(cert_pem)
+    key_path.write_bytes(key_pem)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert_path, key_path)
+    return serve_and_connect(server_ctx, ca_file, name)
+
+
+def serve_and_connect(server_ctx: ssl.SSLContext, ca_file: str, name: str, port: int | None = None) -> dict[str, Any]:
+    """A one-connection TLS server with ``server_ctx``; a client trusting only ``ca_file``."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    errors: list[BaseException] = []
+
+    def accept() -> None:
+        try:
+            listener.settimeout(3 * UNIT)
+            conn, _ = listener.accept()
+            with server_ctx.wrap_socket(conn, server_side=True) as tls:
+                tls.recv(1)
+        except (OSError, ssl.SSLError) as err:
+            errors.append(err)
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        return connect(port, ca_file, name)
+    finally:
+        thread.join(3 * UNIT)
+        listener.close()
+
+
+def connect(port: int, ca_file: str, name: str) -> dict[str, Any]:
+    """A TLS client that trusts ``ca_file`` only and checks ``name``; the verified peer certificate."""
+    client_ctx = ssl.create_default_context(cafile=ca_file)  # trusts only the devcert CA
+    with socket.create_connection(("127.0.0.1", port), timeout=3 * UNIT) as sock:
+        with client_ctx.wrap_socket(sock, server_hostname=name) as tls:
+            peer = tls.getpeercert()
+            tls.sendall(b"x")
+            return peer
+
+
+def san_names(peer: dict[str, Any]) -> list[str]:
+    return [value for _kind, value in peer.get("subjectAltName", ())]
+
+
+def wait_for(predicate: Any, what: str, timeout: float = 3 * UNIT) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
