@@ -165,3 +165,42 @@ def wait_for(predicate: Any, what: str, timeout: float = 3 * UNIT) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+class TxtServer:
+    """A DNS server on 127.0.0.1 (UDP, port picked by the OS) answering the TXT records it is given."""
+
+    def __init__(self) -> None:
+        import dns.message
+        import dns.rdatatype
+        import dns.rrset
+
+        self.records: dict[str, list[str]] = {}
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self._stop = threading.Event()
+
+        def serve() -> None:
+            while not self._stop.is_set():
+                try:
+                    data, peer = self.sock.recvfrom(4096)
+                except (TimeoutError, OSError):
+                    continue
+                query = dns.message.from_wire(data)
+                reply = dns.message.make_response(query)
+                for question in query.question:
+                    values = self.records.get(question.name.to_text().lower())
+                    if question.rdtype == dns.rdatatype.TXT and values:
+                        reply.answer.append(dns.rrset.from_text(question.name, 60, "IN", "TXT",
+                                                                *[f'"{v}"' for v in values]))
+                self.sock.sendto(reply.to_wire(), peer)
+
+        self.thread = threading.Thread(target=serve, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self.thread.join(5)
+        self.sock.close()

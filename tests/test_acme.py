@@ -398,3 +398,100 @@ def test_json_line_and_human_output(caroot):
         d = requests.get(s.directory, verify=s.ca_file, timeout=UNIT).json()
         assert {"newNonce", "newAccount", "newOrder", "revokeCert", "keyChange", "renewalInfo"} <= set(d)
     assert s.rest_of_stdout == ""  # nothing but the one JSON line on stdout
+
+
+# --- dns-01, wildcards ------------------------------------------------------------------------
+
+
+def test_dns01_and_a_wildcard(caroot, tmp_path):
+    from acmekit import TxtServer
+
+    dns = TxtServer()
+    try:
+        with acme_server(caroot, "--dns-server", f"127.0.0.1:{dns.port}") as server:
+            acme = make_client(server.directory, server.ca_file)
+            register(acme)
+            key_pem = leaf_key_pem()
+            order = acme.new_order(crypto_util.make_csr(key_pem, ["*.wild.localhost", "dns.localhost"]))
+            for authz in order.authorizations:
+                types = {type(c.chall) for c in authz.body.challenges}
+                if authz.body.wildcard:
+                    assert types == {challenges.DNS01}  # a wildcard is proven only in DNS
+                chall = next(c for c in authz.body.challenges if isinstance(c.chall, challenges.DNS01))
+                name = f"_acme-challenge.{authz.body.identifier.value}."
+                dns.records[name] = [chall.validation(acme.net.key)]
+                acme.answer_challenge(chall, chall.response(acme.net.key))
+            done = acme.poll_and_finalize(order, dt.datetime.now() + dt.timedelta(seconds=3 * UNIT))
+            chain = done.fullchain_pem.encode()
+            handshake(chain, key_pem, server.ca_file, "any.wild.localhost", tmp_path)
+            handshake(chain, key_pem, server.ca_file, "dns.localhost", tmp_path)
+            # a TXT record with the wrong value fails the challenge
+            order = acme.new_order(crypto_util.make_csr(leaf_key_pem(), ["nodns.localhost"]))
+            chall = next(c for c in order.authorizations[0].body.challenges if isinstance(c.chall, challenges.DNS01))
+            dns.records["_acme-challenge.nodns.localhost."] = ["not-the-value"]
+            acme.answer_challenge(chall, chall.response(acme.net.key))
+            with pytest.raises(errors.ValidationError):
+                acme.poll_authorizations(order, dt.datetime.now() + dt.timedelta(seconds=3 * UNIT))
+    finally:
+        dns.close()
+
+
+# --- the command line --------------------------------------------------------------------------
+
+
+def test_bad_options_are_one_error_line(cli_env):
+    from conftest import one_error_line
+
+    for args, words in [(["--days", "900"], "at most 825"), (["--port", "70000"], "--port"),
+                        (["--dns-server", "nowhere"], "--dns-server")]:
+        result = run_devcert("acme", *args, env=cli_env, timeout=3 * UNIT)
+        assert result.returncode == 2, (args, result.stderr)
+        assert words in one_error_line(result.stderr)
+
+
+def test_port_in_use_is_one_error_line(cli_env):
+    import socket
+
+    from conftest import one_error_line
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = run_devcert("acme", "--port", str(port), env=cli_env, timeout=6 * UNIT)
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1 port {port}" in one_error_line(result.stderr)
+
+
+def test_human_output_has_the_client_lines(caroot, cli_env):
+    import signal
+    import subprocess
+    import threading
+
+    from acmekit import wait_for
+
+    from conftest import devcert_exe
+
+    proc = subprocess.Popen([devcert_exe(), "acme", "--port", "0", "--http-port", "5002"], env=cli_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    # a reader thread: a selector on a buffered pipe misses lines readline() already buffered
+    reader = threading.Thread(target=lambda: lines.extend(line.rstrip("\n") for line in proc.stdout), daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: any(line.startswith("  acme.sh --issue") for line in lines) or proc.poll() is not None,
+                 "the client lines")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=3 * UNIT)
+        reader.join(3 * UNIT)
+    text = "\n".join(lines)
+    directory = lines[0].split()[-1]
+    ca_file = str(caroot / "rootCA.pem")
+    assert lines[0].startswith("ACME directory: https://127.0.0.1:") and directory.endswith("/directory")
+    assert f"CA file:        {ca_file}" in text
+    assert f"REQUESTS_CA_BUNDLE={ca_file} certbot certonly --standalone --http-01-port 5002 --server {directory}" in text
+    assert f"LEGO_CA_CERTIFICATES={ca_file} lego --server {directory}" in text and "--http.port :5002" in text
+    assert f"    acme_ca {directory}" in text and f"    acme_ca_root {ca_file}" in text
+    assert f"        trusted_roots {ca_file}" in text
+    assert f"--certificatesresolvers.devcert.acme.caserver={directory}" in text
+    assert "kind: ClusterIssuer" in text and "caBundle: " in text
+    assert f"acme.sh --issue --server {directory} --ca-bundle {ca_file}" in text
