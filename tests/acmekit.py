@@ -23,18 +23,26 @@ from conftest import clean_env, devcert_exe
 UNIT = 10.0 * float(os.environ.get("DEVCERT_TEST_TIMEOUT_SCALE", "1"))
 
 
+class ServerExited(AssertionError):
+    """``devcert acme`` ended before it printed its JSON line."""
+
+    def __init__(self, code: int | None, stderr: str):
+        self.code, self.stderr = code, stderr
+        super().__init__(f"devcert acme exited ({code}): {stderr}")
+
+
 class AcmeProcess:
     """``devcert acme --port 0 --json`` running; ``info`` is the JSON line it printed."""
 
-    def __init__(self, caroot: Path, *args: str, env: dict[str, str] | None = None):
-        self.caroot = caroot
+    def __init__(self, caroot: Path, *args: str, env: dict[str, str] | None = None, prefix: tuple[str, ...] = ()):
+        self.caroot, self.prefix = caroot, prefix
         self.env = env or clean_env(DEVCERT_CAROOT=str(caroot))
-        self.proc = subprocess.Popen([devcert_exe(), "acme", "--port", "0", "--json", *args], env=self.env,
+        self.stderr = ""
+        self.proc = subprocess.Popen([*prefix, devcert_exe(), "acme", "--port", "0", "--json", *args], env=self.env,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.info = self._read_line()
         self.directory: str = self.info["directory"]
         self.ca_file: str = self.info["ca"]
-        self.stderr = ""
 
     def _read_line(self) -> dict[str, Any]:
         assert self.proc.stdout is not None
@@ -46,13 +54,25 @@ class AcmeProcess:
         line = self.proc.stdout.readline()
         if not line:
             self.stop()
-            raise AssertionError(f"devcert acme exited: {self.stderr}")
+            raise ServerExited(self.proc.returncode, self.stderr)
         return json.loads(line)
 
+    def _server_pid(self) -> int:
+        """The devcert process: the one started, or strace's tracee when it runs under strace
+        (strace detaches on SIGINT and would leave the server running)."""
+        if self.prefix:
+            try:
+                children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+            except OSError:
+                children = []
+            if children:
+                return int(children[0])
+        return self.proc.pid
+
     def stop(self) -> str:
-        """SIGINT, as Ctrl-C; return stderr. Kills only this process, by its PID."""
+        """SIGINT, as Ctrl-C; return stderr. Signals only this server, by its PID."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+            os.kill(self._server_pid(), signal.SIGINT)
             try:
                 self.proc.wait(timeout=3 * UNIT)
             except subprocess.TimeoutExpired:

@@ -495,3 +495,15 @@ def test_human_output_has_the_client_lines(caroot, cli_env):
     assert f"--certificatesresolvers.devcert.acme.caserver={directory}" in text
     assert "kind: ClusterIssuer" in text and "caBundle: " in text
     assert f"acme.sh --issue --server {directory} --ca-bundle {ca_file}" in text
+
+
+def test_name_option_puts_the_name_on_the_server_certificate_and_in_the_url(caroot):
+    from acmekit import connect
+
+    with acme_server(caroot, "--name", "acme.localhost") as s:
+        assert s.directory == f"https://acme.localhost:{s.info['port']}/directory"
+        peer = connect(s.info["port"], s.ca_file, "acme.localhost")  # trusting only the devcert CA
+        assert "acme.localhost" in san_names(peer)
+        # URLs in the directory follow the Host the client used
+        d = requests.get(f"https://127.0.0.1:{s.info['port']}/directory", verify=s.ca_file, timeout=UNIT).json()
+        assert d["newOrder"] == f"https://127.0.0.1:{s.info['port']}/new-order"

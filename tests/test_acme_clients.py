@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import functools
 import http.server
-import os
 import shutil
-import socket
 import subprocess
 import threading
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -341,3 +338,62 @@ def test_caddy_obtains_a_certificate_and_serves_it(caroot, tmp_path):
     assert peer, out[-3000:]
     assert san_names(peer) == [name]
     assert "issued" in server.stderr and name in server.stderr
+
+
+def test_caddy_renews_on_its_own(caroot, tmp_path):
+    """Caddy renews when less than ``renewal_window_ratio`` of a certificate's life is left: with
+    1-day certificates (backdated an hour, so 96% of their life is left at issue) and a ratio
+    of 0.99, it renews at its next scan (``renew_interval``), here every second. tls-alpn-01 on
+    Caddy's https port, the port devcert acme is told with --tls-port."""
+    import json
+
+    caddy = require_tool("caddy", "the ACME client tests")
+    name = "caddy-renew.localhost"
+    https_port = free_port()
+    server = AcmeProcess(caroot, "--tls-port", str(https_port), "--days", "1")
+    config = {
+        "admin": {"disabled": True},
+        "storage": {"module": "file_system", "root": str(tmp_path / "caddy-data")},
+        "apps": {
+            "http": {"http_port": free_port(), "https_port": https_port, "servers": {"site": {
+                "listen": [f"127.0.0.1:{https_port}"],
+                "routes": [{"match": [{"host": [name]}],
+                            "handle": [{"handler": "static_response", "body": "hello"}]}],
+                "automatic_https": {"disable_redirects": True}}}},
+            "tls": {"automation": {"renew_interval": "1s", "policies": [{
+                "subjects": [name], "renewal_window_ratio": 0.99,
+                "issuers": [{"module": "acme", "ca": server.directory, "trusted_roots_pem_files": [server.ca_file],
+                             "challenges": {"http": {"disabled": True}}}]}]}},
+        },
+    }
+    config_file = tmp_path / "caddy.json"
+    config_file.write_text(json.dumps(config))
+    env = clean_env(HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path / "xdg-data"),
+                    XDG_CONFIG_HOME=str(tmp_path / "xdg-config"))
+    proc = subprocess.Popen([caddy, "run", "--config", str(config_file)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    serials: list[str] = []
+    try:
+        def new_serial() -> bool:
+            if proc.poll() is not None:
+                return True
+            try:
+                peer = connect(https_port, server.ca_file, name)  # trusts only the devcert CA
+            except Exception:
+                return False
+            if not serials or peer["serialNumber"] != serials[-1]:
+                serials.append(peer["serialNumber"])
+            return len(serials) >= 2
+
+        wait_for(new_serial, "Caddy to obtain and then renew a certificate", timeout=12 * UNIT)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+        try:
+            out, _ = proc.communicate(timeout=3 * UNIT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+        server.stop()
+    assert len(serials) >= 2, out[-3000:]
+    assert server.stderr.count(f"for {name}") >= 2

@@ -66,10 +66,15 @@ TERMS = (
 
 
 class Config(NamedTuple):
+    """Where to listen, how long certificates last, how challenges are reached; ``url_host``
+    is the host of the directory URL printed (a name the server's certificate covers), else
+    the bound address."""
+
     host: str = "127.0.0.1"
     port: int = 0
     days: int = DEFAULT_DAYS
     settings: challenges.Settings = challenges.Settings()
+    url_host: str | None = None
 
 
 class Nonces:
@@ -202,7 +207,7 @@ class AcmeServer:
     @property
     def base_url(self) -> str:
         """The URL clients on this machine use (the bound address; a name when --host was one)."""
-        host = self.address
+        host = self.config.url_host or self.address
         try:
             if ipaddress.ip_address(host).is_unspecified:
                 host = "::1" if ":" in host else "127.0.0.1"

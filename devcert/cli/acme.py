@@ -98,7 +98,8 @@ def client_lines(directory: str, ca_file: str, http_port: int, tls_port: int) ->
         "Examples:\n\n"
         "  devcert acme                                   # https://127.0.0.1:8555/directory\n\n"
         "  devcert acme --port 0 --json                   # any free port; one JSON line once listening\n\n"
-        "  devcert acme --http-port 5002 --tls-port 5001  # clients answer challenges on unprivileged ports"
+        "  devcert acme --http-port 5002 --tls-port 5001  # clients answer challenges on unprivileged ports\n\n"
+        "  devcert acme --host 0.0.0.0 --name host.docker.internal   # for containers on this machine"
     ),
 )
 def acme(
@@ -107,6 +108,7 @@ def acme(
     http_port: Annotated[int, typer.Option("--http-port", help="Port on which http-01 challenges are fetched.")] = 80,
     tls_port: Annotated[int, typer.Option("--tls-port", help="Port on which tls-alpn-01 challenges are checked.")] = 443,
     dns_server: Annotated[Optional[str], typer.Option("--dns-server", help="DNS server (IP or IP:PORT) asked for dns-01 TXT records instead of the system's.", show_default=False)] = None,
+    name: Annotated[Optional[list[str]], typer.Option("--name", help="A name other machines or containers use to reach this one (host.docker.internal, a LAN name): added to the server's certificate and used in the directory URL. Repeatable.", show_default=False)] = None,
     days: Annotated[int, typer.Option("--days", help="Lifetime of issued certificates (at most 825, never past the CA's end).")] = 90,
     json_output: JsonOption = False,
 ) -> None:
@@ -123,7 +125,7 @@ def acme(
     from .. import acme as acme_server
     from .. import serve
     from ..issue import check_days
-    from ..names import DEFAULT_NAMES
+    from ..names import DEFAULT_NAMES, parse_names
     from .create import load_ca_for_issuing, not_trusted_hint
 
     _port(port, "--port")
@@ -135,8 +137,11 @@ def acme(
         host = host[1:-1]
     _, sockaddr = serve.resolve_host(host)
     bind = sockaddr[0]
+    extra = [n for n in (name or []) if n not in DEFAULT_NAMES]
+    if extra:
+        parse_names(extra)  # a bad --name is a usage error before anything starts
     ca = load_ca_for_issuing()
-    names = list(DEFAULT_NAMES)
+    names = list(DEFAULT_NAMES) + extra
     if host not in names and host not in ("0.0.0.0", "::"):
         names.append(host)
     ca, ensured = serve.ensure_certificate(names, ca=ca)
@@ -149,7 +154,8 @@ def acme(
     settings = acme_server.Settings(http_port=http_port, tls_port=tls_port, dns_server=dns)
     server = acme_server.AcmeServer(
         ca, serve.server_context(ensured.cert_path, ensured.key_path),
-        acme_server.Config(host=bind, port=port, days=days, settings=settings), log=log)
+        acme_server.Config(host=bind, port=port, days=days, settings=settings, url_host=extra[0] if extra else None),
+        log=log)
 
     def ready(srv: acme_server.AcmeServer) -> None:
         if json_output:
