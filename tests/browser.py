@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
-from conftest import clean_env, require_tool
+from tests.helpers import clean_env, require_tool
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run",

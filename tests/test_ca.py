@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import clean_env, devcert_exe, file_mode, one_error_line, run_devcert
+from tests.helpers import clean_env, devcert_exe, file_mode, one_error_line, run_devcert
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa

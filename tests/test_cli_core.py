@@ -11,13 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import clean_env, one_error_line, run_devcert
-from test_names import BAD_NAMES
 from typer.testing import CliRunner
 
 from devcert import LocalCA, __version__
 from devcert.ca import CERT_FILE
 from devcert.errors import DevcertError, InvalidNameError, NameNotPermittedError
+from tests.helpers import BAD_NAMES, clean_env, one_error_line, run_devcert
 
 
 def typer_app():  # type: ignore[no-untyped-def]

@@ -58,7 +58,7 @@ def test_anything_unusual_goes_to_typer(argv):
 
 
 def test_both_paths_give_the_same_errors(cli_env, tmp_path):
-    from conftest import run_devcert
+    from tests.helpers import run_devcert
 
     # A bad name goes through the fast parser; an unknown option through typer: same one-line style.
     fast = run_devcert("create", "a..b", env=cli_env, cwd=tmp_path)

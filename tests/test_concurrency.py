@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import clean_env, devcert_exe, require_tool
+from tests.helpers import clean_env, devcert_exe, require_tool
 from cryptography import x509
 
 from devcert import LocalCA

@@ -15,7 +15,7 @@ from pathlib import Path
 import certifi
 import pytest
 
-from conftest import clean_env, devcert_exe, file_mode, require_sandbox, run_devcert
+from tests.helpers import clean_env, devcert_exe, file_mode, require_sandbox, run_devcert
 
 from devcert import doctor
 
@@ -50,7 +50,7 @@ devcert doctor --json > "$out/uninstalled.json"; echo $? > "$out/uninstalled.rc"
 @pytest.fixture(scope="module")
 def sandbox_results(tmp_path_factory) -> Path:
     require_sandbox()
-    import sandbox
+    from tests import sandbox
 
     out = tmp_path_factory.mktemp("doctor-sandbox")
     script = out / "run.sh"
@@ -455,8 +455,6 @@ def test_ca_strength_checks_the_key_even_of_an_expired_ca(tmp_path):
 
 # -- Bun, Deno, Go rows; the constraint-support check; Node's version ----------------------------
 
-NODE_BIN = Path(__file__).resolve().parent.parent / ".cache" / "node" / "node_modules" / ".bin"
-NODE22_BIN = Path(__file__).resolve().parent.parent / ".cache" / "node22" / "node_modules" / ".bin"
 
 
 def _path_with(*folders: Path) -> str:
@@ -467,7 +465,7 @@ def _need(tool: str, folder: Path) -> None:
     """Skip (fail under CI) unless ``tool`` is in ``folder`` (where scripts/test installs it)."""
     import shutil
 
-    from conftest import require_tool
+    from tests.helpers import require_tool
 
     if shutil.which(tool, path=str(folder)) is None:
         require_tool(f"{folder}/{tool}")
@@ -518,7 +516,7 @@ def test_constraint_rows_come_with_the_report_even_without_clients(tmp_path, mon
 def test_bun_deno_and_go_rows_by_real_handshake(tmp_path, monkeypatch):
     """Each runtime really shakes hands: refused without trust, with the fix that makes it
     trust; trusted with `devcert env`'s exports; each row names the runtime's version."""
-    from conftest import require_tool
+    from tests.helpers import require_tool
 
     from devcert.clients import ensure_bundle
 
@@ -573,7 +571,7 @@ def test_node_row_names_the_version_and_the_fix_it_supports(tmp_path):
     ca = _ca(tmp_path / "ca")
     system = find_node(clean_env()["PATH"])
     if system is None:
-        from conftest import require_tool
+        from tests.helpers import require_tool
 
         require_tool("node")
     (row,) = doctor.check_clients(ca, clean_env(), only=("node",))
@@ -610,7 +608,7 @@ def test_node22_row_with_the_ca_in_the_os_store(tmp_path):
     Node 22 without trust variables is refused but told that NODE_USE_SYSTEM_CA=1 would do,
     and with it trusts the CA by a real handshake."""
     require_sandbox()
-    import sandbox
+    from tests import sandbox
 
     _need("node", NODE22_BIN)
     root = tmp_path / "caroot"

@@ -20,13 +20,14 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import clean_env, devcert_exe, file_mode, one_error_line, require_tool, run_devcert
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
-from test_handshake import handshake
+
+from tests.helpers import (DEV, cert_sha256, clean_env, devcert_exe, file_mode, ok, one_error_line, require_tool,
+                           run_devcert, serves, write_project)
 
 NOW = dt.datetime.now(dt.timezone.utc)
 
@@ -44,30 +45,8 @@ def fails(res: subprocess.CompletedProcess[str], code: int, *needles: str) -> st
     return line
 
 
-def ok(res: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
-    assert res.returncode == 0, (res.stdout, res.stderr)
-    assert "Traceback" not in res.stderr and "devcert: error:" not in res.stderr, res.stderr
-    return res
-
-
 def warnings(stderr: str, about: str = "") -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("devcert: warning:") and about in line]
-
-
-def serves(cert: Path, key: Path, ca_pem: Path, host: str = "localhost") -> None:
-    """A TLS server with ``cert``/``key`` on 127.0.0.1 is accepted by a client trusting only ``ca_pem``."""
-    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server.load_cert_chain(str(cert), str(key))  # refuses a key that does not match the certificate
-    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    client.load_verify_locations(cadata=ca_pem.read_text())
-    client.verify_flags |= ssl.VERIFY_X509_STRICT
-    data, _server = handshake(client, server, host)
-    assert data == b"hello"
-
-
-def cert_sha256(path: Path) -> str:
-    cert = x509.load_pem_x509_certificate(path.read_bytes())
-    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
 
 
 def init_ca(env: dict[str, str], *extra: str) -> None:
@@ -118,15 +97,6 @@ def make_ca(folder: Path, *, key=None, not_before: dt.datetime | None = None,  #
     return cert
 
 
-def write_project(folder: Path, *certs: dict) -> Path:  # type: ignore[type-arg]
-    """A pyproject.toml declaring ``certs`` (JSON strings and booleans are valid TOML values)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    entries = ",\n".join("  { " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in c.items()) + " }" for c in certs)
-    (folder / "pyproject.toml").write_text(f'[project]\nname = "app"\n\n[tool.devcert]\ncerts = [\n{entries}\n]\n')
-    return folder
-
-
-DEV = {"names": ["localhost", "127.0.0.1"], "cert": "certs/dev.pem", "key": "certs/dev-key.pem"}
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from conftest import ROOT, clean_env, require_tool
+from tests.helpers import ROOT, clean_env, require_tool
 from devcert import LocalCA
 from devcert import keyscan
 from devcert.keyscan import CHUNK, MAX_SCAN, OVERLAP, detect, looks_like_pkcs12
@@ -401,7 +401,7 @@ def test_precommit_devcert_check(tmp_path: Path, hook_repo: Path, precommit_env:
     assert stale.returncode == 1, stale.stdout + stale.stderr
     assert "would create certs/dev.pem" in stale.stdout
 
-    from conftest import run_devcert
+    from tests.helpers import run_devcert
 
     env = dict(precommit_env)
     (project / "certs").mkdir()

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
 import socket
 import ssl
-import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 
-from conftest import one_error_line, run_devcert
 from devcert import LocalCA, inventory
+from tests.helpers import TLSServer, one_error_line, run_devcert
 
 
 def create(env: dict[str, str], cwd: Path, *args: str) -> dict:
@@ -269,47 +269,15 @@ def test_inspect_bundle_with_nonpositive_serials_prints_no_python_warnings(cli_e
 
 
 @pytest.fixture
-def tls_server(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
-    """Start a TLS server on 127.0.0.1 presenting cert/key (with an optional chain); yields start(cert, key)."""
-    stop = threading.Event()
-    threads = []
-    sockets = []
+def tls_server() -> Iterator[Callable[[Path, Path], int]]:
+    """start(cert, key): a TLSServer on 127.0.0.1 presenting cert/key (with an optional chain); its port."""
+    with contextlib.ExitStack() as servers:
+        def start(cert: Path, key: Path) -> int:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(cert, key)
+            return servers.enter_context(TLSServer(ctx)).port
 
-    def start(cert: Path, key: Path) -> int:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(cert, key)
-        listener = socket.create_server(("127.0.0.1", 0))
-        listener.settimeout(0.2)
-        sockets.append(listener)
-
-        def loop() -> None:
-            for _ in range(2000):  # bounded: ~400 s at most
-                if stop.is_set():
-                    return
-                try:
-                    conn, _ = listener.accept()
-                except (TimeoutError, socket.timeout):
-                    continue
-                except OSError:
-                    return
-                conn.settimeout(5)
-                try:
-                    with ctx.wrap_socket(conn, server_side=True) as tls:
-                        tls.sendall(b"hi")
-                except (OSError, ssl.SSLError):
-                    pass
-
-        t = threading.Thread(target=loop, daemon=True)
-        t.start()
-        threads.append(t)
-        return listener.getsockname()[1]
-
-    yield start
-    stop.set()
-    for t in threads:
-        t.join(5)
-    for s in sockets:
-        s.close()
+        yield start
 
 
 def test_inspect_live_server(cli_env: dict[str, str], tmp_path: Path, tls_server, caroot: Path) -> None:  # type: ignore[no-untyped-def]
@@ -344,11 +312,7 @@ def test_inspect_live_server(cli_env: dict[str, str], tmp_path: Path, tls_server
     assert report["certificates"][0]["signed_by_local_ca"] is True
     assert report["chains_to_local_ca"] is False and "verification failed" in report["verdict"]
 
-    closed = run_devcert("inspect", f"127.0.0.1:{_closed_port()}", env=cli_env)
+    with socket.socket() as reserved:  # bound, never listening: refused, and no other process can take it
+        reserved.bind(("127.0.0.1", 0))
+        closed = run_devcert("inspect", f"127.0.0.1:{reserved.getsockname()[1]}", env=cli_env)
     assert closed.returncode == 1 and "cannot complete a TLS handshake" in closed.stderr
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

@@ -17,9 +17,8 @@ import threading
 from pathlib import Path
 
 import pytest
-import sandbox
-from conftest import IN_CI, require_sandbox, require_tool
-from test_trust_sandbox import _marks, _TLSServer, run_in_sandbox
+from tests import sandbox
+from tests.helpers import IN_CI, TLSServer, require_sandbox, require_tool, run_in_sandbox, sandbox_marks
 
 from devcert.ca import LocalCA
 from devcert.errors import TrustStoreError
@@ -296,9 +295,6 @@ def test_every_jdk_trusts_after_install_and_none_after_uninstall(tmp_path):
 
     root = tmp_path / "caroot"
     ca = LocalCA.create(root)
-    server = _TLSServer(ca.issue("127.0.0.1").server_context())
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    thread.start()
     os.chmod(tmp_path, 0o755)
     out = tmp_path / "out"
     out.mkdir()
@@ -325,13 +321,9 @@ devcert uninstall --store java > {out}/uninstall.txt 2>&1 || echo "@uninstall-fa
 devcert status --json > {out}/status-uninstalled.json || echo "@status-failed"
 probe uninstalled
 """
-    try:
-        result = run_in_sandbox(script, root, tmp_path, PORT=str(server.server_address[1]))
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
-    marks = _marks(result)
+    with TLSServer(ca.issue("127.0.0.1").server_context()) as server:
+        result = run_in_sandbox(script, root, tmp_path, PORT=str(server.port))
+    marks = sandbox_marks(result)
     info = (f"stdout:\n{result.stdout}\nstderr:\n{result.stderr[-3000:]}\n"
             + "".join(f"{p.name}:\n{p.read_text()}\n" for p in sorted(out.iterdir())))
     assert not any(m.endswith("-failed") for m in marks), info

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import require_tool
+from tests.helpers import CHROMIUM, require_tool, run_in_sandbox, sandbox_marks
 
 from devcert.ca import LocalCA
 from devcert.trust import entry_name
@@ -247,11 +247,6 @@ def test_entries_and_removal_across_both_locations(tmp_path, monkeypatch, ca):
 
 # -- the real Chromium, in the private trust sandbox ---------------------------------------------
 
-try:  # the https server, CA fixture and sandbox runner the other browser tests use
-    from test_trust_sandbox import CHROMIUM, _marks, ca_and_server, run_in_sandbox  # noqa: F401
-except ImportError:  # pragma: no cover
-    ca_and_server = None  # type: ignore[assignment]
-
 #: Shell helpers: load a page in headless Chromium (a fresh profile under the sandbox HOME);
 #: mark whether it showed our page or Chromium's certificate error; where the CA is.
 SCRIPT_HEAD = f"""
@@ -280,8 +275,8 @@ for loc in nss["locations"]:
 
 
 def _run(script: str, caroot: Path, server, tmp_path: Path):  # type: ignore[no-untyped-def]
-    result = run_in_sandbox(SCRIPT_HEAD + script, caroot, tmp_path, PORT=str(server.server_address[1]))
-    return _marks(result), {line.strip() for line in result.stdout.splitlines() if line.startswith("@status")}, \
+    result = run_in_sandbox(SCRIPT_HEAD + script, caroot, tmp_path, PORT=str(server.port))
+    return sandbox_marks(result), {line.strip() for line in result.stdout.splitlines() if line.startswith("@status")}, \
         f"stdout:\n{result.stdout}\nstderr:\n{result.stderr[-3000:]}"
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import clean_env
+from tests.helpers import clean_env
 
 USER_TESTS = '''
 import socket

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from conftest import one_error_line, run_devcert
 from devcert.errors import UsageError
 from devcert.project import find_config, load_project
+from tests.helpers import one_error_line, run_devcert, serves
 
 PYPROJECT = """\
 [project]
@@ -43,32 +43,6 @@ def san(path: Path) -> set[str]:
 
 def serial(path: Path) -> int:
     return x509.load_pem_x509_certificate(path.read_bytes()).serial_number
-
-
-def handshake(cert: Path, key: Path, ca_file: Path, host: str = "localhost") -> str:
-    """Serve cert/key on 127.0.0.1 and connect with a client trusting only ca_file; return what was read."""
-    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_ctx.load_cert_chain(cert, key)
-    client_ctx = ssl.create_default_context(cafile=str(ca_file))
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        listener.settimeout(10)
-        port = listener.getsockname()[1]
-
-        def serve() -> None:
-            try:
-                conn, _ = listener.accept()
-                with server_ctx.wrap_socket(conn, server_side=True) as tls:
-                    tls.sendall(b"ok")
-            except (OSError, ssl.SSLError):
-                pass
-
-        t = threading.Thread(target=serve, daemon=True)
-        t.start()
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
-            with client_ctx.wrap_socket(raw, server_hostname=host) as tls:
-                data = tls.recv(2).decode()
-        t.join(10)
-    return data
 
 
 # -- configuration -------------------------------------------------------------------------
@@ -172,7 +146,7 @@ def test_sync_from_empty_then_idempotent_then_check(tmp_path: Path, cli_env: dic
     assert x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH in eku
 
     # A real client that trusts only this machine's CA accepts the synced certificate.
-    assert handshake(root / "certs/dev.pem", root / "certs/dev-key.pem", caroot / "rootCA.pem", "app.test") == "ok"
+    serves(root / "certs/dev.pem", root / "certs/dev-key.pem", caroot / "rootCA.pem", "app.test")
 
     before = {p: p.read_bytes() for p in (root / "certs").iterdir()}
     second = run_devcert("sync", env=cli_env, cwd=root)

@@ -17,72 +17,28 @@ from pathlib import Path
 
 import pytest
 
-from browser import wait_dom
-from conftest import IN_CI, ROOT, clean_env, devcert_exe, free_port, require_tool
-
 from devcert import serve
 from devcert.serve import WSSServer
-
-
-NODE_BIN = ROOT / ".cache" / "node" / "node_modules" / ".bin"
+from tests.browser import wait_dom
+from tests.helpers import (NODE_BIN, UNIT, CLIServer, ca_context, candidate_port, clean_env, https_get, make_server,
+                           missing, one_error_line, raw_tls, require_tool, run_devcert, stop, wait_for,
+                           wait_listening)
 
 
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def make_server(caroot: Path, names=serve.DEFAULT_NAMES, **kwargs) -> tuple[WSSServer, Path]:
-    ca, ensured = serve.ensure_certificate(names)
-    server = WSSServer(serve.server_context(ensured.cert_path, ensured.key_path), port=0, **kwargs)
-    return server, ca.cert_path
-
-
-def ca_context(ca_file: Path) -> ssl.SSLContext:
-    """Trusts only the devcert CA (no system store, no SSL_CERT_FILE)."""
-    return ssl.create_default_context(cafile=str(ca_file))
-
-
 def ws_connect(url: str, ca_file: Path, **kwargs):
     from websockets.sync.client import connect
 
-    # 30 s to open: a loaded CI machine can be slow to handshake; a real hang still fails
-    return connect(url, ssl=ca_context(ca_file), open_timeout=30, close_timeout=5, **kwargs)
-
-
-def https_get(port: int, ca_file: Path, path: str, host: str = "localhost") -> tuple[int, bytes]:
-    conn = http.client.HTTPSConnection(host, port, context=ca_context(ca_file), timeout=10)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        return resp.status, resp.read()
-    finally:
-        conn.close()
-
-
-def raw_tls(port: int, ca_file: Path, data: bytes, timeout: float = 5) -> bytes:
-    """Send ``data`` verbatim over TLS (no client-side path cleaning) and read the reply for at
-    most ``timeout`` seconds. Connecting and the handshake get 20 s whatever ``timeout`` is: a
-    loaded machine may be slow there, and a short read limit is what keeps the fuzz loop bounded."""
-    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
-        with ca_context(ca_file).wrap_socket(sock, server_hostname="localhost") as tls:
-            tls.settimeout(timeout)
-            tls.sendall(data)
-            chunks = []
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                try:
-                    chunk = tls.recv(65536)
-                except (TimeoutError, ssl.SSLError, ConnectionError):
-                    break
-                if not chunk:
-                    break
-                chunks.append(chunk)
-            return b"".join(chunks)
+    # 30 units to open: a loaded CI machine can be slow to handshake; a real hang still fails
+    return connect(url, ssl=ca_context(ca_file), open_timeout=30 * UNIT, close_timeout=5 * UNIT, **kwargs)
 
 
 def assert_echo(port: int, ca_file: Path, path: str = "/ws") -> None:
     with ws_connect(f"wss://localhost:{port}{path}", ca_file) as ws:
         ws.send("ping")
-        assert ws.recv(timeout=10) == "ping"
+        assert ws.recv(timeout=10 * UNIT) == "ping"
 
 
 # --- echo and pages --------------------------------------------------------------------------
@@ -93,13 +49,13 @@ def test_websockets_client_echo_text_and_binary(caroot: Path) -> None:
     with server.run_in_thread():
         with ws_connect(f"wss://localhost:{server.port}/ws", ca_file) as ws:
             ws.send("héllo")
-            assert ws.recv(timeout=10) == "héllo"
+            assert ws.recv(timeout=10 * UNIT) == "héllo"
             ws.send(b"\x00\x01\xff")
-            assert ws.recv(timeout=10) == b"\x00\x01\xff"
+            assert ws.recv(timeout=10 * UNIT) == b"\x00\x01\xff"
         # over IPv4 and the IP name in the certificate too
         with ws_connect(f"wss://127.0.0.1:{server.port}/ws", ca_file) as ws:
             ws.send("ip")
-            assert ws.recv(timeout=10) == "ip"
+            assert ws.recv(timeout=10 * UNIT) == "ip"
 
 
 def test_untrusted_without_the_ca(caroot: Path, tmp_path: Path) -> None:
@@ -112,7 +68,7 @@ def test_untrusted_without_the_ca(caroot: Path, tmp_path: Path) -> None:
     server, _ = make_server(caroot)
     with server.run_in_thread():
         with pytest.raises(ssl.SSLCertVerificationError):
-            connect(f"wss://localhost:{server.port}/ws", ssl=ssl.create_default_context(cafile=str(other)), open_timeout=10)
+            connect(f"wss://localhost:{server.port}/ws", ssl=ssl.create_default_context(cafile=str(other)), open_timeout=10 * UNIT)
 
 
 def test_demo_page_ws_path_and_404(caroot: Path) -> None:
@@ -161,16 +117,16 @@ def test_wscat_with_ca(caroot: Path) -> None:
     require_tool("node")
     server, ca_file = make_server(caroot)
     with server.run_in_thread():
-        script = "sleep 1; echo hello-from-wscat; sleep 1.5"
+        script = f"sleep {UNIT:g}; echo hello-from-wscat; sleep {1.5 * UNIT:g}"  # connect, send, read the echo
         proc = subprocess.run(
             ["bash", "-c", f"({script}) | {wscat} -c wss://localhost:{server.port}/ws --ca {ca_file}"],
-            env=clean_env(), capture_output=True, text=True, timeout=30,
+            env=clean_env(), capture_output=True, text=True, timeout=30 * UNIT,
         )
         assert "hello-from-wscat" in proc.stdout, (proc.stdout, proc.stderr)
         assert "error" not in proc.stderr.lower(), proc.stderr
         # without --ca (and no NODE_EXTRA_CA_CERTS) Node refuses the certificate
         bad = subprocess.run(["bash", "-c", f"({script}) | {wscat} -c wss://localhost:{server.port}/ws"],
-                             env=clean_env(), capture_output=True, text=True, timeout=30)
+                             env=clean_env(), capture_output=True, text=True, timeout=30 * UNIT)
         assert "hello-from-wscat" not in bad.stdout.replace("> hello-from-wscat", "")
         assert "certificate" in bad.stderr.lower(), (bad.stdout, bad.stderr)
 
@@ -209,7 +165,7 @@ def test_chromium_without_ca_gets_no_page(caroot: Path, tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
     with server.run_in_thread():
-        dom = wait_dom(f"https://localhost:{server.port}/", home, timeout=30,
+        dom = wait_dom(f"https://localhost:{server.port}/", home, timeout=30 * UNIT,
                        until=lambda d: "ERR_CERT" in d or ECHOED in d)
     assert "ERR_CERT_AUTHORITY_INVALID" in dom, dom[-2000:]
     assert "hello over wss://" not in dom
@@ -265,7 +221,7 @@ class Upstream:
 
     def __exit__(self, *exc) -> None:
         self.server.shutdown()
-        self.thread.join(10)
+        self.thread.join(10 * UNIT)
 
 
 def test_proxy_relays_websocket_faithfully(caroot: Path) -> None:
@@ -276,19 +232,17 @@ def test_proxy_relays_websocket_faithfully(caroot: Path) -> None:
             with ws_connect(url, ca_file, subprotocols=["chat.v2", "chat.v1"], origin="https://localhost:5173") as ws:
                 assert ws.subprotocol == "chat.v1"  # the upstream's choice, not the first offered
                 ws.send(b"\x00bin\xff" * 100)
-                assert ws.recv(timeout=10) == b"\x00bin\xff" * 100
+                assert ws.recv(timeout=10 * UNIT) == b"\x00bin\xff" * 100
                 ws.send("text")
-                assert ws.recv(timeout=10) == "text"
+                assert ws.recv(timeout=10 * UNIT) == "text"
                 ws.close(4002, "client says bye")
             seen = upstream.seen[0]
             assert seen["path"] == "/socket/path?room=7&x=%20y"
             assert seen["origin"] == "https://localhost:5173"
             assert seen["subprotocol"] == "chat.v1"
             assert [p.strip() for p in seen["offered"].split(",")] == ["chat.v2", "chat.v1"]
-            deadline = time.monotonic() + 5
-            while upstream.seen[0]["close"] is None and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert upstream.seen[0]["close"] == (4002, "client says bye")
+            close = wait_for(lambda: upstream.seen[0]["close"], what="the upstream to see the client's close")
+            assert close == (4002, "client says bye")
 
             # a close started upstream reaches the client with its code and reason
             from websockets.exceptions import ConnectionClosed
@@ -297,7 +251,7 @@ def test_proxy_relays_websocket_faithfully(caroot: Path) -> None:
                 assert ws.subprotocol == "chat.v1"
                 ws.send("close-me")
                 with pytest.raises(ConnectionClosed) as info:
-                    ws.recv(timeout=10)
+                    ws.recv(timeout=10 * UNIT)
                 assert info.value.rcvd is not None
                 assert (info.value.rcvd.code, info.value.rcvd.reason) == (4001, "upstream says bye")
 
@@ -319,17 +273,15 @@ def test_proxy_shutdown_closes_both_sides_with_1001(caroot: Path) -> None:
         try:
             with ws_connect(f"wss://localhost:{server.port}/live", ca_file, subprotocols=["chat.v1"]) as ws:
                 ws.send("x")
-                assert ws.recv(timeout=10) == "x"
+                assert ws.recv(timeout=10 * UNIT) == "x"
                 runner.__exit__(None, None, None)
                 with pytest.raises(ConnectionClosed) as info:
-                    ws.recv(timeout=10)
+                    ws.recv(timeout=10 * UNIT)
                 assert info.value.rcvd is not None and info.value.rcvd.code == 1001
         finally:
             runner.__exit__(None, None, None)
-        deadline = time.monotonic() + 5
-        while upstream.seen[0]["close"] is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert upstream.seen[0]["close"][0] == 1001
+        close = wait_for(lambda: upstream.seen[0]["close"], what="the upstream to see the close")
+        assert close[0] == 1001
 
 
 def test_proxy_relays_http_with_keepalive(caroot: Path) -> None:
@@ -362,7 +314,7 @@ def test_proxy_relays_http_with_keepalive(caroot: Path) -> None:
     try:
         server, ca_file = make_server(caroot, proxy=f"ws://127.0.0.1:{httpd.server_address[1]}")
         with server.run_in_thread():
-            conn = http.client.HTTPSConnection("localhost", server.port, context=ca_context(ca_file), timeout=10)
+            conn = http.client.HTTPSConnection("localhost", server.port, context=ca_context(ca_file), timeout=10 * UNIT)
             conn.request("GET", "/src/main.js?v=1")
             resp = conn.getresponse()
             assert resp.status == 200
@@ -375,16 +327,19 @@ def test_proxy_relays_http_with_keepalive(caroot: Path) -> None:
             conn.close()
     finally:
         httpd.shutdown()
-        thread.join(10)
+        thread.join(10 * UNIT)
 
 
 def test_proxy_unreachable_upstream_gets_502(caroot: Path) -> None:
     from websockets.exceptions import InvalidStatus
 
     lines: list[tuple[str, str]] = []
-    dead = free_port()
+    # Bound and never listening: connections to it are refused, and no other process can take the port.
+    reserved = socket.socket()
+    reserved.bind(("127.0.0.1", 0))
+    dead = reserved.getsockname()[1]
     server, ca_file = make_server(caroot, proxy=f"ws://127.0.0.1:{dead}", log=lambda lvl, msg: lines.append((lvl, msg)))
-    with server.run_in_thread():
+    with reserved, server.run_in_thread():
         with pytest.raises(InvalidStatus) as info:
             ws_connect(f"wss://localhost:{server.port}/ws", ca_file)
         assert info.value.response.status_code == 502
@@ -406,7 +361,7 @@ def test_200_concurrent_clients(caroot: Path) -> None:
     server, ca_file = make_server(caroot)
 
     async def one(i: int, ctx: ssl.SSLContext) -> bool:
-        async with connect(f"wss://localhost:{server.port}/ws", ssl=ctx, open_timeout=30) as ws:
+        async with connect(f"wss://localhost:{server.port}/ws", ssl=ctx, open_timeout=30 * UNIT) as ws:
             for j in range(5):
                 await ws.send(f"client {i} message {j}")
                 if await ws.recv() != f"client {i} message {j}":
@@ -416,7 +371,7 @@ def test_200_concurrent_clients(caroot: Path) -> None:
 
     async def main() -> list[bool]:
         ctx = ca_context(ca_file)
-        return await asyncio.wait_for(asyncio.gather(*(one(i, ctx) for i in range(200))), 120)
+        return await asyncio.wait_for(asyncio.gather(*(one(i, ctx) for i in range(200))), 120 * UNIT)
 
     with server.run_in_thread():
         results = asyncio.run(main())
@@ -432,12 +387,12 @@ def test_oversized_message_closes_with_1009(caroot: Path) -> None:
     with server.run_in_thread():
         with ws_connect(f"wss://localhost:{server.port}/ws", ca_file, max_size=None) as ws:
             ws.send(b"x" * 1000)
-            assert ws.recv(timeout=10) == b"x" * 1000
+            assert ws.recv(timeout=10 * UNIT) == b"x" * 1000
             ws.send("y" * 1000)
-            assert ws.recv(timeout=10) == "y" * 1000
+            assert ws.recv(timeout=10 * UNIT) == "y" * 1000
             ws.send(b"x" * 1001)
             with pytest.raises(ConnectionClosed) as info:
-                ws.recv(timeout=10)
+                ws.recv(timeout=10 * UNIT)
             assert info.value.rcvd is not None and info.value.rcvd.code == 1009
         assert_echo(server.port, ca_file)
     assert [m for lvl, m in lines if lvl == "warning"] == \
@@ -456,7 +411,7 @@ def test_bad_inputs_never_stall_the_server(caroot: Path) -> None:
         # slow clients that stay connected during the rest of the test
         slow = []
         for data in (b"", b"\x16\x03\x01", None):
-            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s = socket.create_connection(("127.0.0.1", port), timeout=5 * UNIT)
             if data is None:
                 s = ca_context(ca_file).wrap_socket(s, server_hostname="localhost")
                 s.sendall(b"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n")  # never finished
@@ -466,7 +421,7 @@ def test_bad_inputs_never_stall_the_server(caroot: Path) -> None:
         try:
             assert_echo(port, ca_file)
             # plain HTTP on the TLS port
-            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            with socket.create_connection(("127.0.0.1", port), timeout=5 * UNIT) as s:
                 s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
                 try:
                     s.recv(100)
@@ -475,25 +430,25 @@ def test_bad_inputs_never_stall_the_server(caroot: Path) -> None:
             # TLS without an upgrade, then HTTP garbage
             for payload in (b"\r\n\r\n", b"GARBAGE\x00\xff\r\n\r\n", b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
                             b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n", b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\n\r\n"):
-                raw_tls(port, ca_file, payload, timeout=2)
+                raw_tls(port, ca_file, payload, timeout=2 * UNIT)
             # bounded random garbage: raw TCP and inside TLS, then into an open WebSocket
-            deadline = time.monotonic() + 15
+            deadline = time.monotonic() + 15 * UNIT
             for i in range(40):
                 if time.monotonic() > deadline:
                     break
                 junk = rng.randbytes(rng.randint(1, 3000))
-                with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                with socket.create_connection(("127.0.0.1", port), timeout=2 * UNIT) as s:
                     try:
                         s.sendall(junk)
                         s.recv(100)
                     except (ConnectionError, TimeoutError):
                         pass
-                raw_tls(port, ca_file, junk, timeout=1)
+                raw_tls(port, ca_file, junk, timeout=UNIT)
                 upgrade = (b"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-                raw_tls(port, ca_file, upgrade + junk, timeout=1)
+                raw_tls(port, ca_file, upgrade + junk, timeout=UNIT)
             # a frame header announcing 2**62 bytes
-            raw_tls(port, ca_file, upgrade + b"\x82\xff" + (2 ** 62).to_bytes(8, "big") + b"\x00" * 4, timeout=2)
+            raw_tls(port, ca_file, upgrade + b"\x82\xff" + (2 ** 62).to_bytes(8, "big") + b"\x00" * 4, timeout=2 * UNIT)
             assert_echo(port, ca_file)
         finally:
             for s in slow:
@@ -544,50 +499,31 @@ def test_leaf_near_expiry_is_renewed(caroot: Path) -> None:
 def test_cli_serves_until_sigint_and_closes_with_1001(cli_env: dict, caroot: Path, tmp_path: Path) -> None:
     from websockets.exceptions import ConnectionClosed
 
-    port = free_port()
-    proc = subprocess.Popen([devcert_exe(), "serve-wss", "--port", str(port)], env=cli_env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        lines = []
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if line.startswith("curl "):
-                break
-            if line.strip().startswith("curl --cacert"):
-                break
-        out = "".join(lines)
-        assert f"wss://localhost:{port}/ws" in out, (out, proc.stderr.read() if proc.poll() is not None else "")
+    with CLIServer([], cli_env) as cli:  # --port 0: the first line says the port it got
+        port, out = cli.port, cli.out
+        assert f"wss://localhost:{port}/ws" in out, out
         ca_file = caroot / "rootCA.pem"
         assert f"wscat -c wss://localhost:{port}/ws --ca {ca_file}" in out
         assert f"curl --cacert {ca_file} https://localhost:{port}/" in out
         assert f"SSL_CERT_FILE={ca_file} python -m websockets wss://localhost:{port}/ws" in out
         with ws_connect(f"wss://localhost:{port}/ws", ca_file) as ws:
             ws.send("before stop")
-            assert ws.recv(timeout=10) == "before stop"
-            proc.send_signal(signal.SIGINT)
+            assert ws.recv(timeout=10 * UNIT) == "before stop"
+            cli.proc.send_signal(signal.SIGINT)
             with pytest.raises(ConnectionClosed) as info:
-                ws.recv(timeout=15)
+                ws.recv(timeout=15 * UNIT)
             assert info.value.rcvd is not None and info.value.rcvd.code == 1001
-        assert proc.wait(timeout=20) == 0
-        assert "Traceback" not in proc.stderr.read()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        cli.proc.wait(timeout=20 * UNIT)  # stopped by our SIGINT, so leaving the block sends none
+    assert cli.rc == 0
+    assert "Traceback" not in cli.stderr
 
 
 def test_cli_port_in_use_one_line(cli_env: dict) -> None:
-    from conftest import run_devcert
-
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
-        result = run_devcert("serve-wss", "--port", str(port), env=cli_env, timeout=60)
+        result = run_devcert("serve-wss", "--port", str(port), env=cli_env, timeout=60 * UNIT)
     assert result.returncode == 1
     errors = [l for l in result.stderr.splitlines() if l.startswith("devcert: error:")]
     assert errors == [f"devcert: error: port {port} on 127.0.0.1 is already in use; stop the other program or pick another with --port"], result.stderr
@@ -658,39 +594,34 @@ class ViteServer:
         vite = NODE_BIN / "vite"
         require_tool("node")
         if not vite.exists():
-            message = f"npm vite is not installed in {NODE_BIN} (scripts/test installs it)"
-            pytest.fail(message) if IN_CI else pytest.skip(message)
-        self.port = free_port()
+            missing(f"npm vite is not installed in {NODE_BIN} (scripts/test installs it)")
         env = clean_env(PATH=f"{NODE_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
                         NODE_PATH=str(NODE_BIN.parent), BROWSER="none", CI="true")
         self.log = project.parent / "vite.log"
-        self._out = self.log.open("wb")
-        self.proc = subprocess.Popen(
-            [str(vite), "--host", "127.0.0.1", "--port", str(self.port), "--strictPort", "--clearScreen", "false"],
-            cwd=project, env=env, stdin=subprocess.DEVNULL, stdout=self._out, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self.stop()
-                pytest.fail(f"vite exited with {self.proc.returncode}:\n{self.log.read_text(errors='replace')}")
+        # Vite cannot listen on port 0 and report it (--port 0 means its default, 5173), so it
+        # gets a port that was free a moment ago with --strictPort; when another process took
+        # it in between, Vite exits saying so and we try another.
+        for attempt in range(5):
+            self.port = candidate_port()
+            self._out = self.log.open("wb")
+            self.proc = subprocess.Popen(
+                [str(vite), "--host", "127.0.0.1", "--port", str(self.port), "--strictPort", "--clearScreen", "false"],
+                cwd=project, env=env, stdin=subprocess.DEVNULL, stdout=self._out, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        pytest.fail(f"vite did not listen on {self.port} within 60 s:\n{self.log.read_text(errors='replace')}")
+                wait_listening(self.proc, self.port, timeout=60 * UNIT, what="vite")
+                return
+            except AssertionError as err:
+                exited = self.proc.poll() is not None  # by itself, before stop() ends it
+                self.stop()
+                said = self.log.read_text(errors="replace")
+                if attempt < 4 and exited and f"Port {self.port} is already in use" in said:
+                    continue
+                pytest.fail(f"{err}:\n{said}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop(self.proc)
         try:  # esbuild, started by this vite, in the session we made for it
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -704,7 +635,7 @@ class ViteServer:
         self.stop()
 
 
-def recv_json_until(ws, accept, timeout: float = 20) -> dict:
+def recv_json_until(ws, accept, timeout: float = 20 * UNIT) -> dict:
     """Vite's next JSON message for which ``accept(msg)`` is true (others are skipped)."""
     import json
 
@@ -730,7 +661,7 @@ def test_vite_dev_app_through_the_proxy(caroot: Path, tmp_path: Path) -> None:
         server, ca_file = make_server(caroot, proxy=f"ws://127.0.0.1:{vite.port}")
         with server.run_in_thread():
             base = f"https://localhost:{server.port}"
-            conn = http.client.HTTPSConnection("localhost", server.port, context=ca_context(ca_file), timeout=20)
+            conn = http.client.HTTPSConnection("localhost", server.port, context=ca_context(ca_file), timeout=20 * UNIT)
             conn.request("GET", "/")
             resp = conn.getresponse()
             page = resp.read().decode()
@@ -754,13 +685,13 @@ def test_vite_dev_app_through_the_proxy(caroot: Path, tmp_path: Path) -> None:
             with ws_connect(f"wss://localhost:{server.port}/?token={token}", ca_file,
                             subprotocols=["vite-hmr"], origin=base) as ws:
                 assert ws.subprotocol == "vite-hmr"
-                assert json.loads(ws.recv(timeout=20)) == {"type": "connected"}
+                assert json.loads(ws.recv(timeout=20 * UNIT)) == {"type": "connected"}
                 ws.send(json.dumps({"type": "custom", "event": "devcert:ping", "data": {"n": 7}}))
                 pong = recv_json_until(ws, lambda m: m.get("type") == "custom")
                 assert pong == {"type": "custom", "event": "devcert:pong", "data": {"n": 7, "via": "https"}}
                 # editing main.js: Vite's update for it arrives over the proxied socket
                 (project / "main.js").write_text(VITE_MAIN_JS.replace("VERSION", "v2"))
-                update = recv_json_until(ws, lambda m: m.get("type") in ("update", "full-reload"), timeout=30)
+                update = recv_json_until(ws, lambda m: m.get("type") in ("update", "full-reload"), timeout=30 * UNIT)
                 assert update["type"] == "update", update
                 assert any(u["path"] == "/main.js" for u in update["updates"]), update
             status, body = https_get(server.port, ca_file, "/main.js")
@@ -784,21 +715,21 @@ def test_slow_request_head_gets_408_and_is_closed(caroot: Path) -> None:
     keep-alive connection (all open for longer than that limit) carry on."""
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    limit = 1.0
+    limit = 1.0 * UNIT  # the request-head limit under test; every wait below is a multiple of it
     lines: list[tuple[str, str]] = []
-    server, ca_file = make_server(caroot, request_head_timeout=limit, keepalive_timeout=30,
+    server, ca_file = make_server(caroot, request_head_timeout=limit, keepalive_timeout=30 * limit,
                                   log=lambda lvl, msg: lines.append((lvl, msg)))
 
     def dribbler(result: dict) -> None:
-        """Sends one header byte every 0.2 s (for at most 15 s) and records what happened."""
+        """Sends one header byte every limit/5 (for at most 15 limits) and records what happened."""
         head = b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Slow: " + b"a" * 200 + b"\r\n\r\n"
         start = time.monotonic()
-        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5 * limit) as sock:
             with ca_context(ca_file).wrap_socket(sock, server_hostname="localhost") as tls:
-                tls.settimeout(0.2)
+                tls.settimeout(limit / 5)
                 reply = b""
                 for i in range(len(head)):
-                    if time.monotonic() - start > 15:
+                    if time.monotonic() - start > 15 * limit:
                         break
                     try:
                         tls.sendall(head[i:i + 1])
@@ -817,7 +748,7 @@ def test_slow_request_head_gets_408_and_is_closed(caroot: Path) -> None:
 
     with server.run_in_thread():
         with ws_connect(f"wss://localhost:{server.port}/ws", ca_file) as ws:
-            idle = http.client.HTTPSConnection("localhost", server.port, context=ca_context(ca_file), timeout=10)
+            idle = http.client.HTTPSConnection("localhost", server.port, context=ca_context(ca_file), timeout=10 * UNIT)
             idle.request("GET", "/")
             assert idle.getresponse().read()
             idle_sock = idle.sock
@@ -828,22 +759,22 @@ def test_slow_request_head_gets_408_and_is_closed(caroot: Path) -> None:
             deadline = time.monotonic() + 3 * limit
             while time.monotonic() < deadline:
                 ws.send("still here")
-                assert ws.recv(timeout=5) == "still here"
-                time.sleep(0.2)
-            thread.join(20)
+                assert ws.recv(timeout=5 * limit) == "still here"
+                time.sleep(limit / 5)
+            thread.join(20 * limit)
             assert not thread.is_alive()
             assert result["reply"].startswith(b"HTTP/1.1 408 "), result
             assert result["sent"] < 100, result  # closed long before the head was complete
             # the WebSocket, silent and busy for longer than the limit, still works
             ws.send("after")
-            assert ws.recv(timeout=5) == "after"
+            assert ws.recv(timeout=5 * limit) == "after"
             # the keep-alive connection, idle for longer than the limit, serves a second request
             idle.request("GET", "/")
             resp = idle.getresponse()
             assert resp.status == 200 and resp.read()
             assert idle.sock is idle_sock
             idle.close()
-    assert any(lvl == "warning" and "no complete request within 1 s" in msg for lvl, msg in lines), lines
+    assert any(lvl == "warning" and f"no complete request within {limit:g} s" in msg for lvl, msg in lines), lines
 
     # a proxied response streamed slowly, for longer than the limit, is not cut
     class Slow(BaseHTTPRequestHandler):
@@ -857,7 +788,7 @@ def test_slow_request_head_gets_408_and_is_closed(caroot: Path) -> None:
                 data = f"part {i}\n".encode()
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
                 self.wfile.flush()
-                time.sleep(0.5)
+                time.sleep(limit / 2)  # five parts: 2.5 limits in all
             self.wfile.write(b"0\r\n\r\n")
 
         def log_message(self, *args):
@@ -873,56 +804,10 @@ def test_slow_request_head_gets_408_and_is_closed(caroot: Path) -> None:
             assert status == 200 and body == b"".join(f"part {i}\n".encode() for i in range(5))
     finally:
         httpd.shutdown()
-        thread.join(10)
+        thread.join(10 * UNIT)
 
 
 # --- what the CLI prints must work; usage errors come before anything is made -----------------
-
-
-class CLIServer:
-    """``devcert serve-wss ARGS`` as a subprocess: ``out`` is stdout up to the printed curl command
-    (URLs, notes, commands); leaving the block sends SIGINT and collects the rest."""
-
-    def __init__(self, args: list[str], env: dict, cwd: Path | None = None) -> None:
-        self.proc = subprocess.Popen([devcert_exe(), "serve-wss", "--port", "0", *args], env=env, cwd=cwd,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.rc: int | None = None
-        self.stderr = ""
-
-    def __enter__(self) -> "CLIServer":
-        lines = []
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if line.startswith("  curl "):
-                break
-        self.out = "".join(lines)
-        assert lines and lines[-1].startswith("  curl "), (self.out, self.proc.stderr.read() if self.proc.poll() is not None else "")
-        self.port = int(lines[0].split("listening on ")[1].rsplit(":", 1)[1].rstrip(")\n"))
-        return self
-
-    def line(self, start: str) -> str:
-        found = [l.strip() for l in self.out.splitlines() if l.strip().startswith(start)]
-        assert len(found) == 1, self.out
-        return found[0]
-
-    def run_printed(self, start: str, timeout: float = 30, **kwargs) -> subprocess.CompletedProcess:
-        """Run a printed command line through the shell, as a user pasting it would."""
-        return subprocess.run(["sh", "-c", self.line(start)], capture_output=True, text=True, timeout=timeout, **kwargs)
-
-    def __exit__(self, *exc) -> None:
-        try:
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGINT)
-            self.rc = self.proc.wait(timeout=20)
-            self.stderr = self.proc.stderr.read()
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
 
 
 def test_cli_printed_curl_reaches_a_name_the_certificate_covers(cli_env: dict, caroot: Path, tmp_path: Path) -> None:
@@ -943,7 +828,7 @@ def test_cli_printed_curl_reaches_a_name_the_certificate_covers(cli_env: dict, c
         # a folder without its slash is redirected, so its page's relative links work
         result = subprocess.run(["curl", "-si", "--cacert", str(caroot / "rootCA.pem"), "--resolve",
                                  f"app.test:{cli.port}:127.0.0.1", f"https://app.test:{cli.port}/sub?x=1"],
-                                capture_output=True, text=True, timeout=30)
+                                capture_output=True, text=True, timeout=30 * UNIT)
         assert result.stdout.startswith("HTTP/1.1 301") and "\nLocation: /sub/?x=1\n" in result.stdout, result.stdout
     assert cli.rc == 0 and "Traceback" not in cli.stderr
     # first run: the new CA's line says to run `devcert install`, and nothing repeats it
@@ -1011,9 +896,7 @@ def test_cli_ws_path_with_a_space_is_printed_pasteable(cli_env: dict, caroot: Pa
     (["--port", "70000"], "--port must be between 0 and 65535"),
 ])
 def test_cli_usage_errors_before_anything_is_made(cli_env: dict, caroot: Path, tmp_path: Path, args, message) -> None:
-    from conftest import one_error_line, run_devcert
-
-    result = run_devcert("serve-wss", *args, env=cli_env, cwd=tmp_path, timeout=60)
+    result = run_devcert("serve-wss", *args, env=cli_env, cwd=tmp_path, timeout=60 * UNIT)
     assert result.returncode == 2, result
     assert message in one_error_line(result.stderr), result.stderr
     assert "Created" not in result.stderr and not (caroot / "rootCA.pem").exists()
@@ -1025,7 +908,7 @@ def test_cli_proxy_first_line_and_one_line_upstream_errors(cli_env: dict, caroot
     garbage = socket.socket()
     garbage.bind(("127.0.0.1", 0))
     garbage.listen(4)
-    garbage.settimeout(30)
+    garbage.settimeout(30 * UNIT)
 
     def answer() -> None:
         try:
@@ -1047,7 +930,7 @@ def test_cli_proxy_first_line_and_one_line_upstream_errors(cli_env: dict, caroot
             assert status == 502 and b"invalid HTTP response" in body
     finally:
         garbage.close()
-        thread.join(10)
+        thread.join(10 * UNIT)
     errors = [l for l in cli.stderr.splitlines() if "upstream" in l or "line two" in l]
     assert len(errors) == 1 and errors[0].startswith(f"devcert: error: upstream {upstream} answered GET /page with an invalid HTTP response"), cli.stderr
 
@@ -1055,14 +938,26 @@ def test_cli_proxy_first_line_and_one_line_upstream_errors(cli_env: dict, caroot
 def test_cli_ctrl_c_during_a_tls_handshake_is_clean_without_uvloop(cli_env: dict) -> None:
     env = dict(cli_env, DEVCERT_NO_UVLOOP="1")
     with CLIServer([], env) as cli:
-        with socket.create_connection(("127.0.0.1", cli.port), timeout=10) as half:
+        with socket.create_connection(("127.0.0.1", cli.port), timeout=10 * UNIT) as half:
             half.sendall(b"\x16\x03\x01")  # a ClientHello that never finishes
-            time.sleep(0.3)
+            wait_for(lambda: server_has_read(half), what="serve-wss to read the first bytes of the ClientHello")
             cli.proc.send_signal(signal.SIGINT)
-            cli.proc.wait(timeout=20)
+            cli.proc.wait(timeout=20 * UNIT)
     assert cli.rc == 0
     assert cli.stderr.rstrip().endswith("Stopped."), cli.stderr
     assert "Task was destroyed" not in cli.stderr and "Traceback" not in cli.stderr, cli.stderr
+
+
+def server_has_read(client: socket.socket) -> bool:
+    """The server end of ``client``'s loopback connection has an empty receive queue: it has read
+    everything sent (Linux's /proc/net/tcp, the rx_queue column of the connection's server side)."""
+    here, there = client.getsockname()[1], client.getpeername()[1]
+    with open("/proc/net/tcp") as table:
+        for row in table.readlines()[1:]:
+            local, remote, queues = row.split()[1], row.split()[2], row.split()[4]
+            if int(local.split(":")[1], 16) == there and int(remote.split(":")[1], 16) == here:
+                return int(queues.split(":")[1], 16) == 0
+    return False
 
 
 def test_proxy_oversized_client_message(caroot: Path) -> None:
@@ -1077,14 +972,12 @@ def test_proxy_oversized_client_message(caroot: Path) -> None:
         with server.run_in_thread():
             with ws_connect(f"wss://localhost:{server.port}/big", ca_file, max_size=None, subprotocols=["chat.v1"]) as ws:
                 ws.send(b"x" * 1000)
-                assert ws.recv(timeout=10) == b"x" * 1000
+                assert ws.recv(timeout=10 * UNIT) == b"x" * 1000
                 ws.send(b"x" * 1001)
                 with pytest.raises(ConnectionClosed) as info:
-                    ws.recv(timeout=10)
+                    ws.recv(timeout=10 * UNIT)
                 assert info.value.rcvd is not None and info.value.rcvd.code == 1009
-            deadline = time.monotonic() + 10
-            while upstream.seen[0]["close"] is None and time.monotonic() < deadline:
-                time.sleep(0.05)
-    assert upstream.seen[0]["close"] == (1001, "the client sent a message larger than --max-size 1000 bytes")
+            close = wait_for(lambda: upstream.seen[0]["close"], what="the upstream to see the close")
+    assert close == (1001, "the client sent a message larger than --max-size 1000 bytes")
     assert ("warning", "closed the proxied WebSocket /big from 127.0.0.1: the client sent a message larger "
                        "than --max-size 1000 bytes (1009)") in lines, lines

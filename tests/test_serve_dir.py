@@ -10,11 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import one_error_line, run_devcert
-from test_serve import CLIServer, https_get, make_server, raw_tls
-
 from devcert import serve
 from devcert.errors import UsageError
+from tests.helpers import CLIServer, https_get, make_server, one_error_line, raw_tls, run_devcert
 
 REFUSAL = "which holds the CA's private key; serve a folder of only your site's files instead, such as ./public"
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, clean_env, free_port, require_tool, run_devcert
+from tests.helpers import ROOT, clean_env, free_port, require_tool, run_devcert
 
 NODE_MODULES = ROOT / ".cache" / "node" / "node_modules"
 PY_TARGETS = ("python-ssl", "websockets", "aiohttp", "uvicorn", "hypercorn")

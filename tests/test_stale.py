@@ -17,7 +17,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import clean_env, devcert_exe, free_port, require_sandbox, require_tool
+from tests.helpers import clean_env, devcert_exe, free_port, require_sandbox, require_tool
 from cryptography.hazmat.primitives import serialization
 
 from devcert.ca import LocalCA
@@ -378,7 +378,7 @@ def test_windows_without_export_the_current_ca_is_still_known_by_thumbprint(monk
 
 
 def test_status_json_has_a_stale_list(cli_env):
-    from conftest import run_devcert
+    from tests.helpers import run_devcert
 
     result = run_devcert("status", "--json", env={**cli_env, "DEVCERT_TRUST_STORES": "system"})
     assert result.returncode == 0, result.stderr
@@ -387,7 +387,7 @@ def test_status_json_has_a_stale_list(cli_env):
 
 
 def test_uninstall_help_names_stale(cli_env):
-    from conftest import run_devcert
+    from tests.helpers import run_devcert
 
     result = run_devcert("uninstall", "--help", env=cli_env)
     assert "--stale" in result.stdout and "devcert uninstall --stale --dry-run" in result.stdout
@@ -452,7 +452,7 @@ def test_replaced_ca_is_stale_everywhere_and_uninstall_stale_removes_only_it(tmp
     script.write_text(SCENARIO)
     env = clean_env(DEVCERT_CAROOT=str(root), PORT_A=str(free_port()), PORT_B=str(free_port()))
     env["PATH"] = str(Path(devcert_exe()).parent) + os.pathsep + env.get("PATH", "/usr/bin:/bin")
-    import sandbox
+    from tests import sandbox
 
     result = sandbox.run(["bash", str(script)], env=env, timeout=600, cwd=str(tmp_path))
     out = result.stdout
@@ -509,7 +509,7 @@ cat /tmp/err >&2
 """)
     env = clean_env(DEVCERT_CAROOT=str(root), DEVCERT_TRUST_STORES="system,nss")
     env["PATH"] = str(Path(devcert_exe()).parent) + os.pathsep + env.get("PATH", "/usr/bin:/bin")
-    import sandbox
+    from tests import sandbox
 
     result = sandbox.run(["bash", str(script)], env=env, cwd=str(tmp_path))
     marks = {line.strip() for line in result.stdout.splitlines() if line.startswith("@")}

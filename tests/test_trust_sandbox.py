@@ -9,101 +9,18 @@ process on 127.0.0.1, before and after install.
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import shlex
-import ssl
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sandbox
-from conftest import clean_env, devcert_exe, require_sandbox, require_tool
 
 from devcert.ca import LocalCA
+from tests.helpers import CHROMIUM, clean_env, devcert_exe, require_sandbox, require_tool, run_in_sandbox, sandbox_marks
 
 pytestmark = [pytest.mark.sandbox]
 
-PAGE = b"<!doctype html><html><head><title>devcert-ok</title></head><body><p id=m>DEVCERT_PAGE_LOADED</p></body></html>"
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802
-        self.server.requests.append(self.path)  # type: ignore[attr-defined]
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(PAGE)))
-        self.end_headers()
-        self.wfile.write(PAGE)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-class _TLSServer(http.server.ThreadingHTTPServer):
-    """An https server whose TLS handshake happens in the request thread (a stuck client never blocks it)."""
-
-    daemon_threads = True
-
-    def __init__(self, ctx: ssl.SSLContext):
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.ctx = ctx
-        self.requests: list[str] = []
-        self.tls_errors: list[str] = []
-
-    def finish_request(self, request, client_address):  # type: ignore[no-untyped-def]
-        request.settimeout(15)
-        try:
-            tls = self.ctx.wrap_socket(request, server_side=True)
-        except (ssl.SSLError, OSError) as err:
-            self.tls_errors.append(str(err))
-            return  # the client refused our certificate: exactly what "not trusted" looks like
-        try:
-            super().finish_request(tls, client_address)
-        finally:
-            try:
-                tls.close()
-            except OSError:
-                pass
-
-    def handle_error(self, request, client_address):  # type: ignore[no-untyped-def]
-        pass
-
-
-@pytest.fixture
-def ca_and_server(tmp_path: Path) -> Iterator[tuple[Path, _TLSServer]]:
-    """A CA in a private CAROOT and an https server on 127.0.0.1 using a leaf for localhost."""
-    require_sandbox()
-    root = tmp_path / "caroot"
-    ca = LocalCA.create(root)
-    leaf = ca.issue("localhost", "127.0.0.1", "::1")
-    server = _TLSServer(leaf.server_context())
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    thread.start()
-    os.chmod(tmp_path, 0o755)
-    try:
-        yield root, server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
-
-
-def run_in_sandbox(script: str, caroot: Path, tmp_path: Path, timeout: float = 300, **env: str):
-    """Run a bash ``script`` inside the trust sandbox with devcert on PATH and a clean trust env."""
-    exe_dir = str(Path(devcert_exe()).parent)
-    full_env = clean_env(DEVCERT_CAROOT=str(caroot), **env)
-    full_env["PATH"] = exe_dir + os.pathsep + full_env.get("PATH", "/usr/bin:/bin")
-    script_file = tmp_path / f"scenario-{len(list(tmp_path.glob('scenario-*')))}.sh"
-    script_file.write_text("set -u\n" + script)
-    result = sandbox.run(["bash", str(script_file)], env=full_env, timeout=timeout)
-    return result
-
-
-def _marks(result) -> set[str]:  # type: ignore[no-untyped-def]
-    return {line.strip() for line in result.stdout.splitlines() if line.strip().startswith("@")}
 
 
 #: Shell functions the scenarios share: a curl probe and a Python ssl probe (default context).
@@ -147,8 +64,8 @@ python3 -c 'import json; d=json.load(open("/tmp/second.json")); print("@second-s
 DEVCERT_CAROOT={shlex.quote(str(second))} devcert uninstall --store system >/dev/null
 [ "$(bundle_sum)" = "$before" ] && echo "@bundle-identical" || echo "@bundle-differs"
 """
-    result = run_in_sandbox(script, root, tmp_path, PORT=str(server.server_address[1]))
-    marks = _marks(result)
+    result = run_in_sandbox(script, root, tmp_path, PORT=str(server.port))
+    marks = sandbox_marks(result)
     info = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     assert {"@curl-before-fail", "@py-before-fail"} <= marks, info
     assert {"@curl-after-ok", "@py-after-ok"} <= marks, info
@@ -161,10 +78,6 @@ DEVCERT_CAROOT={shlex.quote(str(second))} devcert uninstall --store system >/dev
     assert "installed" in result.stdout and "update-ca-certificates" in result.stdout
 
 
-CHROMIUM = (
-    "chromium --headless --no-sandbox --disable-gpu --disable-background-networking --disable-component-update "
-    "--disable-sync --no-first-run --virtual-time-budget=5000"
-)
 
 
 @pytest.mark.slow
@@ -184,8 +97,8 @@ grep -q DEVCERT_PAGE_LOADED /tmp/after.html && echo "@after-loaded"
 devcert uninstall --store nss >/dev/null || echo "@uninstall-failed"
 certutil -L -d sql:$HOME/.local/share/pki/nssdb | grep -q '^devcert-' || echo "@gone"
 """
-    result = run_in_sandbox(script, root, tmp_path, PORT=str(server.server_address[1]))
-    marks = _marks(result)
+    result = run_in_sandbox(script, root, tmp_path, PORT=str(server.port))
+    marks = sandbox_marks(result)
     info = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr[-3000:]}"
     assert "@before-loaded" not in marks and "@before-authority-invalid" in marks, info
     assert {"@in-nssdb", "@after-loaded", "@gone"} <= marks, info
@@ -227,14 +140,14 @@ ff "https://localhost:$PORT/firefox-after"
 devcert uninstall --store nss >/dev/null || echo "@uninstall-failed"
 certutil -L -d "sql:$profile" | grep -q '^devcert-' || echo "@gone"
 """
-    result = run_in_sandbox(script, root, tmp_path, PORT=str(server.server_address[1]))
-    marks = _marks(result)
+    result = run_in_sandbox(script, root, tmp_path, PORT=str(server.port))
+    marks = sandbox_marks(result)
     info = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr[-3000:]}\nrequests: {server.requests}"
     assert "@profile-ready" in marks, info
     assert {"@in-cert9-C", "@gone"} <= marks, info
     assert "/firefox-before" not in server.requests, info
     # ... and not because it never came: it reached the server and refused the certificate.
-    assert any("ALERT" in e.upper() or "UNKNOWN_CA" in e.upper() for e in server.tls_errors), info + str(server.tls_errors)
+    assert any("ALERT" in str(e).upper() or "UNKNOWN_CA" in str(e).upper() for e in server.errors), info + str(server.errors)
     assert "/firefox-after" in server.requests, info
     assert "@install-failed" not in marks and "@uninstall-failed" not in marks, info
 
@@ -275,8 +188,8 @@ devcert uninstall --store java >/dev/null || echo "@uninstall-failed"
 [ "$(listing)" = "$before" ] && echo "@listing-same"
 java {client} "https://localhost:$PORT/" uninstalled
 """
-    result = run_in_sandbox(script, root, tmp_path, PORT=str(server.server_address[1]))
-    marks = _marks(result)
+    result = run_in_sandbox(script, root, tmp_path, PORT=str(server.port))
+    marks = sandbox_marks(result)
     info = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr[-3000:]}"
     assert "@java-before-fail" in marks, info
     assert "@java-after-ok" in marks, info
@@ -302,7 +215,7 @@ devcert uninstall --dry-run >/dev/null 2>&1 || echo "@dry3-failed"
 [ "$(state)" = "$before" ] && echo "@unchanged-after-uninstall"
 """
     result = run_in_sandbox(script, empty, tmp_path)
-    marks = _marks(result)
+    marks = sandbox_marks(result)
     info = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     assert "@ca-created" not in marks, info
     assert {"@unchanged", "@unchanged-after-uninstall"} <= marks, info
@@ -330,7 +243,7 @@ ls /usr/local/share/ca-certificates | grep -c '^devcert-' | sed 's/^/@count-/'
 cat /tmp/o1 /tmp/o2
 """
     result = run_in_sandbox(script, fresh, tmp_path)
-    marks = _marks(result)
+    marks = sandbox_marks(result)
     info = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     assert {"@created-and-installed", "@ca-exists", "@certonly-installed", "@count-1"} <= marks, info
     assert not (certonly / "rootCA-key.pem").exists()
@@ -356,7 +269,7 @@ cat /tmp/err >&2
 [ "$(ls /usr/local/share/ca-certificates; sha256sum /etc/ssl/certs/ca-certificates.crt)" = "$before" ] && echo "@unchanged"
 """
     result = run_in_sandbox(script, root, tmp_path)
-    marks = _marks(result)
+    marks = sandbox_marks(result)
     info = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     assert {"@rc-1", "@unchanged"} <= marks, info
     errors = _error_lines(result.stderr)
@@ -385,7 +298,7 @@ cat /tmp/e1 /tmp/e2 >&2
 """
     before = cacerts.read_bytes()
     result = run_in_sandbox(script, root, tmp_path)
-    marks = _marks(result)
+    marks = sandbox_marks(result)
     info = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     assert {"@nss-rc-1", "@java-rc-1"} <= marks, info
     errors = _error_lines(result.stderr)
@@ -410,7 +323,7 @@ cat /tmp/err >&2
 [ "$(certutil -L -d sql:$db; sha256sum $db/cert9.db)" = "$before" ] && echo "@unchanged"
 """
     result = run_in_sandbox(script, root, tmp_path)
-    marks = _marks(result)
+    marks = sandbox_marks(result)
     info = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     assert {"@rc-1", "@unchanged"} <= marks, info
     errors = _error_lines(result.stderr)
@@ -437,7 +350,7 @@ for n in ("s1", "s2"):
 PY
 """
     result = run_in_sandbox(script, root, tmp_path)
-    marks = _marks(result)
+    marks = sandbox_marks(result)
     info = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     assert {"@s1-system-False", "@s1-anywhere-False", "@s2-system-True", "@s2-anywhere-True"} <= marks, info
     assert "STORE" in result.stdout and "devcert install --store nss" in result.stdout, info
@@ -456,12 +369,12 @@ grep -q 'devcert install' /tmp/e1 && echo "@hint-before"
 grep -q 'devcert install' /tmp/e2 || echo "@no-hint-after"
 """
     result = run_in_sandbox(script, root, tmp_path)
-    marks = _marks(result)
+    marks = sandbox_marks(result)
     assert {"@hint-before", "@no-hint-after"} <= marks, f"{result.stdout}\n{result.stderr}"
 
 
 def test_bad_store_name_is_a_usage_error(cli_env):
-    from conftest import run_devcert
+    from tests.helpers import run_devcert
 
     result = run_devcert("install", "--store", "keychain", "--dry-run", env=cli_env)
     assert result.returncode == 2
@@ -471,7 +384,7 @@ def test_bad_store_name_is_a_usage_error(cli_env):
 
 
 def test_status_json_without_ca_is_one_object(cli_env):
-    from conftest import run_devcert
+    from tests.helpers import run_devcert
 
     result = run_devcert("status", "--json", env=cli_env)
     assert result.returncode == 0, result.stderr

@@ -390,7 +390,7 @@ def test_privileged_changes_go_through_sudo_when_not_root(tmp_path, monkeypatch)
 
 @pytest.mark.parametrize("command", ["install", "uninstall", "status"])
 def test_help_has_examples(command, cli_env):
-    from conftest import run_devcert
+    from tests.helpers import run_devcert
 
     result = run_devcert(command, "--help", env=cli_env)
     assert result.returncode == 0
