@@ -57,6 +57,6 @@ def test_kill_rotation_at_every_commit_point(tmp_path: Path, syscalls: str) -> N
 
 def test_sandbox_leaves_no_folder_behind() -> None:
     require_sandbox()
-    res = sandbox.run(["sh", "-c", 'printf %s "$SANDBOX_SCRATCH"'])
+    res = sandbox.run(["sh", "-c", 'printf %s "$SANDBOX_SCRATCH"'], timeout=30 * UNIT)
     assert res.returncode == 0 and res.stdout.startswith("/")
     assert not os.path.exists(res.stdout)

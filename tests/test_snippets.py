@@ -4,22 +4,20 @@ that trusts only the devcert CA talks to it over https:// and wss://."""
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
-import time
 import urllib.request
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, clean_env, free_port, require_tool, run_devcert
+from tests.helpers import (IN_USE, NODE_MODULES, UNIT, candidate_port, clean_env, first_line, missing, require_tool,
+                           run_devcert, started_on_a_free_port, stop)
 
-NODE_MODULES = ROOT / ".cache" / "node" / "node_modules"
 PY_TARGETS = ("python-ssl", "websockets", "aiohttp", "uvicorn", "hypercorn")
 ALL_TARGETS = (*PY_TARGETS, "node", "nginx", "caddy", "vite")
 
@@ -37,40 +35,32 @@ def ca_only_context(caroot: Path) -> ssl.SSLContext:
     return ctx
 
 
-def wait_listening(port: int, proc: subprocess.Popen, timeout: float = 30, host: str = "127.0.0.1") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            out, err = proc.communicate(timeout=5)
-            pytest.fail(f"the server exited with {proc.returncode}:\n{out}\n{err}")
-        try:
-            with socket.create_connection((host, port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    pytest.fail(f"nothing listens on {host}:{port} after {timeout} s")
+def popen(argv: list[str], env: dict[str, str], cwd: Path | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-@contextmanager
-def running(argv: list[str], env: dict[str, str], port: int, cwd: Path | None = None):
-    """Start a server process, wait for its port, stop it (by its PID) afterwards."""
-    proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_listening(port, proc)
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-        proc.communicate(timeout=10)
+def running(start: Callable[[int], subprocess.Popen[str]], what: str):  # type: ignore[no-untyped-def]
+    """``start(port)`` a server that takes its port from us and wait until it listens; yields
+    (process, port), stops it by its PID afterwards. The snippets read $PORT and print the port
+    they were given (a port the OS picked cannot be reported), nginx and Caddy read theirs from
+    the config the snippet holds: so the port is one that was free a moment ago, and a server
+    that finds it taken is started again on another (helpers.started_on_a_free_port)."""
+    return started_on_a_free_port(start, what=what)
+
+
+def run_on_a_free_port(argv: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], int]:
+    """Run a snippet's client mode, which starts its own server on $PORT and talks to it; again
+    on another port when the one that was free a moment ago was taken in between."""
+    for _ in range(5):
+        port = candidate_port()
+        done = subprocess.run(argv, env={**env, "PORT": str(port)}, capture_output=True, text=True, timeout=60 * UNIT)
+        if done.returncode == 0 or not any(marker in done.stderr.lower() for marker in IN_USE):
+            break
+    return done, port
 
 
 def https_get(url: str, caroot: Path) -> tuple[int, str]:
-    with urllib.request.urlopen(url, context=ca_only_context(caroot), timeout=20) as response:
+    with urllib.request.urlopen(url, context=ca_only_context(caroot), timeout=20 * UNIT) as response:
         return response.status, response.read().decode()
 
 
@@ -78,9 +68,9 @@ def wss_echo(url: str, caroot: Path, message: str = "hello through TLS") -> str:
     from websockets.asyncio.client import connect
 
     async def go() -> str:
-        async with connect(url, ssl=ca_only_context(caroot), open_timeout=20, close_timeout=5) as ws:
+        async with connect(url, ssl=ca_only_context(caroot), open_timeout=20 * UNIT, close_timeout=5 * UNIT) as ws:
             await ws.send(message)
-            return await asyncio.wait_for(ws.recv(), 20)
+            return await asyncio.wait_for(ws.recv(), 20 * UNIT)
 
     return asyncio.run(go())
 
@@ -129,6 +119,13 @@ def test_port_option_is_used(cli_env):
     assert run_devcert("snippet", "nginx", "--port", "70000", env=cli_env).returncode == 2
 
 
+#: The body each snippet's server answers GET / with.
+BODIES = {"python-ssl": "hello over TLS\n", "aiohttp": "hello over TLS\n", "hypercorn": "hello over TLS\n",
+          "uvicorn": '{"hello":"over TLS"}', "node": "hello over TLS\n"}
+#: What each snippet's client prints against its server: the status and body, then the echo of "hello".
+CLIENT_SAYS = {"python-ssl": "200 hello over TLS\n", "websockets": "hello\n", "aiohttp": "200 hello over TLS\nhello\n"}
+
+
 def _write(tmp_path: Path, name: str, text: str) -> Path:
     path = tmp_path / name
     path.write_text(text)
@@ -140,40 +137,37 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
 def test_python_snippet_runs_and_ca_only_client_connects(cli_env, caroot, tmp_path, target):
     code = snippet(cli_env, target)
     script = _write(tmp_path, f"snippet_{target.replace('-', '_')}.py", code)
-    port = free_port()
-    env = clean_env(PORT=str(port), PYTHONUNBUFFERED="1")
-    with running([sys.executable, str(script), "server"], env, port):
+    start = lambda port: popen([sys.executable, str(script), "server"], clean_env(PORT=str(port), PYTHONUNBUFFERED="1"))  # noqa: E731
+    with running(start, target) as (_, port):
         if target != "websockets":  # a websockets server answers plain GETs with 426
-            status, body = https_get(f"https://localhost:{port}/", caroot)
-            assert status == 200 and "over TLS" in body
+            assert https_get(f"https://localhost:{port}/", caroot) == (200, BODIES[target])
         if target == "websockets":
             assert wss_echo(f"wss://localhost:{port}/", caroot) == "hello through TLS"
         elif target in ("aiohttp", "uvicorn", "hypercorn"):
             assert wss_echo(f"wss://localhost:{port}/ws", caroot) == "hello through TLS"
-        if target in ("python-ssl", "websockets", "aiohttp"):
+        if target in CLIENT_SAYS:
             # The snippet's own client, with no trust variables set: it trusts the CA itself.
-            done = subprocess.run([sys.executable, str(script), "client"], env=env, capture_output=True,
-                                  text=True, timeout=60)
+            done = subprocess.run([sys.executable, str(script), "client"], env=clean_env(PORT=str(port)),
+                                  capture_output=True, text=True, timeout=60 * UNIT)
             assert done.returncode == 0, done.stderr
-            assert ("hello" in done.stdout) or ("200" in done.stdout)
+            assert done.stdout == CLIENT_SAYS[target], done.stdout
 
 
 def test_python_snippet_is_refused_by_a_client_without_the_ca(cli_env, caroot, tmp_path):
     """The handshake above proves trust: a client that lacks the CA does fail."""
     script = _write(tmp_path, "s.py", snippet(cli_env, "python-ssl"))
-    port = free_port()
-    with running([sys.executable, str(script), "server"], clean_env(PORT=str(port)), port):
+    start = lambda port: popen([sys.executable, str(script), "server"], clean_env(PORT=str(port)))  # noqa: E731
+    with running(start, "python-ssl") as (_, port):
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # no CA at all
         with pytest.raises(urllib.error.URLError) as err:
-            urllib.request.urlopen(f"https://localhost:{port}/", context=ctx, timeout=20)
+            urllib.request.urlopen(f"https://localhost:{port}/", context=ctx, timeout=20 * UNIT)
         assert isinstance(err.value.reason, ssl.SSLCertVerificationError)
 
 
 def node_env(**extra: str) -> dict[str, str]:
     require_tool("node")
     if not (NODE_MODULES / "ws").is_dir():
-        message = f"npm ws is not installed in {NODE_MODULES} (scripts/test installs it)"
-        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
+        missing(f"npm ws is not installed in {NODE_MODULES} (scripts/test installs it)")
     return clean_env(NODE_PATH=str(NODE_MODULES), **extra)
 
 
@@ -181,18 +175,13 @@ def node_env(**extra: str) -> dict[str, str]:
 def test_node_snippet_runs_under_node_with_ws(cli_env, caroot, tmp_path):
     env = node_env()
     script = _write(tmp_path, "devcert-server.js", snippet(cli_env, "node"))
-    port = free_port()
-    env["PORT"] = str(port)
-    with running(["node", str(script)], env, port):
-        status, body = https_get(f"https://localhost:{port}/", caroot)
-        assert status == 200 and "over TLS" in body
+    with running(lambda port: popen(["node", str(script)], {**env, "PORT": str(port)}), "node") as (_, port):
+        assert https_get(f"https://localhost:{port}/", caroot) == (200, BODIES["node"])
         assert wss_echo(f"wss://localhost:{port}/", caroot) == "hello through TLS"
     # Its client mode: a Node ws client that trusts the CA talks to its own server.
-    port = free_port()
-    env["PORT"] = str(port)
-    done = subprocess.run(["node", str(script), "client"], env=env, capture_output=True, text=True, timeout=60)
+    done, port = run_on_a_free_port(["node", str(script), "client"], env)
     assert done.returncode == 0, done.stderr
-    assert "hello" in done.stdout
+    assert done.stdout.splitlines() == [f"serving https://localhost:{port}/ and wss://localhost:{port}/", "hello"]
 
 
 UPSTREAM = r"""
@@ -204,7 +193,9 @@ async def echo(ws):
         await ws.send("upstream: " + message)
 
 async def main():
-    async with serve(echo, "127.0.0.1", int(sys.argv[1])) as server:
+    # Port 0: the OS picks a free one; the one line on stdout says which, once listening.
+    async with serve(echo, "127.0.0.1", 0) as server:
+        print(server.sockets[0].getsockname()[1], flush=True)
         await server.serve_forever()
 
 asyncio.run(main())
@@ -213,10 +204,13 @@ asyncio.run(main())
 
 @contextmanager
 def ws_upstream(tmp_path: Path):
-    port = free_port()
     script = _write(tmp_path, "upstream.py", UPSTREAM)
-    with running([sys.executable, str(script), str(port)], clean_env(), port):
-        yield port
+    proc = popen([sys.executable, str(script)], clean_env())
+    try:
+        yield int(first_line(proc, what="the upstream's port"))
+    finally:
+        stop(proc)
+        proc.communicate(timeout=10 * UNIT)
 
 
 @pytest.mark.slow
@@ -226,14 +220,15 @@ def test_nginx_snippet_proxies_wss_to_a_ws_upstream(cli_env, caroot, tmp_path):
     prefix = tmp_path / "nginx"
     prefix.mkdir()
     with ws_upstream(tmp_path) as upstream_port:
-        port = free_port()
-        conf = _write(prefix, "nginx.conf",
-                      snippet(cli_env, "nginx", "--port", str(port), "--upstream", f"127.0.0.1:{upstream_port}"))
-        test = subprocess.run([nginx, "-t", "-p", str(prefix), "-c", str(conf), "-e", "stderr"],
-                              capture_output=True, text=True, timeout=30)
-        assert test.returncode == 0, test.stderr
-        argv = [nginx, "-p", str(prefix), "-c", str(conf), "-e", "stderr", "-g", "daemon off;"]
-        with running(argv, clean_env(), port):
+        def start(port: int) -> subprocess.Popen[str]:
+            conf = _write(prefix, "nginx.conf",
+                          snippet(cli_env, "nginx", "--port", str(port), "--upstream", f"127.0.0.1:{upstream_port}"))
+            test = subprocess.run([nginx, "-t", "-p", str(prefix), "-c", str(conf), "-e", "stderr"],
+                                  capture_output=True, text=True, timeout=30 * UNIT)
+            assert test.returncode == 0, test.stderr
+            return popen([nginx, "-p", str(prefix), "-c", str(conf), "-e", "stderr", "-g", "daemon off;"], clean_env())
+
+        with running(start, "nginx") as (_, port):
             assert wss_echo(f"wss://localhost:{port}/", caroot, "ping") == "upstream: ping"
 
 
@@ -244,14 +239,15 @@ def test_caddy_snippet_validates_and_proxies_wss(cli_env, caroot, tmp_path):
     home.mkdir()
     env = clean_env(HOME=str(home), XDG_DATA_HOME=str(home / "data"), XDG_CONFIG_HOME=str(home / "config"))
     with ws_upstream(tmp_path) as upstream_port:
-        port = free_port()
-        caddyfile = _write(tmp_path, "Caddyfile",
-                           snippet(cli_env, "caddy", "--port", str(port), "--upstream", f"127.0.0.1:{upstream_port}"))
-        check = subprocess.run([caddy, "validate", "--config", str(caddyfile), "--adapter", "caddyfile"],
-                               capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
-        assert check.returncode == 0, check.stderr
-        argv = [caddy, "run", "--config", str(caddyfile), "--adapter", "caddyfile"]
-        with running(argv, env, port, cwd=tmp_path):
+        def start(port: int) -> subprocess.Popen[str]:
+            caddyfile = _write(tmp_path, "Caddyfile",
+                               snippet(cli_env, "caddy", "--port", str(port), "--upstream", f"127.0.0.1:{upstream_port}"))
+            check = subprocess.run([caddy, "validate", "--config", str(caddyfile), "--adapter", "caddyfile"],
+                                   capture_output=True, text=True, timeout=60 * UNIT, env=env, cwd=tmp_path)
+            assert check.returncode == 0, check.stderr
+            return popen([caddy, "run", "--config", str(caddyfile), "--adapter", "caddyfile"], env, cwd=tmp_path)
+
+        with running(start, "caddy") as (_, port):
             assert wss_echo(f"wss://localhost:{port}/", caroot, "ping") == "upstream: ping"
 
 
@@ -260,15 +256,13 @@ def test_vite_snippet_serves_https(cli_env, caroot, tmp_path):
     vite = NODE_MODULES / ".bin" / "vite"
     require_tool("node")
     if not vite.exists():
-        message = f"npm vite is not installed in {NODE_MODULES} (scripts/test installs it)"
-        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
+        missing(f"npm vite is not installed in {NODE_MODULES} (scripts/test installs it)")
     project = tmp_path / "app"
     project.mkdir()
     (project / "node_modules").symlink_to(NODE_MODULES)  # so the config's `import 'vite'` resolves
     _write(project, "index.html", "<!doctype html><title>devcert vite</title><p>hello from vite</p>\n")
     _write(project, "vite.config.js", snippet(cli_env, "vite"))
-    port = free_port()
-    env = clean_env(PORT=str(port))
-    with running([str(vite), "--clearScreen", "false"], env, port, cwd=project):
+    start = lambda port: popen([str(vite), "--clearScreen", "false"], clean_env(PORT=str(port)), cwd=project)  # noqa: E731
+    with running(start, "vite") as (_, port):
         status, body = https_get(f"https://localhost:{port}/", caroot)
-        assert status == 200 and "hello from vite" in body
+        assert status == 200 and "<p>hello from vite</p>" in body

@@ -17,7 +17,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.helpers import clean_env, devcert_exe, free_port, require_sandbox, require_tool
 from cryptography.hazmat.primitives import serialization
 
 from devcert.ca import LocalCA
@@ -30,6 +29,8 @@ from devcert.trust.base import Runner
 from devcert.trust.java import JavaStore, parse_rfc_listing
 from devcert.trust.linux import Family, LinuxSystemStore
 from devcert.trust.nss import NSSStore, parse_listing
+from tests import sandbox
+from tests.helpers import UNIT, clean_env, devcert_exe, require_sandbox, require_tool, run_devcert
 
 
 @pytest.fixture(scope="module")
@@ -378,8 +379,6 @@ def test_windows_without_export_the_current_ca_is_still_known_by_thumbprint(monk
 
 
 def test_status_json_has_a_stale_list(cli_env):
-    from tests.helpers import run_devcert
-
     result = run_devcert("status", "--json", env={**cli_env, "DEVCERT_TRUST_STORES": "system"})
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
@@ -387,8 +386,6 @@ def test_status_json_has_a_stale_list(cli_env):
 
 
 def test_uninstall_help_names_stale(cli_env):
-    from tests.helpers import run_devcert
-
     result = run_devcert("uninstall", "--help", env=cli_env)
     assert "--stale" in result.stdout and "devcert uninstall --stale --dry-run" in result.stdout
 
@@ -404,9 +401,13 @@ state() {
   certutil -L -d sql:$HOME/.pki/nssdb
   keytool -list -keystore /etc/ssl/certs/java/cacerts -storepass changeit 2>/dev/null | grep '^devcert-' | sort
 }
-serve() { openssl s_server -quiet -www -accept "127.0.0.1:$2" -cert "/tmp/$1.pem" -key "/tmp/$1-key.pem" >/dev/null 2>&1 & }
-wait_port() { for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return; sleep 0.1; done; }
-probe() { if curl -sS --max-time 20 -o /dev/null "https://localhost:$2/" 2>/tmp/curl.err; then echo "@curl-$1-$3-ok"; else echo "@curl-$1-$3-fail"; cat /tmp/curl.err >&2; fi; }
+# Port 0: s_server prints "ACCEPT 127.0.0.1:PORT" once it listens; port NAME reads it (within $WAIT s).
+serve() { openssl s_server -www -accept 127.0.0.1:0 -cert "/tmp/$1.pem" -key "/tmp/$1-key.pem" > "$HOME/s_server-$1.out" 2>&1 & }
+port() {
+  timeout "$WAIT" sh -c 'until grep -q "^ACCEPT 127.0.0.1:" "$1"; do sleep 0.05; done' sh "$HOME/s_server-$1.out" || echo "@no-port-$1" >&2
+  sed -n 's/^ACCEPT 127.0.0.1:\([0-9]*\)$/\1/p' "$HOME/s_server-$1.out"
+}
+probe() { if curl -sS --max-time "$WAIT" -o /dev/null "https://localhost:$2/" 2>/tmp/curl.err; then echo "@curl-$1-$3-ok"; else echo "@curl-$1-$3-fail"; cat /tmp/curl.err >&2; fi; }
 
 mkdir -p $HOME/.pki/nssdb && certutil -N -d sql:$HOME/.pki/nssdb --empty-password
 devcert install >/tmp/install-a 2>&1 || { echo "@install-a-failed"; cat /tmp/install-a >&2; }
@@ -415,9 +416,9 @@ devcert create localhost --cert-file /tmp/a.pem --key-file /tmp/a-key.pem >/dev/
 devcert ca init --force >/dev/null 2>&1 || echo "@init-force-failed"
 devcert install >/tmp/install-b 2>&1 || { echo "@install-b-failed"; cat /tmp/install-b >&2; }
 devcert create localhost --cert-file /tmp/b.pem --key-file /tmp/b-key.pem >/dev/null 2>&1 || echo "@create-b-failed"
-serve a "$PORT_A"; pid_a=$!
-serve b "$PORT_B"; pid_b=$!
-wait_port "$PORT_A"; wait_port "$PORT_B"
+serve a; pid_a=$!
+serve b; pid_b=$!
+PORT_A=$(port a) PORT_B=$(port b)
 probe a "$PORT_A" before; probe b "$PORT_B" before
 
 devcert status --json > /tmp/status-before.json || echo "@status-failed"
@@ -450,11 +451,9 @@ def test_replaced_ca_is_stale_everywhere_and_uninstall_stale_removes_only_it(tmp
     os.chmod(tmp_path, 0o755)
     script = tmp_path / "scenario.sh"
     script.write_text(SCENARIO)
-    env = clean_env(DEVCERT_CAROOT=str(root), PORT_A=str(free_port()), PORT_B=str(free_port()))
+    env = clean_env(DEVCERT_CAROOT=str(root), WAIT=f"{20 * UNIT:g}")
     env["PATH"] = str(Path(devcert_exe()).parent) + os.pathsep + env.get("PATH", "/usr/bin:/bin")
-    from tests import sandbox
-
-    result = sandbox.run(["bash", str(script)], env=env, timeout=600, cwd=str(tmp_path))
+    result = sandbox.run(["bash", str(script)], env=env, timeout=600 * UNIT, cwd=str(tmp_path))
     out = result.stdout
     info = f"stdout:\n{out}\nstderr:\n{result.stderr[-4000:]}"
     marks = {line.strip() for line in out.splitlines() if line.startswith("@")}
@@ -509,9 +508,7 @@ cat /tmp/err >&2
 """)
     env = clean_env(DEVCERT_CAROOT=str(root), DEVCERT_TRUST_STORES="system,nss")
     env["PATH"] = str(Path(devcert_exe()).parent) + os.pathsep + env.get("PATH", "/usr/bin:/bin")
-    from tests import sandbox
-
-    result = sandbox.run(["bash", str(script)], env=env, cwd=str(tmp_path))
+    result = sandbox.run(["bash", str(script)], env=env, timeout=300 * UNIT, cwd=str(tmp_path))
     marks = {line.strip() for line in result.stdout.splitlines() if line.startswith("@")}
     info = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     assert {"@rc-1", "@nss-left-1", "@system-left-0"} <= marks, info
