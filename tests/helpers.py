@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives import serialization
 
 from devcert import serve
 from devcert.serve import WSSServer
+from devcert.trust.linux import Family
 from tests import sandbox
 
 T = TypeVar("T")
@@ -638,3 +639,34 @@ CHROMIUM = (
     "chromium --headless --no-sandbox --disable-gpu --disable-background-networking --disable-component-update "
     "--disable-sync --no-first-run --virtual-time-budget=5000"
 )
+
+#: A Java https client (HttpsURLConnection, the JDK's default trust): prints @java-WHAT-ok/-fail/-status.
+CLIENT_JAVA = """
+import java.net.URL;
+import javax.net.ssl.HttpsURLConnection;
+public class Client {
+    public static void main(String[] args) throws Exception {
+        try {
+            HttpsURLConnection c = (HttpsURLConnection) new URL(args[0]).openConnection();
+            c.setConnectTimeout(%d); c.setReadTimeout(%d);
+            System.out.println("@java-" + args[1] + "-" + (c.getResponseCode() == 200 ? "ok" : "status"));
+        } catch (javax.net.ssl.SSLException e) {
+            System.out.println("@java-" + args[1] + "-fail");
+            System.err.println(e);
+        }
+    }
+}
+""" % (20_000 * UNIT, 20_000 * UNIT)
+
+
+def fake_linux_family(tmp_path: Path, update_body: str) -> Family:
+    """A Linux trust-store family whose anchors, bundle and update command are all in tmp_path;
+    each run of the update command adds a line to tmp_path/update.log."""
+    anchors = tmp_path / "anchors"
+    anchors.mkdir()
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_text("")
+    tool = tmp_path / "fake-update"
+    tool.write_text(f"#!/bin/sh\necho ran >> {tmp_path}/update.log\n{update_body}\n")
+    tool.chmod(0o755)
+    return Family("fake", "Fake", str(anchors), ".crt", (str(tool),), (str(bundle),), "fake-ca-certificates")

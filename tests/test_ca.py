@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.helpers import clean_env, devcert_exe, file_mode, one_error_line, run_devcert
+from tests.helpers import UNIT, clean_env, devcert_exe, file_mode, one_error_line, run_devcert
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -120,7 +120,7 @@ def test_subject_says_whose_ca_and_tells_two_apart() -> None:
 def test_files_and_modes_whatever_the_umask(caroot: Path, cli_env: dict[str, str]) -> None:
     """Run the real CLI with umask 000: folder 0700, key 0600, certificate not writable by others."""
     res = subprocess.run([devcert_exe(), "ca", "init"], env=cli_env, capture_output=True, text=True,
-                         timeout=120, umask=0)
+                         timeout=120 * UNIT, umask=0)
     assert res.returncode == 0, res.stderr
     assert file_mode(caroot) == 0o700
     assert file_mode(caroot / KEY_FILE) == 0o600
@@ -129,7 +129,7 @@ def test_files_and_modes_whatever_the_umask(caroot: Path, cli_env: dict[str, str
     out = caroot.parent / "out"
     out.mkdir()
     res = subprocess.run([devcert_exe(), "create", "localhost"], env=cli_env, cwd=out, capture_output=True,
-                         text=True, timeout=120, umask=0)
+                         text=True, timeout=120 * UNIT, umask=0)
     assert res.returncode == 0, res.stderr
     assert file_mode(out / "localhost-key.pem") == 0o600
     assert file_mode(out / "localhost.pem") & 0o022 == 0

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from devcert import LocalCA, __version__
 from devcert.ca import CERT_FILE
 from devcert.errors import DevcertError, InvalidNameError, NameNotPermittedError
-from tests.helpers import BAD_NAMES, clean_env, one_error_line, run_devcert
+from tests.helpers import UNIT, BAD_NAMES, clean_env, one_error_line, run_devcert
 
 
 def typer_app():  # type: ignore[no-untyped-def]
@@ -98,7 +98,7 @@ def test_version_and_help(cli_env: dict[str, str]) -> None:
     res = run_devcert("--version", env=cli_env)
     assert res.returncode == 0 and __version__ in res.stdout
     res = subprocess.run([sys.executable, "-m", "devcert", "--version"], env=cli_env, capture_output=True,
-                         text=True, timeout=60)
+                         text=True, timeout=60 * UNIT)
     assert res.returncode == 0 and __version__ in res.stdout
     res = run_devcert("--help", env=cli_env)
     assert res.returncode == 0

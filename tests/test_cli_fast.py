@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from devcert.cli.fast import OPTIONS, parse_create
+from tests.helpers import run_devcert
 
 
 def _typer_create_command():
@@ -58,8 +59,6 @@ def test_anything_unusual_goes_to_typer(argv):
 
 
 def test_both_paths_give_the_same_errors(cli_env, tmp_path):
-    from tests.helpers import run_devcert
-
     # A bad name goes through the fast parser; an unknown option through typer: same one-line style.
     fast = run_devcert("create", "a..b", env=cli_env, cwd=tmp_path)
     slow = run_devcert("create", "--bogus", "x.test", env=cli_env, cwd=tmp_path)

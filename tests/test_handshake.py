@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import socket
 import ssl
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest

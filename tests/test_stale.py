@@ -27,10 +27,10 @@ from devcert.trust import macos as macos_mod
 from devcert.trust import windows as windows_mod
 from devcert.trust.base import Runner
 from devcert.trust.java import JavaStore, parse_rfc_listing
-from devcert.trust.linux import Family, LinuxSystemStore
+from devcert.trust.linux import LinuxSystemStore
 from devcert.trust.nss import NSSStore, parse_listing
 from tests import sandbox
-from tests.helpers import UNIT, clean_env, devcert_exe, require_sandbox, require_tool, run_devcert
+from tests.helpers import UNIT, clean_env, fake_linux_family, devcert_exe, require_sandbox, require_tool, run_devcert
 
 
 @pytest.fixture(scope="module")
@@ -111,19 +111,8 @@ def test_remove_stale_keeps_the_current_ca_and_reports_each_failure(ca_a, ca_b):
 # -- Linux: anchor files, one rebuild for all removals -------------------------------------------
 
 
-def _fake_family(tmp_path: Path, update_body: str) -> Family:
-    anchors = tmp_path / "anchors"
-    anchors.mkdir()
-    bundle = tmp_path / "bundle.pem"
-    bundle.write_text("")
-    tool = tmp_path / "fake-update"
-    tool.write_text(f"#!/bin/sh\necho ran >> {tmp_path}/update.log\n{update_body}\n")
-    tool.chmod(0o755)
-    return Family("fake", "Fake", str(anchors), ".crt", (str(tool),), (str(bundle),), "fake-ca-certificates")
-
-
 def test_linux_entries_and_stale_removal_rebuild_once(tmp_path, ca_a, ca_b):
-    family = _fake_family(tmp_path, f"cat {tmp_path}/anchors/*.crt > {tmp_path}/bundle.pem 2>/dev/null || : > {tmp_path}/bundle.pem")
+    family = fake_linux_family(tmp_path, f"cat {tmp_path}/anchors/*.crt > {tmp_path}/bundle.pem 2>/dev/null || : > {tmp_path}/bundle.pem")
     store = LinuxSystemStore(family)
     third = LocalCA.ephemeral()
     for ca in (ca_a, third, ca_b):
@@ -149,7 +138,7 @@ def test_linux_entries_and_stale_removal_rebuild_once(tmp_path, ca_a, ca_b):
 
 
 def test_linux_failed_rebuild_puts_every_file_back(tmp_path, ca_a, ca_b):
-    family = _fake_family(tmp_path, "exit 0")
+    family = fake_linux_family(tmp_path, "exit 0")
     store = LinuxSystemStore(family)
     for ca in (ca_a, ca_b):
         store.install(ca, Runner(use_sudo=False))

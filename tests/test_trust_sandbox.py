@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from devcert.ca import LocalCA
-from tests.helpers import CHROMIUM, clean_env, devcert_exe, require_sandbox, require_tool, run_in_sandbox, sandbox_marks
+from tests.helpers import CHROMIUM, CLIENT_JAVA, require_sandbox, require_tool, run_devcert, run_in_sandbox, sandbox_marks
 
 pytestmark = [pytest.mark.sandbox]
 
@@ -150,24 +150,6 @@ certutil -L -d "sql:$profile" | grep -q '^devcert-' || echo "@gone"
     assert any("ALERT" in str(e).upper() or "UNKNOWN_CA" in str(e).upper() for e in server.errors), info + str(server.errors)
     assert "/firefox-after" in server.requests, info
     assert "@install-failed" not in marks and "@uninstall-failed" not in marks, info
-
-
-CLIENT_JAVA = """
-import java.net.URL;
-import javax.net.ssl.HttpsURLConnection;
-public class Client {
-    public static void main(String[] args) throws Exception {
-        try {
-            HttpsURLConnection c = (HttpsURLConnection) new URL(args[0]).openConnection();
-            c.setConnectTimeout(20000); c.setReadTimeout(20000);
-            System.out.println("@java-" + args[1] + "-" + (c.getResponseCode() == 200 ? "ok" : "status"));
-        } catch (javax.net.ssl.SSLException e) {
-            System.out.println("@java-" + args[1] + "-fail");
-            System.err.println(e);
-        }
-    }
-}
-"""
 
 
 @pytest.mark.slow
@@ -374,8 +356,6 @@ grep -q 'devcert install' /tmp/e2 || echo "@no-hint-after"
 
 
 def test_bad_store_name_is_a_usage_error(cli_env):
-    from tests.helpers import run_devcert
-
     result = run_devcert("install", "--store", "keychain", "--dry-run", env=cli_env)
     assert result.returncode == 2
     assert "unknown trust store 'keychain'" in result.stderr
@@ -384,8 +364,6 @@ def test_bad_store_name_is_a_usage_error(cli_env):
 
 
 def test_status_json_without_ca_is_one_object(cli_env):
-    from tests.helpers import run_devcert
-
     result = run_devcert("status", "--json", env=cli_env)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)

@@ -21,8 +21,9 @@ from devcert.trust import macos as macos_mod
 from devcert.trust import windows as windows_mod
 from devcert.trust.base import Runner
 from devcert.trust.java import JavaStore, java_home
-from devcert.trust.linux import FAMILIES, Family, LinuxSystemStore, detect_family, parse_os_release
+from devcert.trust.linux import FAMILIES, LinuxSystemStore, detect_family, parse_os_release
 from devcert.trust.nss import certutil_package, find_databases, firefox_profiles
+from tests.helpers import fake_linux_family, run_devcert
 
 
 @pytest.fixture(scope="module")
@@ -109,20 +110,8 @@ def test_unknown_distribution_names_the_file_and_the_command(ca):
         store.install(ca, Runner(dry_run=True))
 
 
-def _fake_family(tmp_path: Path, update_body: str) -> Family:
-    """A family whose anchors, bundle and update command are all in tmp_path."""
-    anchors = tmp_path / "anchors"
-    anchors.mkdir()
-    bundle = tmp_path / "bundle.pem"
-    bundle.write_text("")
-    tool = tmp_path / "fake-update"
-    tool.write_text(f"#!/bin/sh\n{update_body}\n")
-    tool.chmod(0o755)
-    return Family("fake", "Fake", str(anchors), ".crt", (str(tool),), (str(bundle),), "fake-ca-certificates")
-
-
-def test_linux_store_install_uninstall_on_a_fake_family(tmp_path, ca):
-    family = _fake_family(tmp_path, f'cat {tmp_path}/anchors/*.crt > {tmp_path}/bundle.pem 2>/dev/null || : > {tmp_path}/bundle.pem')
+def test_linux_store_install_uninstall_on_afake_linux_family(tmp_path, ca):
+    family = fake_linux_family(tmp_path, f'cat {tmp_path}/anchors/*.crt > {tmp_path}/bundle.pem 2>/dev/null || : > {tmp_path}/bundle.pem')
     store = LinuxSystemStore(family)
     runner = Runner(use_sudo=False)
     assert not store.is_installed(ca)
@@ -138,7 +127,7 @@ def test_linux_store_install_uninstall_on_a_fake_family(tmp_path, ca):
 
 
 def test_linux_store_anchor_without_rebuilt_bundle_is_not_installed(tmp_path, ca):
-    family = _fake_family(tmp_path, "exit 0")  # an update command that does nothing
+    family = fake_linux_family(tmp_path, "exit 0")  # an update command that does nothing
     store = LinuxSystemStore(family)
     store.install(ca, Runner(use_sudo=False))
     assert Path(family.anchors, entry_name(ca) + ".crt").is_file()
@@ -146,7 +135,7 @@ def test_linux_store_anchor_without_rebuilt_bundle_is_not_installed(tmp_path, ca
 
 
 def test_linux_store_failing_update_rolls_back(tmp_path, ca):
-    family = _fake_family(tmp_path, "echo 'boom: cannot rebuild' >&2; exit 2")
+    family = fake_linux_family(tmp_path, "echo 'boom: cannot rebuild' >&2; exit 2")
     store = LinuxSystemStore(family)
     with pytest.raises(TrustStoreError, match="boom: cannot rebuild"):
         store.install(ca, Runner(use_sudo=False))
@@ -390,8 +379,6 @@ def test_privileged_changes_go_through_sudo_when_not_root(tmp_path, monkeypatch)
 
 @pytest.mark.parametrize("command", ["install", "uninstall", "status"])
 def test_help_has_examples(command, cli_env):
-    from tests.helpers import run_devcert
-
     result = run_devcert(command, "--help", env=cli_env)
     assert result.returncode == 0
     assert "Examples:" in result.stdout and f"devcert {command}" in result.stdout
