@@ -1,5 +1,7 @@
 """What the tests share: the CLI as a user runs it, one timeout unit, ``wait_for``, one TLS
-server and round trip, servers started on ports they report.
+server and round trip (TLSServer, tls_roundtrip), servers on port 0 that report the port they
+got (and, for servers that cannot, started_on_a_free_port), serve-wss as a library and as a
+command (make_server, CLIServer), the trust sandbox's scenarios, and data several files use.
 
 Imported as ``from tests.helpers import ...`` (``tests`` is a package, so this works the same
 under pytest's default import mode, with pytest-xdist, and from any sub-folder a test file is
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import http.server
 import json
 import os
 import shutil
@@ -29,7 +32,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import pytest
 from cryptography import x509
@@ -83,7 +86,7 @@ def require_tool(name: str, why: str = "") -> str:
     missing(f"{name} is not installed{': ' + why if why else ''} (scripts/test installs it)")
 
 
-def missing(message: str) -> None:
+def missing(message: str) -> NoReturn:
     """Skip for something scripts/test would have installed; under CI=true that fails instead."""
     if IN_CI:
         pytest.fail(message)
@@ -451,6 +454,20 @@ def make_server(caroot: Path, names: Sequence[str] = serve.DEFAULT_NAMES, **kwar
     return server, ca.cert_path
 
 
+@contextmanager
+def http_upstream(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[int]:
+    """A plain-http upstream on 127.0.0.1 port 0 in a thread (for serve-wss's proxy): its port."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield httpd.server_address[1]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(10 * UNIT)
+
+
 def ca_context(ca_file: Path) -> ssl.SSLContext:
     """Trusts only the devcert CA (no system store, no SSL_CERT_FILE)."""
     return ssl.create_default_context(cafile=str(ca_file))
@@ -618,9 +635,10 @@ DEV = {"names": ["localhost", "127.0.0.1"], "cert": "certs/dev.pem", "key": "cer
 
 def run_in_sandbox(script: str, caroot: Path, tmp_path: Path, timeout: float = 300 * UNIT,
                    **env: str) -> subprocess.CompletedProcess[str]:
-    """Run a bash ``script`` inside the trust sandbox with devcert on PATH and a clean trust env."""
+    """Run a bash ``script`` inside the trust sandbox with devcert on PATH and a clean trust env.
+    The script's bounds come in units too: $WAIT for one client request, $BROWSER_WAIT for a page load."""
     exe_dir = str(Path(devcert_exe()).parent)
-    full_env = clean_env(DEVCERT_CAROOT=str(caroot), **env)
+    full_env = clean_env(DEVCERT_CAROOT=str(caroot), WAIT=f"{20 * UNIT:g}", BROWSER_WAIT=f"{90 * UNIT:g}", **env)
     full_env["PATH"] = exe_dir + os.pathsep + full_env.get("PATH", "/usr/bin:/bin")
     script_file = tmp_path / f"scenario-{len(list(tmp_path.glob('scenario-*')))}.sh"
     script_file.write_text("set -u\n" + script)
@@ -630,6 +648,12 @@ def run_in_sandbox(script: str, caroot: Path, tmp_path: Path, timeout: float = 3
 def sandbox_marks(result: subprocess.CompletedProcess[str]) -> set[str]:
     """The ``@mark`` lines a sandbox scenario printed."""
     return {line.strip() for line in result.stdout.splitlines() if line.strip().startswith("@")}
+
+
+def sandbox_scenario(script: str, caroot: Path, tmp_path: Path, **env: str) -> tuple[subprocess.CompletedProcess[str], set[str], str]:
+    """run_in_sandbox, then what a test asserts on: the result, its @marks, and both outputs to show on failure."""
+    result = run_in_sandbox(script, caroot, tmp_path, **env)
+    return result, sandbox_marks(result), f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
 
 
 #: The page the trust tests' https server sends; a browser that loaded it shows the marker.

@@ -536,27 +536,24 @@ def test_over_long_file_name(cli_env: dict[str, str], work: Path) -> None:
     assert not list(work.iterdir())
 
 
+def fifo_or_device(kind: str, fifo: Path) -> tuple[Path, str]:
+    """A FIFO made at ``fifo``, or /dev/zero; and how devcert's error names it."""
+    if kind == "fifo":
+        os.mkfifo(fifo)
+        return fifo, "a FIFO"
+    return Path("/dev/zero"), "a device"
+
+
 @pytest.mark.parametrize("kind", ["fifo", "/dev/zero"])
 def test_fifo_or_device_as_csr(cli_env: dict[str, str], work: Path, kind: str) -> None:
-    if kind == "fifo":
-        csr = work / "req.csr"
-        os.mkfifo(csr)
-        expected = "a FIFO"
-    else:
-        csr = Path("/dev/zero")
-        expected = "a device"
+    csr, expected = fifo_or_device(kind, work / "req.csr")
     res = run_devcert("create", "--csr", str(csr), env=cli_env, cwd=work, timeout=30 * UNIT)  # a hang fails the test
     fails(res, 2, "the CSR", expected)
 
 
 @pytest.mark.parametrize("kind", ["fifo", "/dev/zero"])
 def test_fifo_or_device_given_to_inspect(cli_env: dict[str, str], work: Path, kind: str) -> None:
-    if kind == "fifo":
-        target = work / "cert.pem"
-        os.mkfifo(target)
-        expected = "a FIFO"
-    else:
-        target, expected = Path("/dev/zero"), "a device"
+    target, expected = fifo_or_device(kind, work / "cert.pem")
     res = run_devcert("inspect", str(target), env=cli_env, cwd=work, timeout=30 * UNIT)  # a hang fails the test
     fails(res, 2, "the certificate file", expected)
 

@@ -256,7 +256,7 @@ LEGACY=$HOME/.pki/nssdb
 n=0
 load() {{
   n=$((n+1))
-  timeout 90 {CHROMIUM} --user-data-dir=$HOME/chromium-profile-$n --dump-dom "https://localhost:$PORT/$1" \
+  timeout "$BROWSER_WAIT" {CHROMIUM} --user-data-dir=$HOME/chromium-profile-$n --dump-dom "https://localhost:$PORT/$1" \
     > $HOME/load-$1.html 2>&1
   grep -q DEVCERT_PAGE_LOADED $HOME/load-$1.html && echo "@$1-loaded"
   grep -q ERR_CERT_AUTHORITY_INVALID $HOME/load-$1.html && echo "@$1-cert-error"

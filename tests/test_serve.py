@@ -20,8 +20,8 @@ import pytest
 from devcert import serve
 from devcert.serve import WSSServer
 from tests.browser import wait_dom
-from tests.helpers import (NODE_BIN, UNIT, CLIServer, ca_context, candidate_port, clean_env, https_get, make_server,
-                           missing, one_error_line, raw_tls, require_tool, run_devcert, stop, wait_for,
+from tests.helpers import (NODE_BIN, UNIT, CLIServer, ca_context, candidate_port, clean_env, http_upstream, https_get,
+                           make_server, missing, one_error_line, raw_tls, require_tool, run_devcert, stop, wait_for,
                            wait_listening)
 
 
@@ -285,7 +285,7 @@ def test_proxy_shutdown_closes_both_sides_with_1001(caroot: Path) -> None:
 
 
 def test_proxy_relays_http_with_keepalive(caroot: Path) -> None:
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from http.server import BaseHTTPRequestHandler
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -308,11 +308,8 @@ def test_proxy_relays_http_with_keepalive(caroot: Path) -> None:
         def log_message(self, *args):
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        server, ca_file = make_server(caroot, proxy=f"ws://127.0.0.1:{httpd.server_address[1]}")
+    with http_upstream(Handler) as upstream_port:
+        server, ca_file = make_server(caroot, proxy=f"ws://127.0.0.1:{upstream_port}")
         with server.run_in_thread():
             conn = http.client.HTTPSConnection("localhost", server.port, context=ca_context(ca_file), timeout=10 * UNIT)
             conn.request("GET", "/src/main.js?v=1")
@@ -325,9 +322,6 @@ def test_proxy_relays_http_with_keepalive(caroot: Path) -> None:
             assert (resp.status, resp.read()) == (201, (b"abc" * 1000)[::-1])
             assert conn.sock is sock
             conn.close()
-    finally:
-        httpd.shutdown()
-        thread.join(10 * UNIT)
 
 
 def test_proxy_unreachable_upstream_gets_502(caroot: Path) -> None:
@@ -713,7 +707,7 @@ def test_slow_request_head_gets_408_and_is_closed(caroot: Path) -> None:
     """Slow-loris: a client that finishes TLS and then dribbles header bytes is closed after the
     request-head time limit, while an echo WebSocket, a streamed proxied response and an idle
     keep-alive connection (all open for longer than that limit) carry on."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from http.server import BaseHTTPRequestHandler
 
     limit = 1.0 * UNIT  # the request-head limit under test; every wait below is a multiple of it
     lines: list[tuple[str, str]] = []
@@ -794,17 +788,11 @@ def test_slow_request_head_gets_408_and_is_closed(caroot: Path) -> None:
         def log_message(self, *args):
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        proxy, ca_file = make_server(caroot, proxy=f"ws://127.0.0.1:{httpd.server_address[1]}", request_head_timeout=limit)
+    with http_upstream(Slow) as upstream_port:
+        proxy, ca_file = make_server(caroot, proxy=f"ws://127.0.0.1:{upstream_port}", request_head_timeout=limit)
         with proxy.run_in_thread():
             status, body = https_get(proxy.port, ca_file, "/stream")
             assert status == 200 and body == b"".join(f"part {i}\n".encode() for i in range(5))
-    finally:
-        httpd.shutdown()
-        thread.join(10 * UNIT)
 
 
 # --- what the CLI prints must work; usage errors come before anything is made -----------------

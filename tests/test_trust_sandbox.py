@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from devcert.ca import LocalCA
-from tests.helpers import CHROMIUM, CLIENT_JAVA, require_sandbox, require_tool, run_devcert, run_in_sandbox, sandbox_marks
+from tests.helpers import CHROMIUM, CLIENT_JAVA, require_sandbox, require_tool, run_devcert, run_in_sandbox, sandbox_marks, sandbox_scenario
 
 pytestmark = [pytest.mark.sandbox]
 
@@ -25,13 +25,13 @@ pytestmark = [pytest.mark.sandbox]
 
 #: Shell functions the scenarios share: a curl probe and a Python ssl probe (default context).
 PROBES = r"""
-probe_curl() { if curl -sS --max-time 20 -o /dev/null "https://localhost:$PORT/$1" 2>/tmp/curl.err; then echo "@curl-$1-ok"; else echo "@curl-$1-fail"; cat /tmp/curl.err >&2; fi; }
+probe_curl() { if curl -sS --max-time "$WAIT" -o /dev/null "https://localhost:$PORT/$1" 2>/tmp/curl.err; then echo "@curl-$1-ok"; else echo "@curl-$1-fail"; cat /tmp/curl.err >&2; fi; }
 probe_py() {
   python3 - "$PORT" "$1" <<'PY'
-import ssl, sys, urllib.request
+import os, ssl, sys, urllib.request
 ctx = ssl.create_default_context()
 try:
-    urllib.request.urlopen(f"https://localhost:{sys.argv[1]}/{sys.argv[2]}", context=ctx, timeout=20).read()
+    urllib.request.urlopen(f"https://localhost:{sys.argv[1]}/{sys.argv[2]}", context=ctx, timeout=float(os.environ["WAIT"])).read()
     print(f"@py-{sys.argv[2]}-ok")
 except Exception as err:
     print(f"@py-{sys.argv[2]}-fail"); print(err, file=sys.stderr)
@@ -64,9 +64,7 @@ python3 -c 'import json; d=json.load(open("/tmp/second.json")); print("@second-s
 DEVCERT_CAROOT={shlex.quote(str(second))} devcert uninstall --store system >/dev/null
 [ "$(bundle_sum)" = "$before" ] && echo "@bundle-identical" || echo "@bundle-differs"
 """
-    result = run_in_sandbox(script, root, tmp_path, PORT=str(server.port))
-    marks = sandbox_marks(result)
-    info = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    result, marks, info = sandbox_scenario(script, root, tmp_path, PORT=str(server.port))
     assert {"@curl-before-fail", "@py-before-fail"} <= marks, info
     assert {"@curl-after-ok", "@py-after-ok"} <= marks, info
     assert "@entries-1" in marks, info  # install twice = one entry
@@ -86,7 +84,7 @@ def test_chromium_trusts_after_install_into_its_nssdb(ca_and_server, tmp_path):
     require_tool("certutil")
     root, server = ca_and_server
     script = f"""
-load() {{ timeout 90 {CHROMIUM} --user-data-dir=$(mktemp -d) --dump-dom "https://localhost:$PORT/$1" 2>&1; }}  # the error is logged on stderr; the DOM stays empty
+load() {{ timeout "$BROWSER_WAIT" {CHROMIUM} --user-data-dir=$(mktemp -d) --dump-dom "https://localhost:$PORT/$1" 2>&1; }}  # the error is logged on stderr; the DOM stays empty
 load before > /tmp/before.html
 grep -q DEVCERT_PAGE_LOADED /tmp/before.html && echo "@before-loaded"
 grep -q ERR_CERT_AUTHORITY_INVALID /tmp/before.html && echo "@before-authority-invalid"
@@ -196,9 +194,7 @@ cat /tmp/out1 /tmp/out2
 devcert uninstall --dry-run >/dev/null 2>&1 || echo "@dry3-failed"
 [ "$(state)" = "$before" ] && echo "@unchanged-after-uninstall"
 """
-    result = run_in_sandbox(script, empty, tmp_path)
-    marks = sandbox_marks(result)
-    info = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    result, marks, info = sandbox_scenario(script, empty, tmp_path)
     assert "@ca-created" not in marks, info
     assert {"@unchanged", "@unchanged-after-uninstall"} <= marks, info
     assert not any(m.endswith("-failed") for m in marks), info
@@ -224,9 +220,7 @@ DEVCERT_CAROOT={shlex.quote(str(certonly))} devcert install --store system > /tm
 ls /usr/local/share/ca-certificates | grep -c '^devcert-' | sed 's/^/@count-/'
 cat /tmp/o1 /tmp/o2
 """
-    result = run_in_sandbox(script, fresh, tmp_path)
-    marks = sandbox_marks(result)
-    info = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    result, marks, info = sandbox_scenario(script, fresh, tmp_path)
     assert {"@created-and-installed", "@ca-exists", "@certonly-installed", "@count-1"} <= marks, info
     assert not (certonly / "rootCA-key.pem").exists()
     assert "Created a new local CA" in result.stdout
@@ -250,9 +244,7 @@ devcert install --store system 2>/tmp/err; echo "@rc-$?"
 cat /tmp/err >&2
 [ "$(ls /usr/local/share/ca-certificates; sha256sum /etc/ssl/certs/ca-certificates.crt)" = "$before" ] && echo "@unchanged"
 """
-    result = run_in_sandbox(script, root, tmp_path)
-    marks = sandbox_marks(result)
-    info = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    result, marks, info = sandbox_scenario(script, root, tmp_path)
     assert {"@rc-1", "@unchanged"} <= marks, info
     errors = _error_lines(result.stderr)
     assert len(errors) == 1 and "simulated failure" in errors[0], info
@@ -279,9 +271,7 @@ JAVA_HOME={shlex.quote(str(java_home))} devcert install --store java 2>/tmp/e2; 
 cat /tmp/e1 /tmp/e2 >&2
 """
     before = cacerts.read_bytes()
-    result = run_in_sandbox(script, root, tmp_path)
-    marks = sandbox_marks(result)
-    info = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    result, marks, info = sandbox_scenario(script, root, tmp_path)
     assert {"@nss-rc-1", "@java-rc-1"} <= marks, info
     errors = _error_lines(result.stderr)
     assert len(errors) == 2, info
@@ -304,9 +294,7 @@ devcert install --store nss 2>/tmp/err; echo "@rc-$?"
 cat /tmp/err >&2
 [ "$(certutil -L -d sql:$db; sha256sum $db/cert9.db)" = "$before" ] && echo "@unchanged"
 """
-    result = run_in_sandbox(script, root, tmp_path)
-    marks = sandbox_marks(result)
-    info = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    result, marks, info = sandbox_scenario(script, root, tmp_path)
     assert {"@rc-1", "@unchanged"} <= marks, info
     errors = _error_lines(result.stderr)
     assert len(errors) == 1 and "nssdb" in errors[0], info
@@ -331,9 +319,7 @@ for n in ("s1", "s2"):
     print(f"@{n}-anywhere-{d['trusted_anywhere']}")
 PY
 """
-    result = run_in_sandbox(script, root, tmp_path)
-    marks = sandbox_marks(result)
-    info = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    result, marks, info = sandbox_scenario(script, root, tmp_path)
     assert {"@s1-system-False", "@s1-anywhere-False", "@s2-system-True", "@s2-anywhere-True"} <= marks, info
     assert "STORE" in result.stdout and "devcert install --store nss" in result.stdout, info
 

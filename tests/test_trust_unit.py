@@ -342,11 +342,11 @@ def test_sudo_with_the_users_ca_elsewhere_is_explained(tmp_path, caroot):
     (theirs / "rootCA.pem").write_text("x")
     env = {"SUDO_USER": "alice"}
     message, fatal = sudo_caroot_problem(env, euid=0, home_of=lambda user: alice_home)
-    assert fatal  # root has no CA: install would make a different one
+    assert fatal is True  # root has no CA: install would make a different one
     assert str(theirs) in message and "without sudo" in message and f"DEVCERT_CAROOT={theirs}" in message
     LocalCA.create(caroot)
     message, fatal = sudo_caroot_problem(env, euid=0, home_of=lambda user: alice_home)
-    assert not fatal
+    assert fatal is False
     assert sudo_caroot_problem(env, euid=1000, home_of=lambda user: alice_home) is None
     assert sudo_caroot_problem({**env, "DEVCERT_CAROOT": str(caroot)}, euid=0, home_of=lambda u: alice_home) is None
     assert sudo_caroot_problem({}, euid=0) is None
