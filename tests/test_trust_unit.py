@@ -110,7 +110,7 @@ def test_unknown_distribution_names_the_file_and_the_command(ca):
         store.install(ca, Runner(dry_run=True))
 
 
-def test_linux_store_install_uninstall_on_afake_linux_family(tmp_path, ca):
+def test_linux_store_install_uninstall_on_a_fake_family(tmp_path, ca):
     family = fake_linux_family(tmp_path, f'cat {tmp_path}/anchors/*.crt > {tmp_path}/bundle.pem 2>/dev/null || : > {tmp_path}/bundle.pem')
     store = LinuxSystemStore(family)
     runner = Runner(use_sudo=False)
