@@ -34,7 +34,7 @@ ca_app = typer.Typer(
 app.add_typer(ca_app, name="ca")
 
 #: The modules that register commands, in the order their commands appear in --help.
-COMMAND_MODULES = ("core", "trust", "serve", "clients", "project")
+COMMAND_MODULES = ("core", "trust", "serve_wss", "clients", "project")
 
 
 def _version(value: bool) -> None:
