@@ -59,13 +59,10 @@ class CoalescingTransport:
     what is held first; ``abort()`` drops it.
     """
 
-    __slots__ = ("_inner", "_loop", "_pending", "_pending_size", "_scheduled", "direct", "is_closing",
-                 "get_extra_info")
+    __slots__ = ("_inner", "_pending", "_pending_size", "_scheduled", "direct", "is_closing", "get_extra_info")
 
-    def __init__(self, inner: Any, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, inner: Any) -> None:
         self._inner = inner
-        # the connection's loop, taken once: the flush is scheduled on it whatever thread writes
-        self._loop = loop
         self._pending: list[bytes] = []
         self._pending_size = 0
         self._scheduled = False
@@ -92,7 +89,9 @@ class CoalescingTransport:
         self._pending_size += len(data)
         if not self._scheduled:
             self._scheduled = True
-            self._loop.call_soon(self._flush_soon)
+            # the running loop, so a write from any other thread fails loudly instead of
+            # holding bytes that no loop iteration would send
+            asyncio.get_running_loop().call_soon(self._flush_soon)
 
     def writelines(self, chunks: Iterable[Any]) -> None:
         for chunk in chunks:
@@ -232,7 +231,7 @@ class HeadDeadline(asyncio.Protocol):
         """
         protocol = request.protocol
         if getattr(protocol, "transport", None) is self.transport:
-            self.coalescer = protocol.transport = CoalescingTransport(self.transport, asyncio.get_running_loop())
+            self.coalescer = protocol.transport = CoalescingTransport(self.transport)
 
 
 async def listen(runner: web.AppRunner, sock: socket.socket, ssl_context: ssl.SSLContext | None, *,
