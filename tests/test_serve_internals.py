@@ -196,7 +196,8 @@ def test_head_deadline_answers_a_dribbled_head_with_408(tls) -> None:  # type: i
         finally:
             conn.request_done()
 
-    served = Served(handler, tls[0], request_head_timeout=0.5)
+    # long enough that the partial head surely arrives first, even on a loaded machine
+    served = Served(handler, tls[0], request_head_timeout=2.0)
 
     async def body() -> bytes:
         async with served as s:
