@@ -56,7 +56,8 @@ def share(
     # aiohttp (115-160 ms, measured for serve-wss) and segno (~36 ms, python -X importtime).
     from .. import share as core
 
-    lan = core.lan_address()
+    # Asked only when the URL needs it: with --host an address, nothing is probed.
+    lan = core.lan_address() if host is None or _unspecified(host) else None
     if host is None:
         if lan is None:
             host = "127.0.0.1"
