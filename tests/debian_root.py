@@ -11,6 +11,7 @@ import os
 import shutil
 import ssl
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -109,7 +110,24 @@ def debian_root_copy(copy: Path) -> Path:
     cache = debian_root_cache()
     # cp -a keeps device nodes, owners and links.
     subprocess.run(["cp", "-a", str(cache), str(copy)], check=True, timeout=600)
+    # This machine's resolver, as Docker gives a container: the cache may be older than it.
+    if os.path.isfile("/etc/resolv.conf"):
+        resolv = copy / "etc" / "resolv.conf"
+        if resolv.is_symlink():
+            resolv.unlink()
+        shutil.copyfile("/etc/resolv.conf", resolv)
     return copy
+
+
+@pytest.fixture
+def debian_copy(tmp_path: Path) -> Iterator[Path]:
+    """A copy of the Debian root for one test, removed after it (it is ~300 MB; pytest keeps
+    the temporary folders of the last runs)."""
+    copy = debian_root_copy(tmp_path / "debian")
+    try:
+        yield copy
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
 
 
 def chroot_clients(root: Path, port: int, env: dict[str, str] | None = None) -> dict[str, bool]:

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from conftest import clean_env, require_tool, run_devcert
-from debian_root import TLSServer, chroot_clients, debian_root_copy
+from debian_root import TLSServer, chroot_clients, debian_copy  # noqa: F401 (debian_copy: a fixture)
 from devcert.ca import LocalCA
 from devcert.trust.linux import FAMILIES
 from devcert.trust.rootfs import run_line
@@ -124,13 +124,13 @@ def dockerfile_steps(text: str) -> list[tuple[str, str]]:
 
 
 @pytest.mark.slow
-def test_dockerfile_lines_make_a_debian_root_trust_the_host_server(cli_env, caroot, tmp_path):
+def test_dockerfile_lines_make_a_debian_root_trust_the_host_server(cli_env, caroot, debian_copy):
     require_tool("chroot")
     text = snippet(cli_env, "dockerfile", *NAMES)
     run_comment = next(line for line in text.splitlines() if "docker build" in line)
     context = next(arg.split("=", 1)[1] for arg in shlex.split(run_comment.lstrip("# ")) if arg.startswith("devcert="))
     assert Path(context) == caroot
-    root = debian_root_copy(tmp_path / "image")
+    root = debian_copy
     env: dict[str, str] = {}
     steps = dockerfile_steps(text)
     assert [s[0] for s in steps] == ["FROM", "COPY", "RUN", "ENV"]
@@ -162,11 +162,11 @@ def test_dockerfile_lines_make_a_debian_root_trust_the_host_server(cli_env, caro
 
 
 @pytest.mark.slow
-def test_compose_mount_and_command_make_a_debian_root_trust_the_host_server(cli_env, caroot, tmp_path):
+def test_compose_mount_and_command_make_a_debian_root_trust_the_host_server(cli_env, caroot, debian_copy):
     require_tool("chroot")
     text = snippet(cli_env, "compose", *NAMES)
     app = yaml.safe_load(text)["services"]["app"]
-    root = debian_root_copy(tmp_path / "container")
+    root = debian_copy
     server, thread = serve(*host_files(text))
     try:
         port = server.server_address[1]

@@ -24,7 +24,7 @@ import pytest
 
 import sandbox
 from conftest import clean_env, devcert_exe, one_error_line, require_sandbox, require_tool, run_devcert
-from debian_root import TLSServer, chroot_clients, debian_root_copy, tree_digest
+from debian_root import TLSServer, chroot_clients, debian_copy, tree_digest  # noqa: F401 (debian_copy: a fixture)
 from devcert.ca import LocalCA
 from devcert.errors import TrustStoreError, UsageError
 from devcert.trust import entry_name
@@ -174,11 +174,6 @@ def test_cli_root_prints_the_run_line_and_json(tmp_path, cli_env):
 
 
 # -- a real Debian root file system ---------------------------------------------------------------
-
-
-@pytest.fixture
-def debian_copy(tmp_path: Path) -> Path:
-    return debian_root_copy(tmp_path / "debian")
 
 
 @pytest.fixture
