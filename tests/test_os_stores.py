@@ -24,6 +24,8 @@ import pytest
 
 from devcert.ca import LocalCA
 from devcert.trust.base import Runner
+from devcert.trust.macos import MacOSKeychainStore
+from devcert.trust.windows import WindowsRootStore
 
 REAL = os.environ.get("DEVCERT_REAL_OS_STORES") == "1"
 #: Why these tests do not run elsewhere, written next to each skip.
@@ -58,8 +60,6 @@ def test_macos_keychain_trusts_after_install_and_not_after_uninstall(tmp_path: P
     since macOS 11; the workflow allows it without one on its runner first
     (``security authorizationdb write com.apple.trust-settings.admin allow``).
     """
-    from devcert.trust.macos import MacOSKeychainStore
-
     ca = LocalCA.create(tmp_path / "caroot")
     leaf = ca.issue("localhost", "127.0.0.1")
     leaf_file = tmp_path / "leaf.pem"
@@ -86,8 +86,6 @@ def test_windows_root_store_trusts_after_install_and_not_after_uninstall(tmp_pat
     a real handshake with it is the check. If Windows' confirmation dialog for a user root
     cannot be shown (no desktop), certutil fails or times out and so does this test: that is
     an answer the workflow is there to get."""
-    from devcert.trust.windows import WindowsRootStore
-
     ca = LocalCA.create(tmp_path / "caroot")
     leaf = ca.issue("localhost", "127.0.0.1")
     server, thread = _https_server(leaf.server_context())

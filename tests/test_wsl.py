@@ -19,7 +19,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from conftest import one_error_line, require_sandbox, run_devcert
+import sandbox
+from conftest import devcert_exe, one_error_line, require_sandbox, run_devcert
 from devcert.ca import LocalCA
 from devcert.trust import selected_stores
 from devcert.trust.wsl import WSLWindowsStore, is_wsl
@@ -159,9 +160,6 @@ def test_default_stores_under_wsl_include_windows(wsl_env, caroot, tmp_path):
     """`devcert install` with no --store under WSL: the Linux stores and the Windows side (in the
     trust sandbox, since it also installs into this machine's stores)."""
     require_sandbox()
-    import sandbox
-    from conftest import devcert_exe
-
     LocalCA.create(caroot)
     result = sandbox.run([devcert_exe(), "install", "--json"], env=wsl_env, timeout=600)
     report = json.loads(result.stdout)
