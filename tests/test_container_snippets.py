@@ -15,6 +15,7 @@ import json
 import re
 import shlex
 import shutil
+import ssl
 import subprocess
 import threading
 from pathlib import Path
@@ -47,8 +48,6 @@ def host_files(text: str) -> tuple[Path, Path]:
 
 
 def serve(cert: Path, key: Path):  # type: ignore[no-untyped-def]
-    import ssl
-
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
     server = TLSServer(ctx)
