@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from ..ca import LocalCA, caroot
 from ..errors import DevcertError, TrustStoreError
-from ..trust import entry_name, selected_stores
+from ..trust import entry_name
 from .application import app
-from .options import DryRunOption, StoreJsonOption, StoreOption
+from .options import DryRunOption, RootOption, StoreJsonOption, StoreOption
 from .store_report import (
     StoreReport,
     check_caroot,
     check_sudo,
+    chosen_stores,
 )
 
 
@@ -22,6 +23,7 @@ from .store_report import (
         "  devcert install --store system      # only the OS store\n"
         "  devcert install --dry-run           # show each command and file write, change nothing\n"
         "  devcert install --json              # each store's result as JSON\n"
+        "  devcert install --root ./rootfs     # into an image's root file system, not this machine\n"
         "  DEVCERT_TRUST_STORES=system,nss devcert install"
     )
 )
@@ -29,6 +31,7 @@ def install(
     store: StoreOption = None,
     dry_run: DryRunOption = False,
     json_output: StoreJsonOption = False,
+    root: RootOption = None,
 ) -> None:
     """Make the local CA trusted by this machine's trust stores (creating the CA if needed).
 
@@ -36,7 +39,7 @@ def install(
     nothing. Commands that need root are run through sudo, and printed first. Only the CA
     certificate is needed: a CA whose key is elsewhere can still be installed.
     """
-    stores = selected_stores(store)
+    stores = chosen_stores(store, root)
     check_sudo()
     check_caroot()
     report = StoreReport(json_output, dry_run)
@@ -77,7 +80,7 @@ def install(
         except DevcertError as err:  # TrustStoreError, or a file write error: one line each
             report.result(s.name, "failed", str(err))
             continue
-        report.result(s.name, "would be installed" if dry_run else "installed")
+        report.store_result(s, "would be installed" if dry_run else "installed")
         if s.restart_hint and not dry_run:
             hints.append(s.restart_hint)
     for hint in hints:

@@ -9,18 +9,21 @@ import typer
 from ..ca import LocalCA, caroot
 from ..trust import entry_name, selected_stores, stale_entries
 from .application import app
+from .options import RootOption
 from .output import echo, print_json
-from .store_report import check_caroot
+from .store_report import check_caroot, chosen_stores
 
 
 @app.command(epilog=(
     "\b\n"  # \b: click prints this paragraph as written
     "Examples:\n"
     "  devcert status\n"
-    "  devcert status --json"
+    "  devcert status --json\n"
+    "  devcert status --root ./rootfs      # an image's root file system"
 ))
 def status(
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else there.")] = False,
+    root: RootOption = None,
 ) -> None:
     """Show each trust store: where it is, whether the local CA is installed, and how to fix it.
 
@@ -28,7 +31,7 @@ def status(
     """
     check_caroot()
     ca = LocalCA.load(require_key=False) if LocalCA.exists() else None
-    stores = selected_stores(include_unavailable=True)
+    stores = chosen_stores(None, root) if root is not None else selected_stores(include_unavailable=True)
     rows = [s.status(ca) for s in stores]
     unlisted: list[dict[str, str]] = []
     stale = stale_entries(ca, stores, on_error=lambda s, err: unlisted.append({"store": s.name, "error": str(err)}))

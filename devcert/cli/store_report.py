@@ -4,8 +4,21 @@ from __future__ import annotations
 
 from ..ca import caroot
 from ..errors import DevcertError, UsageError
-from ..trust import Runner, entry_name, sudo_caroot_problem
+from pathlib import Path
+
+from ..trust import Runner, TrustStore, entry_name, selected_stores, sudo_caroot_problem
+from ..trust.rootfs import RootFSStore
 from .output import Failed, echo, print_json, warn
+
+
+def chosen_stores(store: list[str] | None, root: Path | None) -> list[TrustStore]:
+    """The stores ``--store`` names (or all found), or with ``--root DIR`` only DIR's system store:
+    never this machine's, whatever $DEVCERT_TRUST_STORES says."""
+    if root is None:
+        return selected_stores(store)
+    if store and any(part.strip().lower() not in ("system", "rootfs", "") for item in store for part in item.split(",")):
+        raise UsageError("--root DIR changes only the system store inside DIR: drop --store, or use --store system")
+    return [RootFSStore(root)]
 
 
 def check_sudo() -> None:
@@ -49,10 +62,23 @@ class StoreReport:
     def header(self, store) -> None:  # type: ignore[no-untyped-def]
         self.say(f"{store.name}: {store.describe()}")
 
-    def result(self, store: str, result: str, error: str | None = None) -> None:
-        self.stores.append({"store": store, "result": result, "error": error})
+    def result(self, store: str, result: str, error: str | None = None, **extra: object) -> None:
+        self.stores.append({"store": store, "result": result, "error": error, **extra})  # type: ignore[dict-item]
         if error is None:
             self.say(f"  {result}")
+
+    def store_result(self, store: TrustStore, result: str) -> None:
+        """A store's success row; a root file system whose rebuild could not run here also gets
+        the command for the image's next RUN line (``"run_in_image"`` in the JSON)."""
+        if not isinstance(store, RootFSStore) or not store.deferred:
+            self.result(store.name, result)
+            return
+        line = " && ".join(store.deferred)
+        self.result(store.name, result, run_in_image=line)
+        why = "devcert is not root" if not store.as_root else (
+            "chroot is not installed" if store.chroot is None else "the update tool is not in the image")
+        self.say(f"  the bundle in {store.root} is not rebuilt yet ({why}); the image's next RUN line:")
+        self.say(f"    RUN {line}")
 
     def entry(self, store: str, entry, result: str, error: str | None = None) -> None:  # type: ignore[no-untyped-def]
         assert self.entries is not None

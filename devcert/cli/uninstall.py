@@ -8,13 +8,14 @@ import typer
 
 from ..ca import LocalCA, caroot
 from ..errors import DevcertError
-from ..trust import entry_name, selected_stores, stale_entries
+from ..trust import entry_name, stale_entries
 from .application import app
-from .options import DryRunOption, StoreJsonOption, StoreOption
+from .options import DryRunOption, RootOption, StoreJsonOption, StoreOption
 from .store_report import (
     StoreReport,
     check_caroot,
     check_sudo,
+    chosen_stores,
 )
 
 
@@ -25,6 +26,7 @@ from .store_report import (
         "  devcert uninstall                   # from every store found\n"
         "  devcert uninstall --store nss       # only from Firefox / Chromium databases\n"
         "  devcert uninstall --dry-run\n"
+        "  devcert uninstall --root ./rootfs   # from an image's root file system\n"
         "  devcert uninstall --stale --dry-run # every devcert entry that is not the local CA"
     )
 )
@@ -32,6 +34,7 @@ def uninstall(
     store: StoreOption = None,
     dry_run: DryRunOption = False,
     json_output: StoreJsonOption = False,
+    root: RootOption = None,
     stale: Annotated[bool, typer.Option(
         "--stale", help="Instead, remove every devcert entry that is not the local CA's (older or other CAs; "
                         "with no local CA, all of them). The local CA stays trusted.")] = False,
@@ -42,7 +45,7 @@ def uninstall(
     With --stale, remove the entries of every other devcert CA instead (`devcert status`
     lists them), and keep this one.
     """
-    stores = selected_stores(store)
+    stores = chosen_stores(store, root)
     check_sudo()
     check_caroot()
     report = StoreReport(json_output, dry_run, stale=stale)
@@ -71,7 +74,7 @@ def uninstall(
         if len(runner.actions) == before:
             report.result(s.name, "not installed")
         else:
-            report.result(s.name, "would be removed" if dry_run else "removed")
+            report.store_result(s, "would be removed" if dry_run else "removed")
     report.finish()
 
 

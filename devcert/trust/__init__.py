@@ -11,7 +11,8 @@ One module per store, each behind the same small interface (:class:`TrustStore`)
         store.install(ca)                    # default runner: runs the commands, no sudo, no output
 
 Store names: ``system`` (the OS store: Linux distribution bundle, macOS System keychain or
-Windows user Root store), ``nss`` (Firefox profiles, Chromium's ~/.pki/nssdb) and ``java``.
+Windows user Root store), ``nss`` (Firefox profiles, Chromium's ~/.pki/nssdb), ``java``, and
+under WSL ``windows`` (the Windows user's Root store, through certutil.exe: :mod:`.wsl`).
 Every entry devcert adds is named ``devcert-<16 hex of the CA's SHA-256>`` (:func:`entry_name`).
 
 Entries of CAs that are no longer the current one (replaced by ``ca init --force``, left by an
@@ -45,10 +46,10 @@ __all__ = [
 #: Environment variable that limits the stores, like mkcert's TRUST_STORES: "system,nss".
 ENV_VAR = "DEVCERT_TRUST_STORES"
 #: Every store name, in the order they are used and listed.
-STORE_NAMES = ("system", "nss", "java")
+STORE_NAMES = ("system", "nss", "java", "windows")
 #: Names people try for the OS store, and what that store is.
 _OS_NAMES = {"macos": "the macOS System keychain", "darwin": "the macOS System keychain", "keychain": "the macOS System keychain",
-             "windows": "the Windows user Root store", "linux": "the distribution's CA bundle", "os": "the OS store"}
+             "linux": "the distribution's CA bundle", "os": "the OS store"}
 
 
 def _system_store() -> TrustStore:
@@ -67,11 +68,15 @@ def _system_store() -> TrustStore:
 
 
 def all_stores() -> list[TrustStore]:
-    """One instance of each store for this platform, present or not."""
+    """One instance of each store for this platform, present or not; the Windows side only under WSL."""
     from .java import JavaStore
     from .nss import NSSStore
+    from .wsl import WSLWindowsStore, is_wsl
 
-    return [_system_store(), NSSStore(), JavaStore()]
+    stores = [_system_store(), NSSStore(), JavaStore()]
+    if is_wsl():
+        stores.append(WSLWindowsStore(wsl=True))
+    return stores
 
 
 def parse_store_names(names: Iterable[str]) -> list[str]:
@@ -107,6 +112,10 @@ def selected_stores(names: Iterable[str] | None = None, *, include_unavailable: 
     stores = all_stores()
     if wanted:
         by_name = {s.name: s for s in stores}
+        if "windows" in wanted and "windows" not in by_name:  # named outside WSL: it says why not
+            from .wsl import WSLWindowsStore
+
+            by_name["windows"] = WSLWindowsStore(wsl=False)
         return [by_name[n] for n in wanted]
     if include_unavailable:
         return stores
