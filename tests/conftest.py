@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from devcert.ca import LocalCA
+from tests.debian_root import debian_copy  # noqa: F401  (a fixture: the rootfs and container tests)
 from tests.helpers import PAGE, TLSServer, clean_env, require_sandbox
 
 

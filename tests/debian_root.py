@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import http.server
 import os
 import shutil
-import ssl
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, clean_env, require_tool
+from tests.helpers import ROOT, clean_env, require_tool
 
 DEBIAN_CACHE = ROOT / ".cache" / "debian-root"
 SUITE = "bookworm"
@@ -71,38 +69,8 @@ def tree_digest(root: Path, skip: tuple[str, ...] = ("proc", "sys", "dev", "tmp"
     return found
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802
-        body = b"devcert rootfs ok\n"
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-class TLSServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, context: ssl.SSLContext):
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.context = context
-
-    def finish_request(self, request, client_address):  # type: ignore[no-untyped-def]
-        try:
-            tls = self.context.wrap_socket(request, server_side=True)
-        except (ssl.SSLError, OSError):
-            return  # the client refused the certificate: what "not trusted" looks like
-        try:
-            super().finish_request(tls, client_address)
-        finally:
-            tls.close()
-
-    def handle_error(self, request, client_address):  # type: ignore[no-untyped-def]
-        pass
-
+#: What the test servers answer; chroot_clients checks for it.
+ROOTFS_OK = b"devcert rootfs ok\n"
 
 
 def debian_root_copy(copy: Path) -> Path:
@@ -141,7 +109,7 @@ def chroot_clients(root: Path, port: int, env: dict[str, str] | None = None) -> 
                          url], capture_output=True, text=True, env=env, timeout=60)
     for result in (curl, py):
         if result.returncode == 0:
-            assert result.stdout == "devcert rootfs ok\n"
+            assert result.stdout == ROOTFS_OK.decode()
         else:
             assert "certificate" in result.stderr.lower(), result.stderr  # refused for trust, not for another reason
     return {"curl": curl.returncode == 0, "python": py.returncode == 0}

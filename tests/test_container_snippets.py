@@ -17,17 +17,16 @@ import shlex
 import shutil
 import ssl
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import clean_env, require_tool, run_devcert
-from debian_root import TLSServer, chroot_clients, debian_copy  # noqa: F401 (debian_copy: a fixture)
 from devcert.ca import LocalCA
 from devcert.trust.linux import FAMILIES
 from devcert.trust.rootfs import run_line
+from tests.debian_root import ROOTFS_OK, chroot_clients
+from tests.helpers import TLSServer, clean_env, require_tool, run_devcert
 
 TARGETS = ("dockerfile", "compose", "devcontainer")
 NAMES = ("app.test", "localhost", "127.0.0.1")
@@ -47,19 +46,11 @@ def host_files(text: str) -> tuple[Path, Path]:
     return Path(match.group(1)), Path(match.group(2))
 
 
-def serve(cert: Path, key: Path):  # type: ignore[no-untyped-def]
+def serve(cert: Path, key: Path) -> TLSServer:
+    """A TLS server on 127.0.0.1 with the snippet's certificate; use it as a context manager."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
-    server = TLSServer(ctx)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    thread.start()
-    return server, thread
-
-
-def stop(server, thread) -> None:  # type: ignore[no-untyped-def]
-    server.shutdown()
-    server.server_close()
-    thread.join(10)
+    return TLSServer(ctx, body=ROOTFS_OK)
 
 
 def test_listed_with_the_other_targets(cli_env):
@@ -153,11 +144,8 @@ def test_dockerfile_lines_make_a_debian_root_trust_the_host_server(cli_env, caro
     assert (root / env["NODE_EXTRA_CA_CERTS"].lstrip("/")).read_bytes() == ca_pem
     assert LocalCA.load(caroot, require_key=False).cert_pem.strip().splitlines()[1].decode() in (
         root / env["REQUESTS_CA_BUNDLE"].lstrip("/")).read_text()
-    server, thread = serve(*host_files(text))
-    try:
-        assert chroot_clients(root, server.server_address[1], env) == {"curl": True, "python": True}
-    finally:
-        stop(server, thread)
+    with serve(*host_files(text)) as server:
+        assert chroot_clients(root, server.port, env) == {"curl": True, "python": True}
 
 
 @pytest.mark.slow
@@ -166,9 +154,8 @@ def test_compose_mount_and_command_make_a_debian_root_trust_the_host_server(cli_
     text = snippet(cli_env, "compose", *NAMES)
     app = yaml.safe_load(text)["services"]["app"]
     root = debian_copy
-    server, thread = serve(*host_files(text))
-    try:
-        port = server.server_address[1]
+    with serve(*host_files(text)) as server:
+        port = server.port
         assert chroot_clients(root, port) == {"curl": False, "python": False}
         [volume] = app["volumes"]
         target = root / volume["target"].lstrip("/")
@@ -179,5 +166,3 @@ def test_compose_mount_and_command_make_a_debian_root_trust_the_host_server(cli_
                               env=clean_env(PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"), timeout=300)
         assert done.returncode == 0, done.stderr
         assert chroot_clients(root, port, {k: str(v) for k, v in app["environment"].items()}) == {"curl": True, "python": True}
-    finally:
-        stop(server, thread)

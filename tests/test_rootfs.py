@@ -14,22 +14,29 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-import sandbox
-from conftest import clean_env, devcert_exe, one_error_line, require_sandbox, require_tool, run_devcert
-from debian_root import TLSServer, chroot_clients, debian_copy, tree_digest  # noqa: F401 (debian_copy: a fixture)
 from devcert.ca import LocalCA
 from devcert.errors import TrustStoreError, UsageError
 from devcert.trust import entry_name
 from devcert.trust.base import Runner
 from devcert.trust.rootfs import RootFSStore, resolve_in
+from tests import sandbox
+from tests.debian_root import ROOTFS_OK, chroot_clients, tree_digest
+from tests.helpers import (
+    UNIT,
+    TLSServer,
+    clean_env,
+    devcert_exe,
+    one_error_line,
+    require_sandbox,
+    require_tool,
+    run_devcert,
+)
 
 
 @pytest.fixture(scope="module")
@@ -181,15 +188,8 @@ def server_ca(tmp_path: Path) -> Iterator[tuple[Path, int]]:
     caroot = tmp_path / "caroot"
     local = LocalCA.create(caroot)
     leaf = local.issue("localhost", "127.0.0.1")
-    server = TLSServer(leaf.server_context())
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    thread.start()
-    try:
-        yield caroot, server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
+    with TLSServer(leaf.server_context(), body=ROOTFS_OK) as server:
+        yield caroot, server.port
 
 
 #: Run inside the trust sandbox: digest the (private copies of the) host's stores, run devcert,
@@ -219,7 +219,7 @@ print(json.dumps({"same": digest(dirs) == before, "rc": run.returncode, "out": r
 def devcert_in_sandbox(*args: str, caroot: Path) -> dict:  # type: ignore[type-arg]
     env = clean_env(DEVCERT_CAROOT=str(caroot))
     result = sandbox.run([sys.executable, "-c", _IN_SANDBOX, json.dumps(list(sandbox.SHADOWED)), devcert_exe(), *args],
-                         env=env, timeout=600)
+                         env=env, timeout=600 * UNIT)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
 

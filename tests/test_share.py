@@ -20,9 +20,9 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from conftest import devcert_exe, one_error_line, require_tool, run_devcert
 from devcert.ca import LocalCA
 from devcert.share import NETWORK_SECURITY_CONFIG, mobileconfig, pretty_fingerprint
+from tests.helpers import devcert_exe, one_error_line, require_tool, run_devcert
 
 #: Seconds the shared server is given in these tests: enough for every fetch below on a busy
 #: machine; the test then waits for it to end by itself.

@@ -19,11 +19,11 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-import sandbox
-from conftest import devcert_exe, one_error_line, require_sandbox, run_devcert
 from devcert.ca import LocalCA
 from devcert.trust import selected_stores
 from devcert.trust.wsl import WSLWindowsStore, is_wsl
+from tests import sandbox
+from tests.helpers import UNIT, devcert_exe, one_error_line, require_sandbox, run_devcert
 
 DISTRO = "Debian"
 
@@ -161,7 +161,7 @@ def test_default_stores_under_wsl_include_windows(wsl_env, caroot, tmp_path):
     trust sandbox, since it also installs into this machine's stores)."""
     require_sandbox()
     LocalCA.create(caroot)
-    result = sandbox.run([devcert_exe(), "install", "--json"], env=wsl_env, timeout=600)
+    result = sandbox.run([devcert_exe(), "install", "--json"], env=wsl_env, timeout=600 * UNIT)
     report = json.loads(result.stdout)
     rows = {s["store"]: s for s in report["stores"]}
     assert rows["windows"]["result"] == "installed", result.stderr
