@@ -42,7 +42,7 @@ def _owner_ok(st: os.stat_result) -> bool:
 
 def _owner_name(uid: int) -> str:
     try:
-        import pwd
+        import pwd  # POSIX only, and only to name another owner in a refusal
 
         return pwd.getpwuid(uid).pw_name
     except (ImportError, KeyError):

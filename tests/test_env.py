@@ -17,7 +17,7 @@ import pytest
 
 from conftest import clean_env, devcert_exe, free_port, run_devcert
 
-from devcert import clients
+from devcert import env as clients
 
 SERVER = r"""
 import asyncio, ssl, sys

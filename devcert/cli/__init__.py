@@ -22,6 +22,7 @@ import sys
 from typing import Any, NoReturn
 
 from ..errors import DevcertError
+from .messages import describe
 
 
 def __getattr__(name: str) -> Any:
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except DevcertError as err:
         if _debug():
             raise
-        echo(f"devcert: error: {err}", err=True)
+        echo(f"devcert: error: {describe(err)}", err=True)
         code = err.exit_code
     except Failed as failed:
         for line in failed.lines:
