@@ -119,10 +119,10 @@ def describe_cert(cert: x509.Certificate, ca: LocalCA | None) -> dict[str, Any]:
     }
 
 
-def _verdict(certs: list[x509.Certificate], ca: LocalCA | None) -> tuple[bool, str]:
+def _verdict(chain: list[x509.Certificate], ca: LocalCA | None) -> tuple[bool, str]:
     if ca is None:
         return False, "there is no local CA on this machine to check against"
-    leaf = certs[0]
+    leaf = chain[0]
     if _issued_by(leaf, ca.cert):
         if certs.expired(leaf.not_valid_after_utc):
             return False, "signed by this machine's local CA, but expired"
@@ -140,12 +140,12 @@ def inspect_file(path: str | Path, ca: LocalCA | None) -> dict[str, Any]:
     if not os.path.lexists(path):
         raise UsageError(f"{path} does not exist (for a server, give HOST:PORT)")
     data = read_regular(path, "the certificate file")  # a FIFO or /dev/zero is refused, not read
-    certs = load_certificates(data, str(path))
-    ok, why = _verdict(certs, ca)
+    chain = load_certificates(data, str(path))
+    ok, why = _verdict(chain, ca)
     return {
         "source": str(path.absolute()),
         "kind": "file",
-        "certificates": [describe_cert(c, ca) for c in certs],
+        "certificates": [describe_cert(c, ca) for c in chain],
         "chains_to_local_ca": ok,
         "verdict": why,
         "ca_sha256": ca.fingerprint if ca else None,
@@ -210,7 +210,7 @@ def _verify_handshake(host: str, port: int, ca: LocalCA, timeout: float) -> tupl
 
 @_quiet_parsing()
 def inspect_host(host: str, port: int, ca: LocalCA | None, *, timeout: float = TIMEOUT) -> dict[str, Any]:
-    certs, version, cipher = _fetch_chain(host, port, timeout)
+    chain, version, cipher = _fetch_chain(host, port, timeout)
     if ca is None:
         ok, why = False, "there is no local CA on this machine to check against"
     else:
@@ -220,7 +220,7 @@ def inspect_host(host: str, port: int, ca: LocalCA | None, *, timeout: float = T
         "kind": "server",
         "tls_version": version,
         "cipher": cipher,
-        "certificates": [describe_cert(c, ca) for c in certs],
+        "certificates": [describe_cert(c, ca) for c in chain],
         "chains_to_local_ca": ok,
         "verdict": why,
         "ca_sha256": ca.fingerprint if ca else None,

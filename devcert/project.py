@@ -179,12 +179,12 @@ def parse_project(path: Path, table: dict[str, Any]) -> Project:
         raise ConfigError(
             f"{where} unknown key {unknown[0]!r}; the only setting is `certs = [...]`, a list of tables like {EXAMPLE}"
         )
-    certs = table.get("certs", [])
-    if not isinstance(certs, list):
+    declared = table.get("certs", [])
+    if not isinstance(declared, list):
         raise ConfigError(f"{where} certs must be a list of tables, e.g. certs = [{EXAMPLE}]")
     outputs: dict[Path, str] = {}
     root = path.parent.resolve()
-    for index, entry in enumerate(certs):
+    for index, entry in enumerate(declared):
         label = f"{path}: certs[{index}]"
         spec = _parse_entry(label, index, entry, root)
         for what, out in (("cert", spec.cert), ("key", spec.key)):
