@@ -187,6 +187,8 @@ class LocalCA:
         self.created = False
         #: Why the key file next to the certificate is unusable (set by ``load(require_key=False)``).
         self.key_problem: str | None = None
+        #: The error behind ``key_problem``, with its fields (the CLI words its fix).
+        self.key_error: CAError | None = None
 
     @functools.cached_property
     def ski(self) -> x509.SubjectKeyIdentifier:
@@ -250,16 +252,17 @@ class LocalCA:
             is_ca = False
         if not is_ca:
             raise CAError(f"{cert_file} is not a CA certificate (BasicConstraints CA is not set)")
-        key, key_problem = None, None
+        key, key_error = None, None
         if require_key or key_file.exists():
             try:
                 key = cls._load_key(key_file, cert_file, cert)
             except CAError as err:
                 if require_key:
                     raise
-                key_problem = str(err)  # the certificate alone still installs, shows and verifies
+                key_error = err  # the certificate alone still installs, shows and verifies
         ca = cls(cert, key, folder)
-        ca.key_problem = key_problem
+        ca.key_error = key_error
+        ca.key_problem = str(key_error) if key_error is not None else None
         return ca
 
     @staticmethod
