@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from . import certs, inventory, keys
@@ -37,6 +36,8 @@ DEFAULT_DAYS = 820
 MAX_DAYS = 825
 #: WebTransport's serverCertificateHashes accepts only ECDSA certificates valid <= 14 days.
 SELF_SIGNED_DEFAULT_DAYS = 14
+#: Leaves for browsers: P-521 is valid but Chrome and Safari refuse it in TLS.
+CSR_CURVES = ("secp256r1", "secp384r1")
 
 
 def check_days(days: int | None, *, default: int = DEFAULT_DAYS) -> int:
@@ -116,7 +117,7 @@ class Leaf:
         # PKCS#12 support pulls in cryptography's serialization package (~12 ms, see keys.py),
         # which `devcert create` needs only with --p12-file.
         from cryptography.hazmat.primitives import hashes
-        from cryptography.hazmat.primitives.serialization import pkcs12
+        from cryptography.hazmat.primitives.serialization import pkcs12  # (see above)
 
         if isinstance(password, str):
             password = password.encode()
@@ -217,7 +218,7 @@ def _build(
         ekus.append(ExtendedKeyUsageOID.CLIENT_AUTH)
     if any(n.kind == "email" for n in names):
         ekus.append(ExtendedKeyUsageOID.EMAIL_PROTECTION)
-    is_rsa = isinstance(public_key, rsa.RSAPublicKey)
+    is_rsa = keys.key_type_of(public_key) == "rsa"
     not_before = certs.now() - BACKDATE
     subject = _subject("devcert development certificate")
     ski = x509.SubjectKeyIdentifier.from_public_key(public_key)
@@ -353,13 +354,14 @@ def sign_csr(ca: LocalCA, data: bytes | str, *, client: bool = False, days: int 
     csr = load_csr(data)
     names = csr_names(csr)
     public_key = csr.public_key()
-    if isinstance(public_key, rsa.RSAPublicKey):
-        if public_key.key_size < 2048:
-            raise CSRError(f"the CSR's RSA key has {public_key.key_size} bits; at least 2048 are needed")
-    elif isinstance(public_key, ec.EllipticCurvePublicKey):
-        if public_key.curve.name not in ("secp256r1", "secp384r1"):
-            raise CSRError(f"the CSR's curve {public_key.curve.name} is not accepted by browsers; use P-256 or P-384")
-    else:
+    problem = keys.weakness(public_key, CSR_CURVES)
+    if problem == "rsa-bits":
+        raise CSRError(f"the CSR's RSA key has {public_key.key_size} bits; "  # type: ignore[union-attr]
+                       f"at least {keys.MIN_RSA_BITS} are needed")
+    if problem == "curve":
+        raise CSRError(f"the CSR's curve {public_key.curve.name} is not accepted by browsers; "  # type: ignore[union-attr]
+                       f"use P-256 or P-384")
+    if problem == "type":
         raise CSRError(f"the CSR's key type ({type(public_key).__name__}) is not supported; use ECDSA or RSA")
     ca.check_permitted(names)
     limit, cut = _ca_limit(ca, days)

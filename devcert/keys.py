@@ -54,6 +54,23 @@ def describe(key: PublicKey | PrivateKey) -> str:
     return type(key).__name__
 
 
+#: The weakest keys devcert signs for or trusts: RSA below 2048 bits is broken in practice and
+#: refused by browsers; curves outside these are not accepted by TLS clients.
+MIN_RSA_BITS = 2048
+STRONG_CURVES: tuple[str, ...] = ("secp256r1", "secp384r1", "secp521r1")
+
+
+def weakness(key: object, curves: tuple[str, ...] = STRONG_CURVES) -> str | None:
+    """What makes ``key`` unfit, or None: ``"rsa-bits"`` (below :data:`MIN_RSA_BITS`),
+    ``"curve"`` (an EC curve not in ``curves``) or ``"type"`` (neither ECDSA nor RSA).
+    Callers word it (a CA, a CSR); the rule is here once."""
+    if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
+        return "rsa-bits" if key.key_size < MIN_RSA_BITS else None
+    if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
+        return "curve" if key.curve.name not in curves else None
+    return "type"
+
+
 def key_type_of(key: PublicKey | PrivateKey) -> str:
     """``'ecdsa'`` or ``'rsa'``: the ``key_type`` option that makes a key like this one."""
     return "rsa" if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)) else "ecdsa"
