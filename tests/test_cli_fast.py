@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from devcert.cli.fast import OPTIONS, parse_create
+from devcert.cli.create import OPTIONS, parse_create
 
 
 def _typer_create_command():
     import typer.main
 
-    from devcert.cli import load_commands
+    from devcert.cli.application import load_commands
 
     group = typer.main.get_command(load_commands())
     return group.commands["create"]  # type: ignore[attr-defined]

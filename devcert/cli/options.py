@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
+
+def whole_number(text: str) -> int:
+    """typer's parser for a count (days, a port): a plain message instead of pydantic's."""
+    try:
+        return int(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a whole number") from None
+
 
 JSON_HELP = "Print one JSON object on stdout and nothing else there."
 
 #: ``--json`` as every command that has it spells it.
 JsonOption = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
+
+#: install / uninstall: which stores, and a dry run.
+StoreOption = Annotated[Optional[list[str]], typer.Option(
+    "--store", help="Only this store: system, nss or java (repeatable; default: every store found, or "
+                    "$DEVCERT_TRUST_STORES).", show_default=False, metavar="STORE")]
+DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Print every command and file write without doing any.")]
+#: install / uninstall: their JSON is each store's result, and their progress lines go to stderr.
+StoreJsonOption = Annotated[bool, typer.Option(
+    "--json", help="Print one JSON object on stdout (each store's result); progress goes to stderr.")]

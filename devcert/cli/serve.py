@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from . import echo, warn
+from .output import echo, warn
 from .application import app
 
 
