@@ -17,7 +17,10 @@ The tree::
     │   ├── CAMissingError          a CA file is missing (path, what)
     │   └── UnsafeCARootError       CAROOT or a CA file others could change (path, reason, remedy)
     ├── FileWriteError              a file could not be written
-    └── TrustStoreError             a trust store could not be read or changed
+    ├── TrustStoreError             a trust store could not be read or changed
+    └── ServeError                  serve-wss could not start (template, fields)
+        ├── PortInUseError          the port asked for is taken (host, port)
+        └── ServeOptionError        a server option that cannot be used (also a UsageError: exit 2)
 
 Each message says what went wrong, for a person and without command lines or flag names:
 the Python API lets it propagate as it is. The facts are fields as well (``path``, ``name``,
@@ -177,3 +180,47 @@ class FileWriteError(DevcertError):
 
 class TrustStoreError(DevcertError):
     """A trust store could not be read or changed."""
+
+
+class ServeError(DevcertError):
+    """The server could not start (address unusable, bad upstream, ...).
+
+    The message may name options: ``template`` writes each as ``{-option}`` (the Python
+    parameter's name: ``{-port}``, ``{-ws_path}``) and the other ``{field}`` s from ``fields``,
+    which are also attributes. ``str()`` names the parameters; :meth:`worded` lets the CLI
+    name its flags instead (``--port``), so the core never spells a command line.
+    """
+
+    def __init__(self, template: str, **fields: object):
+        self.template, self.fields = template, fields
+        for key, value in fields.items():
+            setattr(self, key, value)
+        super().__init__(self.worded({}))
+
+    def worded(self, names: dict[str, str]) -> str:
+        """The message with each ``{-option}`` spelled as ``names[option]`` (else as the option)."""
+        return self.template.format_map(_OptionNames(self.fields, names))
+
+
+class PortInUseError(ServeError):
+    """The port asked for is taken by another program (fields ``host``, ``port``)."""
+
+
+class ServeOptionError(ServeError, UsageError):
+    """A server option cannot be used as given (exit code 2); a message as :class:`ServeError`'s."""
+
+    exit_code = 2
+
+
+class _OptionNames(dict):  # type: ignore[type-arg]
+    """``format_map``'s mapping for :meth:`ServeError.worded`: fields by name, ``-option`` keys
+    through ``names``."""
+
+    def __init__(self, fields: dict[str, object], names: dict[str, str]):
+        super().__init__(fields)
+        self.names = names
+
+    def __missing__(self, key: str) -> str:
+        if key.startswith("-"):
+            return self.names.get(key[1:], key[1:])
+        raise KeyError(key)

@@ -5,8 +5,8 @@
   (a deferred import hides a cycle from Python, not from a reader); a package importing its
   own submodules is fine, ``if TYPE_CHECKING:`` imports are not imports at run time;
 - no module imports another module's private (``_name``) names;
-- every import inside a function carries a comment (on its line or the line above) saying
-  why it is deferred.
+- every import inside a function says why it is deferred: a comment on its line, or above the
+  group of imports it belongs to, or the function's docstring saying what importing costs.
 
 Each rule runs once for the core and once for the CLI, so a failure says which side broke it.
 """
@@ -41,6 +41,7 @@ class Import:
     line: int
     in_function: bool
     type_checking: bool
+    docstring_says_why: bool = False
 
 
 def _module_name(path: Path) -> str:
@@ -86,34 +87,37 @@ def _imports(module: str) -> list[Import]:
     tree = ast.parse(SOURCES[module].read_text(), str(SOURCES[module]))
     found: list[Import] = []
 
-    def visit(node: ast.AST, in_function: bool, type_checking: bool) -> None:
+    def visit(node: ast.AST, in_function: bool, type_checking: bool, why: bool = False) -> None:
         for child in ast.iter_child_nodes(node):
-            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
-                visit(child, True, type_checking)
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                doc = ast.get_docstring(child) or ""
+                visit(child, True, type_checking, "import" in doc)
+            elif isinstance(child, ast.Lambda):
+                visit(child, True, type_checking, why)
             elif isinstance(child, ast.If) and _is_type_checking(child.test):
                 for stmt in child.body:
-                    visit(ast.Module(body=[stmt], type_ignores=[]), in_function, True)
+                    visit(ast.Module(body=[stmt], type_ignores=[]), in_function, True, why)
                 for stmt in child.orelse:
-                    visit(ast.Module(body=[stmt], type_ignores=[]), in_function, type_checking)
+                    visit(ast.Module(body=[stmt], type_ignores=[]), in_function, type_checking, why)
             elif isinstance(child, ast.Import):
                 for alias in child.names:
                     target = _deepest(alias.name) if alias.name.startswith("devcert") else None
-                    found.append(Import(module, target or alias.name, (), child.lineno, in_function, type_checking))
+                    found.append(Import(module, target or alias.name, (), child.lineno, in_function, type_checking, why))
             elif isinstance(child, ast.ImportFrom):
                 source = _resolve(module, child)
                 if not _within(source, "devcert"):
-                    found.append(Import(module, source, (), child.lineno, in_function, type_checking))
+                    found.append(Import(module, source, (), child.lineno, in_function, type_checking, why))
                     continue
                 for alias in child.names:
                     # `from . import inventory` imports a module; `from .ca import caroot` a name of one.
                     submodule = f"{source}.{alias.name}"
                     if submodule in SOURCES:
-                        found.append(Import(module, submodule, (), child.lineno, in_function, type_checking))
+                        found.append(Import(module, submodule, (), child.lineno, in_function, type_checking, why))
                     else:
                         found.append(Import(module, _deepest(source) or source, (alias.name,), child.lineno,
-                                            in_function, type_checking))
+                                            in_function, type_checking, why))
             else:
-                visit(child, in_function, type_checking)
+                visit(child, in_function, type_checking, why)
 
     visit(tree, False, False)
     return found
@@ -243,13 +247,35 @@ def _comment_lines(path: Path) -> set[int]:
     return lines
 
 
+def _import_lines(path: Path) -> set[int]:
+    """Every line an import statement covers."""
+    lines: set[int] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            lines.update(range(node.lineno, (node.end_lineno or node.lineno) + 1))
+    return lines
+
+
+def _commented(line: int, comments: set[int], imports: set[int], blank: set[int]) -> bool:
+    """A comment on ``line``, or on the first line above the group of imports (blank lines
+    between them allowed) that ``line`` belongs to."""
+    if line in comments:
+        return True
+    above = line - 1
+    while above > 0 and (above in imports or above in blank) and above not in comments:
+        above -= 1
+    return above in comments
+
+
 @pytest.mark.parametrize("scope", list(SCOPES))
 def test_every_deferred_import_says_why(scope: str) -> None:
     bad = []
     for module in _modules(scope):
-        comments = _comment_lines(SOURCES[module])
+        path = SOURCES[module]
+        comments, imports = _comment_lines(path), _import_lines(path)
+        blank = {n for n, text in enumerate(path.read_text().splitlines(), 1) if not text.strip()}
         for imp in IMPORTS[module]:
-            if imp.in_function and not ({imp.line, imp.line - 1} & comments):
+            if imp.in_function and not imp.docstring_says_why and not _commented(imp.line, comments, imports, blank):
                 bad.append(f"{_where(imp)} imports {imp.target} inside a function without a comment saying why")
     assert not bad, "\n".join(sorted(set(bad)))
 
@@ -259,3 +285,6 @@ def test_the_checks_see_the_package() -> None:
     assert {"devcert", "devcert.ca", "devcert.errors", "devcert.cli"} <= set(SOURCES)
     assert any(imp.target == "devcert.errors" for imp in IMPORTS["devcert.ca"])
     assert _cycles({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [["a", "b"]]
+    # a comment above a group of imports covers the group; code in between breaks it
+    assert _commented(3, comments={1}, imports={2, 3}, blank=set())
+    assert not _commented(5, comments={1}, imports={2, 5}, blank=set())

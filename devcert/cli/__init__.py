@@ -23,7 +23,9 @@ import os
 import sys
 from typing import NoReturn
 
+from ..ca import NEXT_DIR, PENDING_DIR, ROTATION_FILE, caroot
 from ..errors import DevcertError
+from ..files import pending_journals
 from .messages import describe
 from .output import Failed, echo, warn
 
@@ -75,9 +77,6 @@ def _recover() -> None:
     sudo prompts (a command like `create` must not ask for a password); a store step that
     needs root stays recorded, and `devcert ca rotate` finishes it.
     """
-    from ..ca import NEXT_DIR, PENDING_DIR, ROTATION_FILE, caroot
-    from ..files import pending_journals
-
     folder = caroot()
     try:
         if not ((folder / ROTATION_FILE).exists() or (folder / NEXT_DIR).exists()
@@ -85,9 +84,9 @@ def _recover() -> None:
             return
     except OSError:
         return  # a CAROOT we cannot read: the command itself says why, in one line
-    from ..lifecycle import (
-        recover,  # only when something is left to finish: it imports the trust stores
-    )
+    # Deferred: only when something is left to finish; the rotation machinery is not needed by
+    # the commands that run on a clean CAROOT (create's start-up is benchmarked).
+    from ..lifecycle import recover
     from ..trust import Runner
 
     try:

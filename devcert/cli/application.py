@@ -42,7 +42,7 @@ app.add_typer(ca_app, name="ca")
 
 #: One module per command, named after it, in the order the commands appear in --help.
 COMMAND_MODULES = (
-    "create", "caroot", "install", "uninstall", "status", "serve", "snippet", "env", "doctor",
+    "create", "caroot", "install", "uninstall", "status", "serve_wss", "snippet", "env", "doctor",
     "sync", "list", "renew", "inspect", "ca_init", "ca_info", "ca_rotate", "ca_import_mkcert",
 )
 

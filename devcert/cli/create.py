@@ -8,7 +8,6 @@ option, a value that is not a number), which hands the command line to typer: he
 prompts look the same either way. :func:`register` declares the typer command, for that path.
 """
 
-import getpass
 import os
 import sys
 from pathlib import Path
@@ -103,6 +102,8 @@ def _p12_password(given: str | None, password_file: str | None = None) -> str:
         if not sys.stdin.isatty():
             raise UsageError(f"--p12-file needs a password: set {P12_PASSWORD_ENV}, give --p12-password-file FILE "
                              f"(- for standard input), or run in a terminal to be asked")
+        import getpass  # deferred: only this prompt needs it (with termios, ~1.5 ms of every create)
+
         password = getpass.getpass("Password for the PKCS#12 file: ")
         if getpass.getpass("Repeat it: ") != password:
             raise UsageError("the two passwords differ")
