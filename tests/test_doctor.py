@@ -188,7 +188,7 @@ def test_near_expiry_through_the_cli(tmp_path):
 
 def test_env_checks(tmp_path, caroot):
     from devcert.ca import LocalCA
-    from devcert.clients import ensure_bundle
+    from devcert.env import ensure_bundle
 
     ca = LocalCA.load_or_create()
     bundle = ensure_bundle(ca).path
@@ -213,7 +213,7 @@ def test_env_checks(tmp_path, caroot):
 def test_clients_verdicts_by_real_handshake(caroot, tmp_path):
     """Without any trust, every present client says problem; with the bundle, Python ones say ok."""
     from devcert.ca import LocalCA
-    from devcert.clients import ensure_bundle
+    from devcert.env import ensure_bundle
 
     ca = LocalCA.load_or_create()
     bare = clean_env()
@@ -516,7 +516,7 @@ def test_constraint_rows_come_with_the_report_even_without_clients(tmp_path, mon
 def test_bun_deno_and_go_rows_by_real_handshake(tmp_path, monkeypatch):
     """Each runtime really shakes hands: refused without trust, with the fix that makes it
     trust; trusted with `devcert env`'s exports; each row names the runtime's version."""
-    from devcert.clients import ensure_bundle
+    from devcert.env import ensure_bundle
 
     _need("bun", NODE_BIN)
     _need("deno", NODE_BIN)
@@ -563,7 +563,7 @@ def test_go_row_absent_without_go(tmp_path):
 def test_node_row_names_the_version_and_the_fix_it_supports(tmp_path):
     """Node 20 (Debian's): NODE_EXTRA_CA_CERTS is the fix. Node 22 first on PATH: it can read
     the OS store, so NODE_USE_SYSTEM_CA=1 (after devcert install) is named."""
-    from devcert.clients import find_node
+    from devcert.env import find_node
 
     _need("node", NODE22_BIN)
     ca = _ca(tmp_path / "ca")

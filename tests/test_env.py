@@ -15,7 +15,7 @@ import certifi
 import pytest
 
 
-from devcert import clients
+from devcert import env as clients
 from tests import sandbox
 from tests.helpers import (NODE22_BIN, STACKS_DIR, UNIT, clean_env, devcert_exe, first_line, require_sandbox, require_tool,
                            run_devcert, stop)

@@ -212,11 +212,15 @@ def test_keyscan_module_names_each_file(tmp_path: Path) -> None:
 
 
 def test_keyscan_module_itself_runs_the_hook(tmp_path: Path) -> None:
-    """`python -m devcert.keyscan` (the usage its docstring gives) is the hook, not a silent no-op."""
+    """`python -m devcert.cli.keyscan` is the hook; the core module `devcert.keyscan`, once a second
+    entry point, refuses to run as one (the core never imports the CLI), never a silent pass."""
     keys, harmless = key_files(), harmless_files()
     for name, data in {**keys, **harmless}.items():
         (tmp_path / name).write_bytes(data)
-    for module in ("devcert.keyscan", "devcert.cli.keyscan"):
+    old = subprocess.run([sys.executable, "-m", "devcert.keyscan", *harmless], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=60)
+    assert old.returncode == 1 and "python -m devcert.cli.keyscan" in old.stderr, old.stderr
+    for module in ("devcert.cli.keyscan",):
         result = subprocess.run([sys.executable, "-m", module, "key-utf16.pem", "secret-data.yaml", "marker.py"],
                                 cwd=tmp_path, capture_output=True, text=True, timeout=60 * UNIT)
         assert result.returncode == 1, (module, result.stderr)

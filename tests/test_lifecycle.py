@@ -148,7 +148,8 @@ def test_rotate_with_fake_stores(caroot: Path, tmp_path: Path) -> None:
     report = rotate(caroot, stores=[a, b])
     new = report.new
     assert log == [f"install a {new.short_id}", f"uninstall a {old.short_id}"]
-    assert report.reissued == [str(tmp_path / "a.pem")] and "gone.pem" in report.skipped[0]
+    assert report.reissued == [str(tmp_path / "a.pem")] and report.skipped[0].path.endswith("gone.pem")
+    assert report.skipped[0].reason == "missing" and str(report.skipped[0]).endswith("gone.pem (file missing)")
     assert new.constraints is not None and new.constraints.profile == "dns"
     assert "corp.example.dev" in new.constraints.dns and not new.constraints.constrains_ips
     from devcert.issue import leaf_problem

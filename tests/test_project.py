@@ -297,3 +297,27 @@ def test_sync_name_outside_constraints_fails_before_writing(tmp_path: Path, cli_
     result = run_devcert("sync", "--no-gitignore", env=cli_env, cwd=root)
     assert result.returncode == 0, result.stderr
     assert san(root / "real.pem") == {"app.test", "example.com"}
+
+
+def test_expiring_soon_lists_kept_certificates_within_the_window(tmp_path: Path, caroot: Path) -> None:
+    """sync's expiry warning, as a core function: kept certificates with fewer days left than
+    the window (min_days + 30 by default, or warn_days); fresh ones are never listed."""
+    from devcert import LocalCA
+    from devcert.errors import OptionError
+    from devcert.project import expiring_soon, sync, warning_window
+
+    root = write_project(tmp_path / "proj", '[tool.devcert]\ncerts = [\n'
+                         '  { names = ["a.test"], cert = "a.pem", key = "a-key.pem", days = 50 },\n'
+                         '  { names = ["b.test"], cert = "b.pem", key = "b-key.pem" },\n]\n')
+    project = load_project(root)
+    ca = LocalCA.load_or_create()
+    first = sync(project, ca)
+    assert [r.action for r in first] == ["created", "created"] and expiring_soon(first) == []
+    again = sync(project, ca)
+    assert [r.action for r in again] == ["kept", "kept"]
+    soon = expiring_soon(again)  # a.pem has 49 or 50 days left, inside 30 + 30
+    assert [(r.spec.cert.name, left in (49, 50)) for r, left in soon] == [("a.pem", True)]
+    assert expiring_soon(again, warn_days=10) == [] and warning_window(30, None) == 60
+    assert [r.spec.cert.name for r, _ in expiring_soon(again, warn_days=900)] == ["a.pem", "b.pem"]
+    with pytest.raises(OptionError):
+        expiring_soon(again, warn_days=-1)

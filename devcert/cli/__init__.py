@@ -26,6 +26,7 @@ from typing import NoReturn
 from ..ca import NEXT_DIR, PENDING_DIR, ROTATION_FILE, caroot
 from ..errors import DevcertError
 from ..files import pending_journals
+from .messages import describe
 from .output import Failed, echo, warn
 
 
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except DevcertError as err:
         if _debug():
             raise
-        echo(f"devcert: error: {err}", err=True)
+        echo(f"devcert: error: {describe(err)}", err=True)
         code = err.exit_code
     except Failed as failed:
         for line in failed.lines:

@@ -11,6 +11,7 @@ from ..ca import LocalCA, caroot, check_profile
 from ..errors import UsageError
 from ..lifecycle import rotate
 from .application import ca_app
+from .messages import describe_skipped
 from .options import JsonOption
 from .output import Failed, echo, print_json, warn
 
@@ -41,10 +42,11 @@ def ca_rotate(
     report = rotate(caroot(), progress=None if json_output else echo, profile=profile)
     for message in report.warnings:
         warn(message)
+    skipped = [describe_skipped(s) for s in report.skipped]
     if json_output:
-        print_json(report.as_dict())
+        print_json({**report.as_dict(), "skipped": skipped})
     else:
-        for s in report.skipped:
+        for s in skipped:
             echo(f"skipped {s}")
         if report.resumed:
             echo(f"Finished the rotation an earlier `devcert ca rotate` began: the CA is now {report.new.common_name} "

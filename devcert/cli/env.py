@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from ..clients import (
+from ..env import (
     ENV_NAMES,
-    _check_shell,
+    check_shell,
     ensure_bundle,
     env_vars,
     export_lines,
@@ -46,7 +46,7 @@ def env(
     the CA alone in NODE_EXTRA_CA_CERTS, which it adds to its own roots; a Node 22.15+ / 23.9+
     on PATH gets NODE_USE_SYSTEM_CA=1 instead once the OS store holds the CA (devcert install).
     """
-    _check_shell(shell)
+    check_shell(shell)
     if unset:
         if json_output:
             print_json({"unset": list(ENV_NAMES)})

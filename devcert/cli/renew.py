@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
 from .. import inventory
 from ..ca import caroot
-from ..errors import DevcertError, UsageError
+from ..errors import DevcertError, NotRenewableError, UsageError
 from .application import app
+from .messages import describe, describe_skipped
 from .options import JsonOption, whole_number
 from .output import Failed, echo, print_json, warn
 from .shared import check_days, date, existing_ca, load_ca_for_issuing
@@ -39,47 +40,22 @@ def renew(
     entries, warnings = inventory.read(caroot())
     for message in warnings:
         warn(message)
-    selected: list[dict[str, Any]] = []
-    skipped: list[str] = []
     if paths:
-        by_path = {}
-        for e in entries:
-            by_path[e["cert"]] = e
-            if e.get("key"):
-                by_path[e["key"]] = e
-        for p in paths:
-            key = str(p.absolute())
-            entry = by_path.get(key) or by_path.get(str(p.resolve()))
-            if entry is None:
-                raise UsageError(f"{p} is not in the inventory (`devcert list` shows it); issue it with `devcert create` "
-                                 f"or declare it in the project and run `devcert sync`")
-            if entry not in selected:
-                selected.append(entry)
+        selected, left = inventory.select_for_renewal(entries, None, paths=paths)
     else:
-        ca_now = existing_ca()
-        for e in entries:
-            st = inventory.status(e, ca_now)
-            if expiring is not None and not (st["days_left"] is not None and st["days_left"] < expiring):
-                continue
-            if st["missing"]:
-                skipped.append(f"{e['cert']} (file missing)")
-                continue
-            reason = inventory.not_renewable(e)
-            if reason is not None:
-                skipped.append(f"{e['cert']} ({reason})")
-                continue
-            selected.append(e)
+        selected, left = inventory.select_for_renewal(entries, existing_ca(), expiring=expiring)
+    skipped = [describe_skipped(s) for s in left]
     ca = load_ca_for_issuing() if selected else None
     done = []
     errors = []
     for entry in selected:
         try:
             leaf, warns = inventory.reissue(ca, entry)
-        except inventory.CSRLeafError as err:
-            errors.append(str(err))  # it names the file already
+        except NotRenewableError as err:
+            errors.append(describe(err))  # it names the file already
             continue
         except DevcertError as err:
-            errors.append(f"{entry['cert']}: {err}")
+            errors.append(f"{entry['cert']}: {describe(err)}")
             continue
         for message in warns:
             warn(message)

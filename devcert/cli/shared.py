@@ -9,6 +9,7 @@ from __future__ import annotations
 from ..ca import LocalCA, caroot
 from ..errors import DevcertError, UsageError
 from ..trust import trusted_anywhere
+from .messages import describe
 from .output import echo, warn
 
 #: Set once the "Run `devcert install`" line was printed, so a command says it once.
@@ -51,7 +52,7 @@ def readable_ca() -> LocalCA | None:
     try:
         return existing_ca()
     except DevcertError as err:
-        warn(f"{err}; reporting without the local CA")
+        warn(f"{describe(err)}; reporting without the local CA")
         return None
 
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from cryptography import x509
 
-from ..project import add_to_gitignore, gitignore_suggestions, load_project
+from ..project import add_to_gitignore, expiring_soon, gitignore_suggestions, load_project, warning_window
 from ..project import sync as do_sync
 from .application import app
 from .options import JsonOption, whole_number
@@ -55,14 +53,8 @@ def sync(
     results = do_sync(project, ca, check=check, min_days=min_days)
     changed = [r for r in results if r.changed]
 
-    warn_within = min_days + 30 if warn_days is None else warn_days
-    expiring = []
-    for r in results:
-        if r.action != "kept":
-            continue
-        days_left = _days_left(r.spec.cert)
-        if days_left is not None and days_left < warn_within:
-            expiring.append((r, days_left))
+    warn_within = warning_window(min_days, warn_days)
+    expiring = expiring_soon(results, min_days=min_days, warn_days=warn_days)
 
     suggestions: list[str] = []
     added = None
@@ -121,14 +113,4 @@ def sync(
                  f"{project.root / '.gitignore'} (or run `devcert sync --gitignore`)")
     if check and changed:
         raise Failed()
-
-
-def _days_left(path: Path) -> int | None:
-
-
-    try:
-        cert = x509.load_pem_x509_certificate(path.read_bytes())
-    except (OSError, ValueError):
-        return None
-    return (cert.not_valid_after_utc - dt.datetime.now(dt.timezone.utc)).days
 

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import TrustStoreError, UsageError
+from ..layout import CERT_FILE, caroot
 from .base import Entry, Runner, StoreStatus, TrustStore, default_runner, entry_name, platform_key
 
 if TYPE_CHECKING:
@@ -55,23 +56,24 @@ _OS_NAMES = {"macos": "the macOS System keychain", "darwin": "the macOS System k
 def _system_store() -> TrustStore:
     kind = platform_key()
     if kind == "darwin":
-        from .macos import MacOSKeychainStore
+        from .macos import MacOSKeychainStore  # each platform imports its own store only
 
         return MacOSKeychainStore()
     if kind == "windows":
-        from .windows import WindowsRootStore
+        from .windows import WindowsRootStore  # each platform imports its own store only
 
         return WindowsRootStore()
-    from .linux import LinuxSystemStore
+    from .linux import LinuxSystemStore  # each platform imports its own store only
 
     return LinuxSystemStore()
 
 
 def all_stores() -> list[TrustStore]:
     """One instance of each store for this platform, present or not; the Windows side only under WSL."""
+    # Not at module level: the Java store costs `devcert create`'s trust hint ~10 ms (any_trusts).
     from .java import JavaStore
-    from .nss import NSSStore
-    from .wsl import WSLWindowsStore, is_wsl
+    from .nss import NSSStore  # (see JavaStore)
+    from .wsl import WSLWindowsStore, is_wsl  # (see JavaStore)
 
     stores = [_system_store(), NSSStore(), JavaStore()]
     if is_wsl():
@@ -136,7 +138,7 @@ def trusted_anywhere(ca: LocalCA) -> bool:
         # ~10 ms, and it is never asked anyway.
         stores: list[TrustStore] = [_system_store()] if "system" in wanted else []
         if "nss" in wanted:
-            from .nss import NSSStore
+            from .nss import NSSStore  # deferred with the others (all_stores)
 
             stores.append(NSSStore())
         stores = [s for s in stores if s.available()]
@@ -228,8 +230,6 @@ def sudo_caroot_problem(environ: Mapping[str, str] | None = None, *, euid: int |
     installing would make and trust a second CA nobody issues from. ``home_of`` (for tests)
     maps a user name to a home folder; by default the password database is used.
     """
-    from ..ca import CERT_FILE, caroot
-
     env = os.environ if environ is None else environ
     if os.name != "posix":
         return None
@@ -242,7 +242,7 @@ def sudo_caroot_problem(environ: Mapping[str, str] | None = None, *, euid: int |
         if callable(home_of):
             home = home_of(user)
         else:
-            import pwd
+            import pwd  # POSIX only (checked above), and only under sudo
 
             home = pwd.getpwnam(user).pw_dir
     except (KeyError, OSError):

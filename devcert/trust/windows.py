@@ -69,8 +69,9 @@ def _as_pem(data: bytes) -> bytes | None:
     """certutil saves a certificate as DER (or base64 with armour, in some versions)."""
     if b"-----BEGIN CERTIFICATE-----" in data:
         return first_pem(data)
+    # Only for what certutil saved as DER; cryptography's serialization package costs ~12 ms (keys.py).
     from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives import serialization  # (see above)
 
     try:
         return x509.load_der_x509_certificate(data).public_bytes(serialization.Encoding.PEM)
@@ -141,7 +142,7 @@ class WindowsRootStore(TrustStore):
         return found
 
     def _export(self, sha1: str) -> bytes | None:
-        import tempfile
+        import tempfile  # ~5 ms, only when a certificate is exported
 
         with tempfile.TemporaryDirectory(prefix="devcert-trust-") as tmp:
             out = Path(tmp) / "cert.cer"  # must not exist: certutil does not overwrite

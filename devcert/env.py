@@ -1,4 +1,4 @@
-"""Making runtimes trust the CA without the OS store: a combined bundle and the env exports.
+"""``devcert env``: making runtimes trust the CA without the OS store, a combined bundle and the exports.
 
 Many clients never look at the OS trust store: ``requests`` reads certifi's bundle, Node its
 own compiled-in list, pip, botocore, httplib2 and gRPC their own. Most of them can be pointed
@@ -21,7 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import InputFileError, UsageError
+import certifi
+from cryptography.hazmat.primitives import serialization
+
+from .errors import InputFileError, OptionError, UsageError
 from .files import PUBLIC, atomic_write
 from .safety import read_regular
 
@@ -123,8 +126,6 @@ def source_bundle(exclude: Path | None = None) -> tuple[Path, str]:
         if data.startswith(MARKER.encode()) or not pem_certificates_der(data):
             continue
         return path, "system"
-    import certifi
-
     return Path(certifi.where()), "certifi"
 
 
@@ -144,8 +145,6 @@ def _certifi_extras(have: set[bytes]) -> bytes:
     lose the newest public roots. Roots are only ever added: whatever the system distrusts
     and certifi (Mozilla) still ships is rare, and both sides track the same list.
     """
-    import certifi
-
     data = Path(certifi.where()).read_bytes()
     out = []
     for match in _PEM_CERT.finditer(data):
@@ -286,8 +285,6 @@ def find_node(path: str | None = None) -> NodeInfo | None:
 
 def system_store_has(ca: LocalCA) -> bool:
     """Whether the OS bundle (what Node reads under NODE_USE_SYSTEM_CA=1 on Linux) holds the CA."""
-    from cryptography.hazmat.primitives import serialization
-
     source, kind = source_bundle()
     return kind == "system" and file_has_cert(source, ca.cert.public_bytes(serialization.Encoding.DER))
 
@@ -315,14 +312,16 @@ def env_vars(ca: LocalCA, bundle: Path, node: NodeInfo | None = None, system_has
 SHELLS = ("sh", "fish", "powershell")
 
 
-def _check_shell(shell: str) -> None:
+def check_shell(shell: str) -> str:
+    """``shell`` if devcert can write its syntax (one of :data:`SHELLS`), else :class:`OptionError`."""
     if shell not in SHELLS:
-        raise UsageError(f"--shell {shell!r}: choose one of {', '.join(SHELLS)}")
+        raise OptionError("shell", shell, f"choose one of {', '.join(SHELLS)}")
+    return shell
 
 
 def quote(value: str, shell: str) -> str:
     """``value`` as one literal word for ``shell``."""
-    _check_shell(shell)
+    check_shell(shell)
     if shell == "sh":
         return "'" + value.replace("'", "'\"'\"'") + "'"
     if shell == "fish":  # inside single quotes fish treats only \\ and \' specially
@@ -331,7 +330,7 @@ def quote(value: str, shell: str) -> str:
 
 
 def export_lines(variables: list[EnvVar], shell: str, *, comments: bool = True) -> list[str]:
-    _check_shell(shell)
+    check_shell(shell)
     lines = []
     for var in variables:
         if comments:
@@ -347,7 +346,7 @@ def export_lines(variables: list[EnvVar], shell: str, *, comments: bool = True) 
 
 
 def unset_lines(names: tuple[str, ...] | list[str], shell: str) -> list[str]:
-    _check_shell(shell)
+    check_shell(shell)
     if shell == "sh":
         return [f"unset {name}" for name in names]
     if shell == "fish":
