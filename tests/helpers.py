@@ -561,7 +561,7 @@ class CLIServer:
 # -- data and checks more than one test file uses ----------------------------------------------
 
 
-#: Names every parser must refuse, with words of the reason its message gives (test_names, test_cli_core).
+#: Names every parser must refuse, with words of the reason its message gives (tests/test_names.py, tests/cli/test_main.py).
 BAD_NAMES = [
     ("", "empty name"),
     ("   ", "empty name"),

@@ -28,7 +28,7 @@ The modules::
     echo       the echo endpoint
     proxy      WebSocket and HTTP relaying to an upstream dev server
     websocket  what echo and proxy share (upgrade test, response, close codes)
-    aiohttp_internals  every use of aiohttp internals, checked by tests/test_serve_internals.py
+    aiohttp_internals  every use of aiohttp internals, checked by tests/serve/test_aiohttp_internals.py
 
 Nothing here prints: :class:`WSSServer` reports through its ``log(level, message)`` callback.
 """

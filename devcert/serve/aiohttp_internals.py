@@ -1,6 +1,6 @@
 """Every use of aiohttp's private or undocumented internals, in one place.
 
-Checked against aiohttp 3.14.5 (pyproject asks for >= 3.11); tests/test_serve_internals.py
+Checked against aiohttp 3.14.5 (pyproject asks for >= 3.11); tests/serve/test_aiohttp_internals.py
 fails with a message naming what changed when a new aiohttp no longer does what this module
 relies on:
 

@@ -3,7 +3,7 @@
 These change the machine's own store, so they run only on the CI runners made for it
 (.github/workflows/test.yml sets DEVCERT_REAL_OS_STORES=1 on its macOS and Windows jobs) and
 never on a developer's machine; on Linux the system store is tested in the trust sandbox
-(tests/test_trust_sandbox.py) instead. Not yet run: no Mac or Windows machine is reachable
+(tests/trust/test_sandbox.py) instead. Not yet run: no Mac or Windows machine is reachable
 from where devcert is developed, and the README's "not tested on a real OS" note stays until
 the workflow has passed.
 """

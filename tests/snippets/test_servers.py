@@ -19,7 +19,7 @@ from tests.helpers import (IN_USE, NODE_MODULES, UNIT, candidate_port, clean_env
                            run_devcert, started_on_a_free_port, stop)
 
 PY_TARGETS = ("python-ssl", "websockets", "aiohttp", "uvicorn", "hypercorn")
-#: Targets that print a server (and client); the container targets have their own tests (test_container_snippets).
+#: Targets that print a server (and client); the container targets have their own tests (tests/snippets/test_containers.py).
 SERVER_TARGETS = (*PY_TARGETS, "node", "nginx", "caddy", "vite")
 ALL_TARGETS = (*SERVER_TARGETS, "dockerfile", "compose", "devcontainer")
 
