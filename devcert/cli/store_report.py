@@ -62,6 +62,16 @@ class StoreReport:
     def header(self, store) -> None:  # type: ignore[no-untyped-def]
         self.say(f"{store.name}: {store.describe()}")
 
+    def present(self, stores):  # type: ignore[no-untyped-def]
+        """Each store found on this machine, after its header line; one "not found here" row
+        for each that is not (uninstall and ``--stale`` have nothing to do there)."""
+        for store in stores:
+            self.header(store)
+            if store.available():
+                yield store
+            else:
+                self.result(store.name, "not found here")
+
     def result(self, store: str, result: str, error: str | None = None, **extra: object) -> None:
         self.stores.append({"store": store, "result": result, "error": error, **extra})  # type: ignore[dict-item]
         if error is None:

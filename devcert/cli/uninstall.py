@@ -60,11 +60,7 @@ def uninstall(
     report.about(ca)
     report.say(f"{'Would remove' if dry_run else 'Removing'} the local CA {ca.common_name} ({entry_name(ca)})")
     runner = report.runner()
-    for s in stores:
-        report.header(s)
-        if not s.available():
-            report.result(s.name, "not found here")
-            continue
+    for s in report.present(stores):
         try:
             before = len(runner.actions)
             s.uninstall(ca, runner)
@@ -87,11 +83,7 @@ def _uninstall_stale(ca, stores, report: StoreReport) -> None:  # type: ignore[n
         report.about(ca)
         report.say(f"{doing} every devcert entry that is not the local CA {ca.common_name} ({entry_name(ca)} stays)")
     runner = report.runner()
-    for s in stores:
-        report.header(s)
-        if not s.available():
-            report.result(s.name, "not found here")
-            continue
+    for s in report.present(stores):
         try:
             found = [entry for _, entry in stale_entries(ca, [s])]
             failed = {id(entry): err for entry, err in s.remove_entries(found, runner)} if found else {}

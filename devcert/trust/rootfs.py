@@ -209,19 +209,7 @@ class RootFSStore(LinuxSystemStore):
         if not path.is_file():
             return
         self._check()
-        runner = self._runner(runner)
-        links = self.links_to(path)
-        runner.remove_file(path)
-        for link in links:
-            runner.remove_file(link)
-        try:
-            self._update(runner)
-        except TrustStoreError:
-            try:
-                runner.write_file(path, ca.cert_pem)
-            except TrustStoreError:
-                pass
-            raise
+        self._remove_and_update(self._runner(runner), ca, path, also=self.links_to(path))
 
     def links_to(self, anchor: Path) -> list[Path]:
         """Symlinks in the root's /etc/ssl/certs that lead to ``anchor`` (directly, or through
