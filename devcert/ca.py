@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import hashlib
 import ipaddress
 import os
-import socket
 import stat
 from collections.abc import Iterable
 from pathlib import Path
@@ -22,9 +20,15 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Union
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from . import keys
-from .errors import CAError, FileWriteError, NameNotPermittedError, UsageError
+from . import certs, keys
+from .certs import BACKDATE
+from .errors import (CAError, CAMissingError, FileWriteError, InputFileError, NameNotPermittedError, OptionConflictError,
+                     OptionError, UsageError)
 from .files import PRIVATE, PUBLIC, ensure_private_dir, pending_journals, recover, write_together
+from .issue import Leaf, issue_leaf
+from .issue import sign_csr as sign_csr_with
+# The CAROOT layout is ca's public vocabulary too (`from devcert.ca import caroot, CERT_FILE`).
+from .layout import CERT_FILE, KEY_FILE, NEXT_DIR, OLD_DIR, PENDING_DIR, ROTATION_FILE, caroot
 from .lock import is_held, locked
 from .names import Name, is_ip_literal, parse_dns_name, parse_names
 from .safety import caroot_problem, read_regular
@@ -32,21 +36,11 @@ from .safety import caroot_problem, read_regular
 if TYPE_CHECKING:
     import ssl
 
-    from .issue import Leaf
+__all__ = ["BACKDATE", "CERT_FILE", "KEY_FILE", "NEXT_DIR", "OLD_DIR", "PENDING_DIR", "ROTATION_FILE", "CA_DAYS",
+           "Constraints", "LocalCA", "PROFILES", "DEFAULT_PROFILE", "backup", "caroot", "check_output", "check_profile",
+           "open_folder"]
 
-CERT_FILE = "rootCA.pem"
-KEY_FILE = "rootCA-key.pem"
-#: CAROOT/pending holds the journals of multi-file writes (files.write_together) of recorded
-#: state: the CA pair, leaves with their inventory entry. Every load finishes them first.
-PENDING_DIR = "pending"
-#: CAROOT/old/<sha256>/ keeps every CA that was replaced (rotate, init --force, import-mkcert).
-OLD_DIR = "old"
-#: A rotation in progress: its record, and the new CA until it replaces the old one (lifecycle.py).
-ROTATION_FILE = "rotation.json"
-NEXT_DIR = "next"
 CA_DAYS = 3650
-# Leaves are backdated this much so a client whose clock is a little behind still accepts them.
-BACKDATE = dt.timedelta(hours=1)
 
 IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 
@@ -59,34 +53,6 @@ DEFAULT_IPS: tuple[str, ...] = (
     "127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
     "169.254.0.0/16", "fc00::/7", "fe80::/10",
 )
-
-
-def caroot() -> Path:
-    """The folder that holds the CA: ``$DEVCERT_CAROOT``, else the user data folder."""
-    env = os.environ.get("DEVCERT_CAROOT")
-    if env:
-        return Path(env).expanduser().absolute()
-    import platformdirs  # only needed when no folder is given
-
-    return Path(platformdirs.user_data_dir("devcert", appauthor=False)).absolute()
-
-
-@functools.lru_cache(maxsize=None)
-def _whoami() -> str:
-    # What getpass.getuser() does, without importing getpass (and termios) on every run.
-    user = next((os.environ[v] for v in ("LOGNAME", "USER", "LNAME", "USERNAME") if os.environ.get(v)), None)
-    if user is None:
-        try:
-            import pwd
-
-            user = pwd.getpwuid(os.getuid()).pw_name
-        except (ImportError, KeyError, AttributeError):  # Windows, or no passwd entry in a container
-            user = str(os.getuid()) if hasattr(os, "getuid") else "user"
-    return f"{user}@{socket.gethostname()}"
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 
 
 #: The constraint profiles (``ca init --profile``). Which clients evaluate which constraint
@@ -141,23 +107,23 @@ class Constraints(NamedTuple):
                 net = None
             if net is not None:
                 if self.profile != "strict":
-                    raise UsageError(f"--permit (permit=) {item!r}: a CA of the {self.profile!r} profile does not "
-                                     f"constrain IP addresses, so every range is allowed already; IP ranges are "
-                                     f"permitted one by one only in the 'strict' profile")
+                    raise OptionError("permit", item, f"a CA of the {self.profile!r} profile does not constrain IP "
+                                      f"addresses, so every range is allowed already; IP ranges are permitted one "
+                                      f"by one only in the 'strict' profile")
                 if net not in ips:
                     ips.append(net)
                 continue
             try:
                 name = parse_dns_name(item.lstrip("."))
             except UsageError as err:
-                raise UsageError(f"--permit (permit=) {item!r}: give a DNS name or a CIDR range ({err})") from None
+                raise OptionError("permit", item, f"give a DNS name or a CIDR range ({err})") from None
             if name not in dns:
                 dns.append(name)
         return Constraints(tuple(dns), tuple(ips), self.profile)
 
     @property
     def extra(self) -> list[str]:
-        """What was added to the defaults (to repeat as --permit)."""
+        """What was added to the defaults (what a new CA must permit again to keep allowing it)."""
         defaults = Constraints(profile=self.profile)
         extra_dns = [d for d in self.dns if d not in defaults.dns]
         if self.profile != "strict":
@@ -221,6 +187,8 @@ class LocalCA:
         self.created = False
         #: Why the key file next to the certificate is unusable (set by ``load(require_key=False)``).
         self.key_problem: str | None = None
+        #: The error behind ``key_problem``, with its fields (the CLI words its fix).
+        self.key_error: CAError | None = None
 
     @functools.cached_property
     def ski(self) -> x509.SubjectKeyIdentifier:
@@ -272,13 +240,11 @@ class LocalCA:
     @classmethod
     def _load(cls, folder: Path, require_key: bool) -> LocalCA:
         cert_file, key_file = folder / CERT_FILE, folder / KEY_FILE
-        cert_data = _read(cert_file, "the CA certificate", missing_hint="run `devcert ca init` to create one")
+        cert_data = _read(cert_file, "the CA certificate", fix="init-ca")
         try:
             cert = x509.load_pem_x509_certificate(cert_data)
         except ValueError:
-            raise CAError(
-                f"{cert_file} is not a valid PEM certificate; move it aside and run `devcert ca init`"
-            ) from None
+            raise CAError(f"{cert_file} is not a valid PEM certificate; move it aside", fix="init-ca-after") from None
         try:
             bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
             is_ca = bc.ca
@@ -286,26 +252,23 @@ class LocalCA:
             is_ca = False
         if not is_ca:
             raise CAError(f"{cert_file} is not a CA certificate (BasicConstraints CA is not set)")
-        key, key_problem = None, None
+        key, key_error = None, None
         if require_key or key_file.exists():
             try:
                 key = cls._load_key(key_file, cert_file, cert)
             except CAError as err:
                 if require_key:
                     raise
-                key_problem = str(err)  # the certificate alone still installs, shows and verifies
+                key_error = err  # the certificate alone still installs, shows and verifies
         ca = cls(cert, key, folder)
-        ca.key_problem = key_problem
+        ca.key_error = key_error
+        ca.key_problem = str(key_error) if key_error is not None else None
         return ca
 
     @staticmethod
     def _load_key(key_file: Path, cert_file: Path, cert: x509.Certificate) -> keys.PrivateKey:
-        key_data = _read(
-            key_file,
-            "the CA key",
-            missing_hint="the certificate alone can be installed but cannot sign; "
-            "restore the key or run `devcert ca init --force` for a new CA",
-        )
+        key_data = _read(key_file, "the CA key", hint="the certificate alone can be installed but cannot sign; "
+                         "restore the key", fix="or-replace-ca-new")
         try:
             key = keys.load_pem_private_key(key_data, password=None)
         except TypeError:
@@ -313,10 +276,8 @@ class LocalCA:
         except (ValueError, Exception):
             raise CAError(f"{key_file} is not a valid PEM private key") from None
         if key.public_key() != cert.public_key():
-            raise CAError(
-                f"{key_file} does not belong to {cert_file} (the key and certificate do not match); "
-                f"restore the matching pair or run `devcert ca init --force`"
-            )
+            raise CAError(f"{key_file} does not belong to {cert_file} (the key and certificate do not match); "
+                          f"restore the matching pair", fix="or-replace-ca")
         return key  # type: ignore[return-value]
 
     @classmethod
@@ -341,7 +302,7 @@ class LocalCA:
         with locked(folder):
             recover(folder / PENDING_DIR)
             if (folder / CERT_FILE).exists() and not force:
-                raise CAError(f"a CA already exists in {folder}; replace it with --force (force=True)")
+                raise CAError(f"a CA already exists in {folder}", fix="force", api_fix="; replace it with force=True")
             if not force:
                 _refuse_orphan_key(folder)
             else:
@@ -385,21 +346,20 @@ class LocalCA:
     @staticmethod
     def _no_permit(permit: Iterable[str] | str) -> None:
         if permit and list(permit):
-            raise UsageError("--permit (permit=) widens name constraints; it cannot be used with "
-                             "--no-constraints (constraints=False)")
+            raise OptionConflictError("permit", "constraints=False", "widens name constraints")
 
     @classmethod
     def _build(cls, *, key_type: str = "ecdsa", permit: Iterable[str] = (), constraints: bool = True,
                profile: str = DEFAULT_PROFILE) -> LocalCA:
         key = keys.generate(key_type, for_ca=True)
-        who = _whoami()
+        who = certs.whoami()
         short_id = os.urandom(4).hex()
         subject = x509.Name([
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "devcert development CA"),
             x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, who),
             x509.NameAttribute(NameOID.COMMON_NAME, f"devcert {who} {short_id}"[:64]),
         ])
-        now = _now()
+        now = certs.now()
         ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
         builder = (
             x509.CertificateBuilder()
@@ -448,7 +408,7 @@ class LocalCA:
     @property
     def fingerprint(self) -> str:
         """SHA-256 of the certificate's DER, lower-case hex (trust store entries use it)."""
-        return hashlib.sha256(self.cert.public_bytes(keys.Encoding.DER)).hexdigest()
+        return certs.sha256(self.cert)
 
     @property
     def short_id(self) -> str:
@@ -521,11 +481,14 @@ class LocalCA:
         for name in names:
             if not constraints.permits(name):
                 if name.kind == "uri" and is_ip_literal(name.host):
-                    # URI subtrees hold host names only: no --permit can cover an IP-literal URI.
+                    # URI subtrees hold host names only: no widening can cover an IP-literal URI.
                     raise NameNotPermittedError(
                         f"{name.value!r} has an IP address as its host, which a name-constrained CA "
                         f"cannot permit in a URI; use a host name, or replace the CA with an "
-                        f"unconstrained one: devcert ca init --force --no-constraints"
+                        f"unconstrained one", name=name.value, widen=None, profile=constraints.profile,
+                        in_memory=self.path is None, fix="unconstrained-ca",
+                        api_fix=" (LocalCA.ephemeral(constraints=False))" if self.path is None else
+                        " (LocalCA.create(force=True, constraints=False))",
                     )
                 if name.kind == "ip":
                     widen = str(ipaddress.ip_network(name.value))
@@ -535,22 +498,20 @@ class LocalCA:
                     host = name.host[2:] if name.host.startswith("*.") else name.host
                     widen = host
                 strict = constraints.profile == "strict"
+                wanted = (*constraints.extra, widen)
+                permits = ", ".join(repr(p) for p in wanted)
+                profile = ", profile=" + repr(constraints.profile) if strict else ""
+                facts = dict(name=name.value, widen=widen, permits=wanted, profile=constraints.profile)
                 if self.path is None:  # an in-memory CA (tests): the fix is in the caller's code
-                    permits = ", ".join(repr(p) for p in [*constraints.extra, widen])
                     raise NameNotPermittedError(
                         f"{name.value!r} is outside this in-memory CA's name constraints (development "
                         f"names and private addresses); make it with LocalCA.ephemeral(permit=[{permits}]"
-                        f"{', profile=' + repr(constraints.profile) if strict else ''}) "
-                        f"or LocalCA.ephemeral(constraints=False)"
-                    )
-                permits = ("--profile strict " if strict else "") + " ".join(
-                    f"--permit {p}" for p in [*constraints.extra, widen])
+                        f"{profile}) or LocalCA.ephemeral(constraints=False)", in_memory=True, **facts)
                 raise NameNotPermittedError(
                     f"{name.value!r} is outside this CA's name constraints, which permit only "
                     f"development names and private addresses; to allow it, replace the CA with one "
-                    f"that permits it (then run `devcert install` again): "
-                    f"devcert ca init --force {permits}"
-                )
+                    f"that permits it", fix="widen-ca", **facts,
+                    api_fix=f": LocalCA.create(force=True, permit=[{permits}]{profile}), then install it again")
 
     def issue(
         self,
@@ -560,19 +521,15 @@ class LocalCA:
         days: int | None = None,
     ) -> Leaf:
         """Issue a leaf certificate and a new key for ``names`` (DNS, IP, email or URI)."""
-        from .issue import issue_leaf
-
         return issue_leaf(self, parse_names(list(names)), client=client, key_type=key_type, days=days)
 
     def sign_csr(self, csr: bytes | str, *, client: bool = False, days: int | None = None) -> Leaf:
         """Sign a CSR (PEM bytes or text, or DER bytes); the key stays with its owner. Names are validated as usual."""
-        from .issue import sign_csr
-
-        return sign_csr(self, csr, client=client, days=days)
+        return sign_csr_with(self, csr, client=client, days=days)
 
     def client_context(self) -> ssl.SSLContext:
         """An ``ssl.SSLContext`` for clients that trusts this CA and nothing else."""
-        import ssl
+        import ssl  # ~8 ms that `devcert create` never needs: only callers of the Python API do
 
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.load_verify_locations(cadata=self.cert_pem.decode("ascii"))
@@ -589,19 +546,16 @@ class LocalCA:
 def _refuse_orphan_key(folder: Path) -> None:
     """A CA key without its certificate is someone's key: never overwrite it by making a CA."""
     if (folder / KEY_FILE).exists():
-        raise CAError(
-            f"{folder / KEY_FILE} exists but {CERT_FILE} does not; restore the certificate, or move "
-            f"the key aside (or use `devcert ca init --force`) to make a new CA"
-        )
+        raise CAError(f"{folder / KEY_FILE} exists but {CERT_FILE} does not; restore the certificate, or move "
+                      f"the key aside", then=" to make a new CA", fix="orphan-key")
 
 
-def _read(path: Path, what: str, missing_hint: str) -> bytes:
-    from .errors import InputFileError
-
+def _read(path: Path, what: str, *, fix: str, hint: str = "") -> bytes:
     try:
         os.lstat(path)
     except FileNotFoundError:
-        raise CAError(f"{what} is missing: {path} does not exist; {missing_hint}") from None
+        raise CAMissingError(path, what, f"{what} is missing: {path} does not exist{'; ' + hint if hint else ''}",
+                             fix=fix) from None
     except OSError:
         pass  # read_regular names the reason (a part of the path is not a folder, ...)
     try:

@@ -23,12 +23,22 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+import importlib.util
+import shlex
 
-if TYPE_CHECKING:
-    from cryptography import x509
+import platformdirs
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
-    from .ca import LocalCA
+from . import certs, keys
+from .ca import LocalCA
+from .env import find_node, pem_certificates_der
+from .errors import CAError, InputFileError, UnsafeCARootError
+from .issue import issue_leaf
+from .layout import CERT_FILE, KEY_FILE, caroot
+from .names import parse_names
+from .safety import MAX_INPUT, ca_weakness, caroot_problem, read_regular
+from .trust import selected_stores, stale_entries
 
 OK = "ok"
 WARN = "warn"
@@ -71,10 +81,6 @@ class Report:
 # -- the CA ---------------------------------------------------------------------------------
 
 def check_ca(root: Path | None = None) -> tuple[list[Check], LocalCA | None]:
-    from .ca import CERT_FILE, KEY_FILE, LocalCA, _now, caroot
-    from .errors import CAError, InputFileError, UnsafeCARootError
-    from .safety import ca_weakness, caroot_problem, read_regular
-
     folder = root or caroot()
     checks: list[Check] = []
     cert_file = folder / CERT_FILE
@@ -89,7 +95,7 @@ def check_ca(root: Path | None = None) -> tuple[list[Check], LocalCA | None]:
     # (A key readable by others is the "CA key" row's finding, below.)
     reported = unsafe is not None
     if reported:
-        checks.append(Check("ca", "CAROOT", PROBLEM, f"{unsafe.path}: {unsafe.reason}", unsafe.fix))
+        checks.append(Check("ca", "CAROOT", PROBLEM, f"{unsafe.path}: {unsafe.reason}", unsafe.remedy))
     if not cert_file.exists():
         checks.append(Check("ca", "CA certificate", PROBLEM, f"there is no CA in {folder}",
                             "devcert ca init (then devcert install)"))
@@ -110,7 +116,7 @@ def check_ca(root: Path | None = None) -> tuple[list[Check], LocalCA | None]:
         ca = LocalCA.load(folder, require_key=False)
     except UnsafeCARootError as err:  # loading refuses what caroot_problem found
         if not reported:
-            checks.append(Check("ca", "CAROOT", PROBLEM, f"{err.path}: {err.reason}", err.fix))
+            checks.append(Check("ca", "CAROOT", PROBLEM, f"{err.path}: {err.reason}", err.remedy))
         return checks, None
     except CAError as err:
         checks.append(Check("ca", "CA certificate", PROBLEM, str(err), "devcert ca init --force"))
@@ -138,8 +144,9 @@ def check_ca(root: Path | None = None) -> tuple[list[Check], LocalCA | None]:
     else:  # pragma: no cover - Windows ACLs are not modes
         checks.append(Check("ca", "CA key", OK, str(key_file)))
 
-    now = _now()
+    now = certs.now()
     left = ca.not_after - now
+    days_left = certs.days_left(ca.not_after, now)
     when = f"{ca.not_after:%Y-%m-%d}"
     renew = "devcert ca init --force, then devcert install and reissue certificates"
     weakness = ca_weakness(ca.cert, now)
@@ -151,11 +158,11 @@ def check_ca(root: Path | None = None) -> tuple[list[Check], LocalCA | None]:
         checks.append(Check("ca", "CA validity", PROBLEM, f"the CA expired on {when}", renew))
         weakness = None
     elif left < dt.timedelta(days=CRITICAL_DAYS):
-        checks.append(Check("ca", "CA validity", PROBLEM, f"the CA expires in {left.days} days ({when})", renew))
+        checks.append(Check("ca", "CA validity", PROBLEM, f"the CA expires in {days_left} days ({when})", renew))
     elif left < dt.timedelta(days=WARN_DAYS):
-        checks.append(Check("ca", "CA validity", WARN, f"the CA expires in {left.days} days ({when})", renew))
+        checks.append(Check("ca", "CA validity", WARN, f"the CA expires in {days_left} days ({when})", renew))
     else:
-        checks.append(Check("ca", "CA validity", OK, f"valid until {when} ({left.days} days)"))
+        checks.append(Check("ca", "CA validity", OK, f"valid until {when} ({days_left} days)"))
     if weakness is None:
         # ca_weakness stops at the first reason; when that was the dates (reported above), ask
         # again about the key alone, as of the CA's first valid moment.
@@ -169,23 +176,12 @@ def check_ca(root: Path | None = None) -> tuple[list[Check], LocalCA | None]:
 
 
 def _key_description(cert: x509.Certificate) -> str:
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
-
-    key = cert.public_key()
-    if isinstance(key, rsa.RSAPublicKey):
-        return f"RSA {key.key_size}-bit key"
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        return f"ECDSA {key.curve.name} key"
-    return f"{type(key).__name__} key"
+    return f"{keys.describe(cert.public_key())} key"  # type: ignore[arg-type]
 
 
 # -- trust stores ---------------------------------------------------------------------------
 
 def check_stores(ca: LocalCA, environ: dict[str, str] | None = None) -> list[Check]:
-    try:
-        from .trust import selected_stores
-    except ImportError:
-        return [Check("store", "trust stores", SKIPPED, "this devcert has no trust store support")]
     checks = []
     try:
         stores = list(selected_stores(environ=environ) if environ is not None else selected_stores())
@@ -216,8 +212,6 @@ def check_stores(ca: LocalCA, environ: dict[str, str] | None = None) -> list[Che
 def check_stale(ca: LocalCA, stores: list) -> list[Check]:  # type: ignore[type-arg]
     """Every devcert CA a store still trusts that is not the current one (replaced, or left by an
     interrupted rotation): trusted, its certificates keep working there, and its key may be anywhere."""
-    from .trust import stale_entries
-
     unreadable: list[str] = []
     found = stale_entries(ca, stores, on_error=lambda store, err: unreadable.append(f"{store.name}: {err}"))
     checks = []
@@ -264,9 +258,6 @@ def _read_trust_file(value: str) -> _TrustFile:
     A variable may name anything: ``SSL_CERT_FILE=/dev/zero`` would exhaust memory, a FIFO
     would hang doctor for good.
     """
-    from .errors import InputFileError
-    from .safety import MAX_INPUT, read_regular
-
     try:
         return _TrustFile(read_regular(value, "the trust file"))
     except InputFileError as err:
@@ -299,8 +290,6 @@ def _dir_hazards(folder: str) -> list[str]:
 
     Only ``stat``: nothing in the folder is opened, so a FIFO or device there cannot hang doctor.
     """
-    from .safety import MAX_INPUT
-
     found = []
     try:
         with os.scandir(folder) as entries:
@@ -325,10 +314,6 @@ def _dir_hazards(folder: str) -> list[str]:
 
 
 def check_env(ca: LocalCA, environ: dict[str, str] | None = None) -> list[Check]:
-    from cryptography.hazmat.primitives import serialization
-
-    from .clients import pem_certificates_der
-
     environ = dict(os.environ if environ is None else environ)
     der = ca.cert.public_bytes(serialization.Encoding.DER)
     checks = []
@@ -452,9 +437,6 @@ class _Server:
 @contextmanager
 def local_server(ca: LocalCA) -> Iterator[str]:
     """``https://127.0.0.1:PORT/`` served with a fresh in-memory devcert leaf, while inside."""
-    from .issue import issue_leaf
-    from .names import parse_names
-
     leaf = issue_leaf(ca, parse_names(["localhost", "127.0.0.1"]), days=1)
     with _Server(leaf.server_context()) as server:
         yield f"https://127.0.0.1:{server.port}/"
@@ -497,8 +479,6 @@ def client_httpx(url: str, env: dict[str, str]) -> ClientResult:
 
 def _python_client(code: str, url: str, env: dict[str, str], module: str | None = None) -> ClientResult:
     if module is not None:
-        import importlib.util
-
         if importlib.util.find_spec(module) is None:
             return ClientResult(ABSENT, f"{module} is not installed for {sys.executable}")
     try:
@@ -533,8 +513,6 @@ req.on('error', (err) => { console.error(err.code ? `${err.code}: ${err.message}
 
 
 def client_node(url: str, env: dict[str, str]) -> ClientResult:
-    from .clients import find_node
-
     node = find_node(env.get("PATH"))
     if node is None:
         if shutil.which("node", path=env.get("PATH")) is None:
@@ -687,8 +665,6 @@ def go_client_binary(go: str, env: dict[str, str]) -> tuple[str | None, str]:
     `go run` would compile on every doctor run (seconds); the binary is kept in devcert's
     cache folder (the user's own, mode 0700, so nobody else can swap what doctor runs).
     """
-    import platformdirs
-
     version = _version([go, "version"], env, r"go version go(\S+)")
     if not version:
         return None, "`go version` does not answer"
@@ -838,8 +814,6 @@ def check_constraint_support(ca: LocalCA, environ: dict[str, str] | None = None)
     every leaf with an email or URI name under email or URI subtrees. The default ``dns``
     profile has neither; a CA made before it (or with ``--profile strict``) has both.
     """
-    from cryptography import x509
-
     try:
         ext = ca.cert.extensions.get_extension_for_class(x509.NameConstraints).value
     except x509.ExtensionNotFound:
@@ -888,6 +862,4 @@ def run_doctor(root: Path | None = None, environ: dict[str, str] | None = None, 
 
 
 def _sh(value: str) -> str:
-    import shlex
-
     return shlex.quote(value)

@@ -39,9 +39,16 @@ def _explain(err: OSError, path: Path) -> str:
         errno.EFBIG: "the file is larger than this process may write (the file size limit, `ulimit -f`)",
         errno.EISDIR: "it is a folder",
         errno.ELOOP: "too many symbolic links",
-        errno.ENAMETOOLONG: "the file name is too long (give a shorter one with --cert-file / --key-file)",
+        errno.ENAMETOOLONG: "the file name is too long",
     }
     return reasons.get(err.errno or 0, err.strerror or str(err))
+
+
+def _write_error(doing: str, err: OSError, path: Path) -> FileWriteError:
+    """``FileWriteError("<doing>: <why>")``; a name too long gets the ``shorter-name`` fix (the CLI
+    names the options that choose the file names)."""
+    fix = "shorter-name" if err.errno == errno.ENAMETOOLONG else None
+    return FileWriteError(f"{doing}: {_explain(err, path)}", fix=fix)
 
 
 def _check_target(path: str | os.PathLike[str]) -> Path:
@@ -61,7 +68,7 @@ def _check_target(path: str | os.PathLike[str]) -> Path:
     except FileNotFoundError:
         return target
     except OSError as err:  # e.g. a name longer than the file system allows
-        raise FileWriteError(f"cannot write {path}: {_explain(err, target)}") from err
+        raise _write_error(f"cannot write {path}", err, target) from err
     if stat.S_ISDIR(st.st_mode):
         raise FileWriteError(f"cannot write {path}: it is a folder; give a file name")
     if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
@@ -96,7 +103,7 @@ def _stage(target: Path, data: bytes, mode: int) -> Path:
         # O_EXCL: never follow or reuse a file someone else put there; 0600 until fchmod.
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
     except OSError as err:
-        raise FileWriteError(f"cannot write {target}: {_explain(err, target.parent)}") from err
+        raise _write_error(f"cannot write {target}", err, target.parent) from err
     try:
         try:
             # Set the final mode on the descriptor, so the umask never applies and a private
@@ -110,7 +117,7 @@ def _stage(target: Path, data: bytes, mode: int) -> Path:
             os.fsync(handle.fileno())
     except OSError as err:
         _unlink(tmp)
-        raise FileWriteError(f"cannot write {target}: {_explain(err, target)}") from err
+        raise _write_error(f"cannot write {target}", err, target) from err
     except BaseException:
         _unlink(tmp)
         raise
@@ -171,7 +178,7 @@ def write_together(files: list[tuple[str | os.PathLike[str], bytes, int]], *,
                 _roll_back(replaced)
                 if journal is not None:
                     _unlink(journal)
-                raise FileWriteError(f"cannot write {target}: {_explain(err, target)}") from err
+                raise _write_error(f"cannot write {target}", err, target) from err
             replaced.append((target, old))
     finally:
         for tmp in staged:
@@ -194,7 +201,7 @@ def _commit_journal(folder: Path, pairs: list[tuple[Path, Path]]) -> Path:
         os.replace(tmp, journal)
     except OSError as err:
         _unlink(tmp)
-        raise FileWriteError(f"cannot write {journal}: {_explain(err, journal)}") from err
+        raise _write_error(f"cannot write {journal}", err, journal) from err
     _fsync_dir(folder)
     return journal
 
@@ -233,7 +240,7 @@ def recover(folder: Path) -> list[Path]:
                 except FileNotFoundError:
                     continue  # another process finished the same journal a moment ago
                 except OSError as err:
-                    raise FileWriteError(f"cannot finish an interrupted write of {target}: {_explain(err, target)}") from err
+                    raise _write_error(f"cannot finish an interrupted write of {target}", err, target) from err
                 done.append(target)
             touched.add(target.parent)
         for parent in touched:
@@ -320,7 +327,7 @@ def _make_dir(path: Path, mode: int) -> Path:
             if os.name == "posix":
                 os.chmod(folder, mode)
     except OSError as err:
-        raise FileWriteError(f"cannot create folder {path}: {_explain(err, path)}") from err
+        raise _write_error(f"cannot create folder {path}", err, path) from err
     return path
 
 
@@ -333,7 +340,7 @@ def ensure_private_dir(path: Path) -> Path:
         if os.name == "posix" and stat.S_IMODE(path.stat().st_mode) != 0o700:
             os.chmod(path, 0o700)
     except OSError as err:
-        raise FileWriteError(f"cannot create folder {path}: {_explain(err, path)}") from err
+        raise _write_error(f"cannot create folder {path}", err, path) from err
     return path
 
 

@@ -9,8 +9,6 @@ result is reported as it is (ok, or the verifier's reason).
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import hashlib
 import os
 import re
 import socket
@@ -21,9 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.utils import CryptographyDeprecationWarning
 
+from . import certs
 from .errors import DevcertError, UsageError
+from .keys import describe
+from .keyscan import detect
 from .names import is_ip_literal
 from .safety import read_regular
 
@@ -44,8 +45,6 @@ def _quiet_parsing() -> Iterator[None]:
     fields are parsed, raw Python warning lines on the user's terminal; the certificate is
     still reported as it is.
     """
-    from cryptography.utils import CryptographyDeprecationWarning
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CryptographyDeprecationWarning)
         yield
@@ -63,8 +62,6 @@ def load_certificates(data: bytes, source: str) -> list[x509.Certificate]:
         return [x509.load_der_x509_certificate(data)]
     except ValueError:
         pass
-    from .keyscan import detect
-
     kind = detect(data)
     if kind:
         raise UsageError(f"{source} holds a private key ({kind}), not a certificate; inspect the certificate file instead")
@@ -95,9 +92,7 @@ def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
 
 
 def describe_cert(cert: x509.Certificate, ca: LocalCA | None) -> dict[str, Any]:
-    from .keys import describe
-
-    now = dt.datetime.now(dt.timezone.utc)
+    now = certs.now()
     try:
         ekus = [oid._name for oid in cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value]
     except x509.ExtensionNotFound:
@@ -106,7 +101,6 @@ def describe_cert(cert: x509.Certificate, ca: LocalCA | None) -> dict[str, Any]:
         is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     except x509.ExtensionNotFound:
         is_ca = False
-    der = cert.public_bytes(serialization.Encoding.DER)
     return {
         "subject": cert.subject.rfc4514_string(),
         "issuer": cert.issuer.rfc4514_string(),
@@ -114,26 +108,26 @@ def describe_cert(cert: x509.Certificate, ca: LocalCA | None) -> dict[str, Any]:
         "serial": format(cert.serial_number, "x"),
         "not_before": cert.not_valid_before_utc.isoformat(),
         "not_after": cert.not_valid_after_utc.isoformat(),
-        "days_left": (cert.not_valid_after_utc - now).days,
-        "expired": cert.not_valid_after_utc <= now,
+        "days_left": certs.days_left(cert.not_valid_after_utc, now),
+        "expired": certs.expired(cert.not_valid_after_utc, now),
         "key": describe(cert.public_key()),  # type: ignore[arg-type]
         "extended_key_usage": ekus,
         "is_ca": is_ca,
-        "sha256": hashlib.sha256(der).hexdigest(),
-        "is_local_ca": ca is not None and der == ca.cert.public_bytes(serialization.Encoding.DER),
+        "sha256": certs.sha256(cert),
+        "is_local_ca": ca is not None and cert == ca.cert,
         "signed_by_local_ca": ca is not None and _issued_by(cert, ca.cert),
     }
 
 
-def _verdict(certs: list[x509.Certificate], ca: LocalCA | None) -> tuple[bool, str]:
+def _verdict(chain: list[x509.Certificate], ca: LocalCA | None) -> tuple[bool, str]:
     if ca is None:
         return False, "there is no local CA on this machine to check against"
-    leaf = certs[0]
+    leaf = chain[0]
     if _issued_by(leaf, ca.cert):
-        if leaf.not_valid_after_utc <= dt.datetime.now(dt.timezone.utc):
+        if certs.expired(leaf.not_valid_after_utc):
             return False, "signed by this machine's local CA, but expired"
         return True, f"signed by this machine's local CA ({ca.common_name})"
-    if leaf.public_bytes(serialization.Encoding.DER) == ca.cert.public_bytes(serialization.Encoding.DER):
+    if leaf == ca.cert:
         return True, "this is the local CA certificate itself"
     if leaf.issuer == ca.cert.subject:
         return False, "names this CA as issuer, but its signature does not verify (another CA with the same name?)"
@@ -146,12 +140,12 @@ def inspect_file(path: str | Path, ca: LocalCA | None) -> dict[str, Any]:
     if not os.path.lexists(path):
         raise UsageError(f"{path} does not exist (for a server, give HOST:PORT)")
     data = read_regular(path, "the certificate file")  # a FIFO or /dev/zero is refused, not read
-    certs = load_certificates(data, str(path))
-    ok, why = _verdict(certs, ca)
+    chain = load_certificates(data, str(path))
+    ok, why = _verdict(chain, ca)
     return {
         "source": str(path.absolute()),
         "kind": "file",
-        "certificates": [describe_cert(c, ca) for c in certs],
+        "certificates": [describe_cert(c, ca) for c in chain],
         "chains_to_local_ca": ok,
         "verdict": why,
         "ca_sha256": ca.fingerprint if ca else None,
@@ -216,7 +210,7 @@ def _verify_handshake(host: str, port: int, ca: LocalCA, timeout: float) -> tupl
 
 @_quiet_parsing()
 def inspect_host(host: str, port: int, ca: LocalCA | None, *, timeout: float = TIMEOUT) -> dict[str, Any]:
-    certs, version, cipher = _fetch_chain(host, port, timeout)
+    chain, version, cipher = _fetch_chain(host, port, timeout)
     if ca is None:
         ok, why = False, "there is no local CA on this machine to check against"
     else:
@@ -226,7 +220,7 @@ def inspect_host(host: str, port: int, ca: LocalCA | None, *, timeout: float = T
         "kind": "server",
         "tls_version": version,
         "cipher": cipher,
-        "certificates": [describe_cert(c, ca) for c in certs],
+        "certificates": [describe_cert(c, ca) for c in chain],
         "chains_to_local_ca": ok,
         "verdict": why,
         "ca_sha256": ca.fingerprint if ca else None,

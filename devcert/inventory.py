@@ -15,20 +15,25 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .ca import PENDING_DIR, caroot
-from .errors import DevcertError, FileWriteError
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from . import certs, keys
+from .errors import DevcertError, FileWriteError, NotRecordedError, NotRenewableError
 from .files import PRIVATE, ensure_dir, write_together
 from .keys import KEY_TYPES
+from .layout import INVENTORY_FILE, PENDING_DIR, caroot
 from .lock import locked
 
 if TYPE_CHECKING:
     from .ca import LocalCA
     from .issue import Leaf
 
-INVENTORY_FILE = "inventory.json"
 VERSION = 1
 
 
@@ -129,8 +134,6 @@ _reported: set[str] = set()
 
 
 def _topic(warning: str) -> str:
-    import re
-
     return re.sub(r"certs\[\d+\]", "certs[]", warning)
 
 
@@ -153,17 +156,10 @@ def _staged(folder: Path, everything: list[Any], new: dict[str, Any]) -> tuple[P
 def entry_for(ca: LocalCA, leaf: Leaf, cert_path: str | os.PathLike[str],
               key_path: str | os.PathLike[str] | None, *, days: int | None = None,
               p12_path: str | os.PathLike[str] | None = None, source: str | None = None) -> dict[str, Any]:
-    from cryptography.x509.oid import ExtendedKeyUsageOID
-    from cryptography import x509
-
-    from .keys import describe
-
     try:
         ekus = set(leaf.cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
     except x509.ExtensionNotFound:
         ekus = set()
-    public_key = leaf.cert.public_key()
-    key_desc = describe(public_key)  # type: ignore[arg-type]
     return {
         "cert": str(Path(cert_path).absolute()),
         "key": str(Path(key_path).absolute()) if key_path is not None else None,
@@ -174,10 +170,10 @@ def entry_for(ca: LocalCA, leaf: Leaf, cert_path: str | os.PathLike[str],
         "not_before": leaf.cert.not_valid_before_utc.isoformat(),
         "not_after": leaf.not_after.isoformat(),
         "client": ExtendedKeyUsageOID.CLIENT_AUTH in ekus,
-        "key_type": "rsa" if key_desc.startswith("RSA") else "ecdsa",
+        "key_type": keys.key_type_of(leaf.cert.public_key()),  # type: ignore[arg-type]
         "days": days,
         "ca_sha256": ca.fingerprint,
-        "issued_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "issued_at": certs.now().isoformat(),
         **({"source": source} if source else {}),
     }
 
@@ -238,7 +234,7 @@ def record(ca: LocalCA, leaf: Leaf, cert_path: str | os.PathLike[str],
 
 def status(entry: dict[str, Any], ca: LocalCA | None, now: dt.datetime | None = None) -> dict[str, Any]:
     """An entry with what is true now: ``missing``, ``replaced``, ``days_left``, ``other_ca``."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or certs.now()
     out = dict(entry)
     cert_path = Path(entry["cert"])
     out["missing"] = not cert_path.exists()
@@ -246,20 +242,14 @@ def status(entry: dict[str, Any], ca: LocalCA | None, now: dt.datetime | None = 
     out["replaced"] = False
     if not out["missing"] and entry.get("p12") != entry["cert"]:  # a PKCS#12-only entry needs its password to read
         try:
-            import hashlib
-
-            from cryptography import x509
-
-            from .keys import Encoding
-
             cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-            out["replaced"] = hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest() != entry.get("sha256")
+            out["replaced"] = certs.sha256(cert) != entry.get("sha256")
         except (OSError, ValueError):
             out["replaced"] = True
     try:
         not_after = dt.datetime.fromisoformat(entry["not_after"])
-        out["days_left"] = (not_after - now).days
-        out["expired"] = not_after <= now
+        out["days_left"] = certs.days_left(not_after, now)
+        out["expired"] = certs.expired(not_after, now)
     except (KeyError, TypeError, ValueError):
         out["days_left"] = None
         out["expired"] = None
@@ -267,17 +257,8 @@ def status(entry: dict[str, Any], ca: LocalCA | None, now: dt.datetime | None = 
     return out
 
 
-class CSRLeafError(DevcertError):
-    """The entry was signed from a CSR: its private key is not here, so it cannot be reissued.
-
-    The message already names the certificate file; do not prefix it again.
-    """
-
-
-#: ``source`` of the certificates ``devcert acme`` issued: their ACME client renews them.
+#: ``source`` of the certificates ``devcert acme`` issued (no key here: their ACME client renews them).
 ACME_SOURCE = "acme"
-ACME_REASON = "issued by `devcert acme`: its ACME client renews it"
-CSR_REASON = "issued for a CSR: its key is not here; sign a new CSR with `devcert create --csr`"
 
 
 def from_csr(entry: dict[str, Any]) -> bool:
@@ -286,30 +267,91 @@ def from_csr(entry: dict[str, Any]) -> bool:
 
 
 def not_renewable(entry: dict[str, Any]) -> str | None:
-    """Why ``renew`` cannot reissue ``entry`` in place, or None when it can."""
+    """Why ``renew`` and ``rotate`` cannot reissue ``entry`` in place, or None when they can:
+    ``"pkcs12"`` (its key is sealed with a password devcert does not keep) or ``"csr"`` (signed
+    from a CSR: its key stays with its owner); :class:`~devcert.errors.NotRenewableError` words both."""
     if entry.get("p12"):
-        return ("written as PKCS#12: its key is sealed with a password devcert does not keep; "
-                "make it again with `devcert create --p12-file`")
-    if entry.get("source") == ACME_SOURCE:
-        return ACME_REASON
+        return "pkcs12"
     if from_csr(entry):
-        return CSR_REASON
+        return "csr"
     return None
 
 
-def reissue(ca: LocalCA, entry: dict[str, Any]) -> tuple[Leaf, list[str]]:
-    """Issue a new certificate with ``entry``'s names and options to its paths; record it."""
-    from .issue import issue_leaf
-    from .names import parse_names
+class Skipped(NamedTuple):
+    """A recorded certificate left alone by ``renew`` or ``rotate``: its file, and why.
 
+    ``reason`` is ``"missing"`` (the file is gone), or a :func:`not_renewable` reason.
+    """
+
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        why = "file missing" if self.reason == "missing" else NotRenewableError.REASONS[self.reason]
+        return f"{self.path} ({why})"
+
+
+def skip_reason(entry: dict[str, Any]) -> str | None:
+    """Why a reissue of every matching entry (``renew --all``, ``rotate``) leaves ``entry`` alone, or None."""
+    if not Path(entry["cert"]).exists():
+        return "missing"
+    return not_renewable(entry)
+
+
+def select_for_renewal(entries: Sequence[dict[str, Any]], ca: LocalCA | None, *,
+                       paths: Iterable[str | os.PathLike[str]] | None = None,
+                       expiring: int | None = None) -> tuple[list[dict[str, Any]], list[Skipped]]:
+    """Which inventory ``entries`` to reissue: ``(selected, skipped)``.
+
+    With ``paths``: the entries of those certificate (or key) files, each once, in the order
+    given; a path the inventory does not record raises :class:`NotRecordedError`, and nothing
+    is skipped (asked for by name, an entry that cannot be reissued fails loudly instead). Else
+    every entry, or with ``expiring`` those with fewer than ``expiring`` days left (``ca`` is
+    the current CA, for the status), minus those whose file is missing or that cannot be
+    reissued in place, which are returned as skipped with the reason.
+    """
+    selected: list[dict[str, Any]] = []
+    skipped: list[Skipped] = []
+    if paths is not None:
+        by_path: dict[str, dict[str, Any]] = {}
+        for e in entries:
+            by_path[e["cert"]] = e
+            if e.get("key"):
+                by_path[e["key"]] = e
+        for p in paths:
+            path = Path(p)
+            entry = by_path.get(str(path.absolute())) or by_path.get(str(path.resolve()))
+            if entry is None:
+                raise NotRecordedError(p)
+            if entry not in selected:
+                selected.append(entry)
+        return selected, skipped
+    for e in entries:
+        if expiring is not None:
+            days_left = status(e, ca)["days_left"]
+            if not (days_left is not None and days_left < expiring):
+                continue
+        reason = skip_reason(e)
+        if reason is not None:
+            skipped.append(Skipped(e["cert"], reason))
+            continue
+        selected.append(e)
+    return selected, skipped
+
+
+def reissue(ca: LocalCA, entry: dict[str, Any]) -> tuple[Leaf, list[str]]:
+    """Issue a new certificate with ``entry``'s names and options to its paths; record it.
+
+    Raises :class:`NotRenewableError` for an entry whose key devcert does not hold.
+    """
     reason = not_renewable(entry)
     if reason is not None:
-        raise CSRLeafError(f"{entry['cert']} was {reason}")
+        raise NotRenewableError(entry["cert"], reason)
     cert_path, key_path = Path(entry["cert"]), Path(entry["key"])
     ca.check_output(cert_path)
     ca.check_output(key_path)
-    leaf = issue_leaf(ca, parse_names(entry["names"]), client=bool(entry.get("client")),
-                      key_type=entry.get("key_type") or "ecdsa", days=entry.get("days"))
+    leaf = ca.issue(*entry["names"], client=bool(entry.get("client")), key_type=entry.get("key_type") or "ecdsa",
+                    days=entry.get("days"))
     ensure_dir(cert_path.parent)
     ensure_dir(key_path.parent)
     warnings = list(leaf.warnings) + save(ca, leaf, leaf.files(cert_path, key_path), cert_path=cert_path,

@@ -11,21 +11,20 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
-import hashlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from . import inventory, keys
-from .ca import PENDING_DIR
-from .errors import CAError, CSRError, DevcertError, UsageError
-from .files import PRIVATE, PUBLIC, write_together
-from .names import Name, parse_names
+from . import certs, inventory, keys
+from .certs import BACKDATE
+from .errors import CAError, CSRError, DevcertError, OptionError, UsageError
+from .files import PRIVATE, PUBLIC, ensure_private_dir, output_basename, write_together
+from .layout import LEAVES_DIR, PENDING_DIR
 from .lock import locked
+from .names import Name, parse_names
 from .safety import read_regular
 
 if TYPE_CHECKING:
@@ -37,6 +36,8 @@ DEFAULT_DAYS = 820
 MAX_DAYS = 825
 #: WebTransport's serverCertificateHashes accepts only ECDSA certificates valid <= 14 days.
 SELF_SIGNED_DEFAULT_DAYS = 14
+#: Leaves for browsers: P-521 is valid but Chrome and Safari refuse it in TLS.
+CSR_CURVES = ("secp256r1", "secp384r1")
 
 
 def check_days(days: int | None, *, default: int = DEFAULT_DAYS) -> int:
@@ -45,12 +46,10 @@ def check_days(days: int | None, *, default: int = DEFAULT_DAYS) -> int:
     if isinstance(days, bool) or not isinstance(days, int):
         raise UsageError(f"days must be a whole number of days (an int), not {type(days).__name__} {days!r}")
     if days < 1:
-        raise UsageError(f"--days {days} (days=): a certificate must be valid for at least 1 day")
+        raise OptionError("days", days, "a certificate must be valid for at least 1 day")
     if days > MAX_DAYS:
-        raise UsageError(
-            f"--days {days} (days=): at most {MAX_DAYS} days, because Apple platforms (Safari, macOS, iOS) "
-            f"reject longer-lived certificates under a user-added root; `devcert renew` reissues later"
-        )
+        raise OptionError("days", days, f"at most {MAX_DAYS} days, because Apple platforms (Safari, macOS, iOS) "
+                          f"reject longer-lived certificates under a user-added root", fix="renew-later")
     return days
 
 
@@ -86,7 +85,7 @@ class Leaf:
 
     @property
     def sha256(self) -> str:
-        return hashlib.sha256(self.cert.public_bytes(keys.Encoding.DER)).hexdigest()
+        return certs.sha256(self.cert)
 
     def write(self, cert_path: str | os.PathLike[str], key_path: str | os.PathLike[str] | None = None) -> None:
         """Write the certificate (0644) and, when given a path, the key (0600), atomically.
@@ -103,8 +102,8 @@ class Leaf:
         if key_path is not None:
             if Path(key_path).absolute() == Path(cert_path).absolute():
                 # Writing both to one path would silently replace the new key with the certificate.
-                raise UsageError(f"the certificate and the key would both be written to {Path(cert_path).absolute()}: "
-                                 f"give --cert-file and --key-file (cert_path, key_path) different paths")
+                raise UsageError(f"the certificate and the key would both be written to {Path(cert_path).absolute()}",
+                                 fix="distinct-paths", api_fix=": give cert_path and key_path different paths")
             files.append((Path(key_path), self.key_pem, PRIVATE))
         files.append((Path(cert_path), self.cert_pem, PUBLIC))
         return files
@@ -115,8 +114,10 @@ class Leaf:
         Modern encryption (not the RC2/3DES of old tools): OpenSSL 3, Java 11+, macOS and
         Windows 10+ read it.
         """
+        # PKCS#12 support pulls in cryptography's serialization package (~12 ms, see keys.py),
+        # which `devcert create` needs only with --p12-file.
         from cryptography.hazmat.primitives import hashes
-        from cryptography.hazmat.primitives.serialization import pkcs12
+        from cryptography.hazmat.primitives.serialization import pkcs12  # (see above)
 
         if isinstance(password, str):
             password = password.encode()
@@ -139,7 +140,7 @@ class Leaf:
 
     def server_context(self) -> ssl.SSLContext:
         """An ``ssl.SSLContext`` for servers that presents this certificate."""
-        import ssl
+        import ssl  # ~8 ms, and tempfile ~5 ms: only the Python API's servers need them
         import tempfile
 
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -156,11 +157,9 @@ class Leaf:
 
 @functools.lru_cache(maxsize=4)
 def _subject(organization: str) -> x509.Name:
-    from .ca import _whoami
-
     return x509.Name([
         x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
-        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, _whoami()),
+        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, certs.whoami()),
     ])
 
 
@@ -210,8 +209,6 @@ def _build(
     days: int,
     limit: dt.datetime | None = None,
 ) -> x509.Certificate:
-    from .ca import BACKDATE, _now
-
     if not names:
         raise UsageError("a certificate needs at least one name")
     ekus = []
@@ -221,8 +218,8 @@ def _build(
         ekus.append(ExtendedKeyUsageOID.CLIENT_AUTH)
     if any(n.kind == "email" for n in names):
         ekus.append(ExtendedKeyUsageOID.EMAIL_PROTECTION)
-    is_rsa = isinstance(public_key, rsa.RSAPublicKey)
-    not_before = _now() - BACKDATE
+    is_rsa = keys.key_type_of(public_key) == "rsa"
+    not_before = certs.now() - BACKDATE
     subject = _subject("devcert development certificate")
     ski = x509.SubjectKeyIdentifier.from_public_key(public_key)
     builder = (
@@ -251,10 +248,8 @@ def _build(
 
 def _signing_key(ca: LocalCA) -> keys.PrivateKey:
     if ca.key is None:
-        raise CAError(
-            f"the CA key {ca.key_path} is missing, so this CA cannot sign; restore it or make a new "
-            f"CA with `devcert ca init --force`"
-        )
+        raise CAError(f"the CA key {ca.key_path} is missing, so this CA cannot sign; restore it or make a new CA",
+                      fix="with-replace-ca")
     return ca.key
 
 
@@ -264,12 +259,10 @@ def _ca_limit(ca: LocalCA, days: int) -> tuple[dt.datetime, list[str]]:
     A leaf that outlives its CA fails in every client on the day the CA expires, with an error
     that names the CA, not the leaf; cut it to the CA's end and say so instead.
     """
-    from .ca import _now
-
     end = ca.cert.not_valid_after_utc
-    now = _now()
+    now = certs.now()
     if end <= now:
-        raise CAError(f"the CA expired on {end:%Y-%m-%d}, so it cannot sign; replace it everywhere with `devcert ca rotate`")
+        raise CAError(f"the CA expired on {end:%Y-%m-%d}, so it cannot sign; replace it everywhere", fix="with-rotate-ca")
     if now + dt.timedelta(days=days) <= end:
         return end, []
     return end, [f"the CA expires on {end:%Y-%m-%d}, so this certificate is valid only until then (not {days} days); "
@@ -361,13 +354,14 @@ def sign_csr(ca: LocalCA, data: bytes | str, *, client: bool = False, days: int 
     csr = load_csr(data)
     names = csr_names(csr)
     public_key = csr.public_key()
-    if isinstance(public_key, rsa.RSAPublicKey):
-        if public_key.key_size < 2048:
-            raise CSRError(f"the CSR's RSA key has {public_key.key_size} bits; at least 2048 are needed")
-    elif isinstance(public_key, ec.EllipticCurvePublicKey):
-        if public_key.curve.name not in ("secp256r1", "secp384r1"):
-            raise CSRError(f"the CSR's curve {public_key.curve.name} is not accepted by browsers; use P-256 or P-384")
-    else:
+    problem = keys.weakness(public_key, CSR_CURVES)
+    if problem == "rsa-bits":
+        raise CSRError(f"the CSR's RSA key has {public_key.key_size} bits; "  # type: ignore[union-attr]
+                       f"at least {keys.MIN_RSA_BITS} are needed")
+    if problem == "curve":
+        raise CSRError(f"the CSR's curve {public_key.curve.name} is not accepted by browsers; "  # type: ignore[union-attr]
+                       f"use P-256 or P-384")
+    if problem == "type":
         raise CSRError(f"the CSR's key type ({type(public_key).__name__}) is not supported; use ECDSA or RSA")
     ca.check_permitted(names)
     limit, cut = _ca_limit(ca, days)
@@ -432,13 +426,11 @@ def leaf_problem(ca: LocalCA, cert_path: Path, key_path: Path, names: list[Name]
         ekus = set()
     if (ExtendedKeyUsageOID.CLIENT_AUTH in ekus) != client:
         return "client option changed"
-    from .ca import _now
-
-    remaining = cert.not_valid_after_utc - _now()
-    if remaining <= dt.timedelta(0):
+    now = certs.now()
+    if certs.expired(cert.not_valid_after_utc, now):
         return "expired"
-    if remaining < dt.timedelta(days=min_days):
-        return f"expires in {remaining.days} days"
+    if cert.not_valid_after_utc - now < dt.timedelta(days=min_days):
+        return f"expires in {certs.days_left(cert.not_valid_after_utc, now)} days"
     if key_type is not None and keys.key_type_of(cert.public_key()) != key_type:  # type: ignore[arg-type]
         return f"key type changed to {key_type}"
     return None
@@ -474,10 +466,8 @@ def ensure_leaf(ca: LocalCA, names: list[Name], cert_path: str | os.PathLike[str
 
 def managed_leaf_paths(ca: LocalCA, names: list[Name], client: bool = False) -> tuple[Path, Path]:
     """Where devcert keeps leaves it manages itself (serve-wss, snippet): CAROOT/leaves/."""
-    from .files import ensure_private_dir, output_basename
-
     if ca.path is None:
         raise UsageError("an in-memory CA has no folder to keep certificates in")
-    folder = ensure_private_dir(ca.path / "leaves")
+    folder = ensure_private_dir(ca.path / LEAVES_DIR)
     stem = output_basename([n.value for n in names], client)
     return folder / f"{stem}.pem", folder / f"{stem}-key.pem"

@@ -16,7 +16,7 @@ try:
 
     load_pem_private_key = _rust_openssl.keys.load_pem_private_key
 except (ImportError, AttributeError):  # pragma: no cover - another cryptography layout
-    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, load_pem_private_key
+    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from .errors import UsageError
 
@@ -52,6 +52,23 @@ def describe(key: PublicKey | PrivateKey) -> str:
     if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
         return f"RSA {key.key_size}"
     return type(key).__name__
+
+
+#: The weakest keys devcert signs for or trusts: RSA below 2048 bits is broken in practice and
+#: refused by browsers; curves outside these are not accepted by TLS clients.
+MIN_RSA_BITS = 2048
+STRONG_CURVES: tuple[str, ...] = ("secp256r1", "secp384r1", "secp521r1")
+
+
+def weakness(key: object, curves: tuple[str, ...] = STRONG_CURVES) -> str | None:
+    """What makes ``key`` unfit, or None: ``"rsa-bits"`` (below :data:`MIN_RSA_BITS`),
+    ``"curve"`` (an EC curve not in ``curves``) or ``"type"`` (neither ECDSA nor RSA).
+    Callers word it (a CA, a CSR); the rule is here once."""
+    if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
+        return "rsa-bits" if key.key_size < MIN_RSA_BITS else None
+    if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
+        return "curve" if key.curve.name not in curves else None
+    return "type"
 
 
 def key_type_of(key: PublicKey | PrivateKey) -> str:
@@ -92,7 +109,7 @@ _P256_ALGORITHM = _der(0x30, _der(0x06, bytes.fromhex("2a8648ce3d0201")) + _der(
 
 
 def _p256_pkcs8_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    import base64
+    import base64  # ~1 ms, only when a key is written (`devcert create`'s only other imports are loaded)
 
     secret = key.private_numbers().private_value.to_bytes(32, "big")
     numbers = key.public_key().public_numbers()

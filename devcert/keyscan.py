@@ -1,7 +1,6 @@
 """Finding private keys in files: the ``devcert-no-private-keys`` pre-commit hook.
 
-    python -m devcert.keyscan FILE...      # exit 1 and name each file that holds a private key
-    python -m devcert.cli.keyscan FILE...  # the same (the hook's entry point)
+    python -m devcert.cli.keyscan FILE...  # exit 1 and name each file that holds a private key
 
 Detects, in any file:
 
@@ -155,6 +154,8 @@ def looks_like_pkcs12(data: bytes) -> bool:
 
 def _pkcs12_certs_only(data: bytes) -> bool:
     """True if the PKCS#12 file opens without a password (or with an empty one) and holds no key."""
+    # cryptography costs the hook ~60 ms per run; most commits hold no DER or PKCS#12 file,
+    # so only a file that looks like one pays for it.
     from cryptography.hazmat.primitives.serialization import pkcs12
 
     for password in (None, b""):
@@ -175,7 +176,7 @@ def _der_object(data: bytes) -> bytes:
 
 
 def _der_key(data: bytes) -> str | None:
-    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives import serialization  # as in _pkcs12_certs_only: only for DER-shaped files
 
     try:
         serialization.load_der_private_key(data, password=None)
@@ -396,9 +397,8 @@ def scan(paths: Sequence[str | Path]) -> list[Finding]:
     return found
 
 
-if __name__ == "__main__":  # python -m devcert.keyscan FILE...: the hook itself (printing lives in cli/)
-    import sys
-
-    from devcert.cli.keyscan import main
-
-    sys.exit(main())
+if __name__ == "__main__":
+    # The hook is devcert.cli.keyscan (printing and exit codes live in the CLI). This module
+    # once ran it too; run as a script it refuses, so an old hook entry fails instead of
+    # silently passing every file.
+    raise SystemExit("devcert: error: the private-key hook is `python -m devcert.cli.keyscan FILE...`")

@@ -20,18 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import inventory
-from .ca import (CERT_FILE, DEFAULT_PROFILE, NEXT_DIR, OLD_DIR, PENDING_DIR, ROTATION_FILE, LocalCA, backup, caroot,
-                 check_profile, open_folder)
+from . import inventory, keys
+from .ca import DEFAULT_PROFILE, LocalCA, backup, check_profile, open_folder
 from .errors import CAError, DevcertError, UsageError
-from .files import PRIVATE, atomic_write, ensure_private_dir, pending_journals, recover as finish_writes
+from .files import PRIVATE, atomic_write, ensure_private_dir, pending_journals, write_together
+from .files import recover as finish_writes
+from .inventory import Skipped
+from .layout import CERT_FILE, NEXT_DIR, OLD_DIR, PENDING_DIR, ROTATION_FILE, caroot
 from .lock import locked
 from .safety import ca_weakness, caroot_problem
-
-
-
-def _key_type(ca: LocalCA) -> str:
-    return "rsa" if ca.key_type.startswith("RSA") else "ecdsa"
+from .trust import selected_stores
 
 
 def is_network(text: str) -> bool:
@@ -50,7 +48,8 @@ class RotateReport:
     installed: list[str] = field(default_factory=list)
     uninstalled: list[str] = field(default_factory=list)
     reissued: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+    #: Certificates of the old CA left as they are (file missing, or a key devcert does not hold).
+    skipped: list[Skipped] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     #: True when this finished a rotation that an earlier, interrupted run had started.
@@ -61,6 +60,7 @@ class RotateReport:
     trusted: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
+        """The report as JSON data; each skipped certificate as ``"PATH (why)"``."""
         return {
             "old_sha256": self.old.fingerprint,
             "new_sha256": self.new.fingerprint,
@@ -70,7 +70,7 @@ class RotateReport:
             "installed": self.installed,
             "uninstalled": self.uninstalled,
             "reissued": self.reissued,
-            "skipped": self.skipped,
+            "skipped": [str(s) for s in self.skipped],
             "errors": self.errors,
             "warnings": self.warnings,
             "pending": self.pending,
@@ -123,8 +123,7 @@ def _read_record(folder: Path) -> dict[str, Any] | None:
     ok = isinstance(record, dict) and all(isinstance(record.get(k), str) for k in ("old", "new")) and all(
         isinstance(record.get(k), list) for k in ("trusted", "installed", "uninstalled"))
     if not ok:
-        raise CAError(f"the rotation record {path} is damaged; move it aside, then check `devcert status` "
-                      f"for CAs left trusted")
+        raise CAError(f"the rotation record {path} is damaged; move it aside", fix="check-status")
     return record
 
 
@@ -148,8 +147,6 @@ def rotate(folder: Path | None = None, *, stores: Sequence[Any] | None = None,
             return _advance(folder, say, runner=runner, final=True, stores=stores, resumed=True)
         old = LocalCA.load(folder)
         if stores is None:
-            from .trust import selected_stores
-
             stores = list(selected_stores())
         trusted = []
         for store in stores:
@@ -164,11 +161,9 @@ def rotate(folder: Path | None = None, *, stores: Sequence[Any] | None = None,
         widenings = list(constraints.extra) if constraints else []
         if profile != "strict":  # IP ranges are not constrained in the other profiles
             widenings = [w for w in widenings if not is_network(w)]
-        new = LocalCA.ephemeral(_key_type(old), permit=widenings, constraints=constraints is not None, profile=profile)
+        new = LocalCA.ephemeral(keys.key_type_of(old.cert.public_key()), permit=widenings, constraints=constraints is not None, profile=profile)
         _clear_next(folder)
         staged = ensure_private_dir(folder / NEXT_DIR)
-        from .files import write_together
-
         write_together(new.files(staged))
         _save_record(folder, {"version": 1, "old": old.fingerprint, "new": new.fingerprint, "trusted": trusted,
                               "installed": [], "switched": False, "uninstalled": [], "failed": {}})
@@ -206,7 +201,7 @@ def _advance(folder: Path, say: Callable[[str], None], *, runner: Any, final: bo
             _record_path(folder).unlink(missing_ok=True)
             _clear_next(folder)
             raise CAError(f"the interrupted rotation in {folder} lost its new CA; nothing was switched and the "
-                          f"old CA is still in use; run `devcert ca rotate` again")
+                          f"old CA is still in use", fix="rotate-again")
         new = staged
     report = RotateReport(old, new, folder / OLD_DIR / record["old"], resumed=resumed)
     report.trusted = list(record["trusted"])
@@ -246,12 +241,9 @@ def _advance(folder: Path, say: Callable[[str], None], *, runner: Any, final: bo
     for entry in entries:
         if entry.get("ca_sha256") != old.fingerprint:
             continue  # reissued already, or from an even older CA (renew handles those on request)
-        if not Path(entry["cert"]).exists():
-            report.skipped.append(f"{entry['cert']} (file missing)")
-            continue
-        reason = inventory.not_renewable(entry)
+        reason = inventory.skip_reason(entry)
         if reason is not None:
-            report.skipped.append(f"{entry['cert']} ({reason})")
+            report.skipped.append(Skipped(entry["cert"], reason))
             continue
         try:
             _leaf, warns = inventory.reissue(new, entry)
@@ -283,8 +275,6 @@ def _stores_by_name(names: Sequence[str], stores: Sequence[Any] | None) -> dict[
     given = {s.name: s for s in stores or ()}
     missing = [n for n in names if n not in given]
     if missing:
-        from .trust import selected_stores
-
         given.update({s.name: s for s in selected_stores(missing)})
     return given
 
@@ -314,8 +304,6 @@ def recover(folder: Path | None = None, *, runner: Any = None,
 def still_trusted(ca: LocalCA, stores: Sequence[Any] | None = None) -> list[str]:
     """Names of the stores that trust ``ca`` (for ``ca init --force``, which replaces it)."""
     if stores is None:
-        from .trust import selected_stores
-
         stores = list(selected_stores())
     names = []
     for store in stores:
@@ -345,8 +333,8 @@ def mkcert_caroot(given: str | os.PathLike[str] | None = None) -> Path:
                 return Path(out.stdout.strip()).absolute()
         except (OSError, subprocess.TimeoutExpired):
             pass
-    raise UsageError("cannot find mkcert's CA: mkcert is not installed and $CAROOT is not set; "
-                     "give the folder with --caroot PATH (it holds rootCA.pem and rootCA-key.pem)")
+    raise UsageError("cannot find mkcert's CA: mkcert is not installed and $CAROOT is not set", fix="mkcert-caroot",
+                     api_fix="; give the folder (it holds rootCA.pem and rootCA-key.pem)")
 
 
 @dataclass
@@ -364,18 +352,16 @@ def import_mkcert(source: str | os.PathLike[str] | None = None, folder: Path | N
     src = mkcert_caroot(source)
     dest = Path(folder).absolute() if folder else caroot()
     if not (src / CERT_FILE).exists():
-        raise UsageError(f"no mkcert CA in {src}: {src / CERT_FILE} does not exist (run `mkcert -install` "
-                         f"once, or give the folder with --caroot PATH)")
+        raise UsageError(f"no mkcert CA in {src}: {src / CERT_FILE} does not exist", fix="mkcert-install")
     try:
         mk = LocalCA.load(src)
     except CAError as err:
-        # The fix load() suggests (`devcert ca init`, --force) is for devcert's own CA, not mkcert's.
-        problem = str(err).split("; ")[0]
+        # The fix load() suggests (make a new CA) is for devcert's own CA, not mkcert's.
+        problem = err.problem.split("; ")[0]
         raise CAError(f"cannot adopt mkcert's CA in {src}: {problem} (mkcert's own files; devcert changed nothing)") from None
     weakness = ca_weakness(mk.cert)
     if weakness is not None:
-        raise CAError(f"cannot adopt mkcert's CA in {src}: {weakness}; devcert changed nothing "
-                      f"(make a new CA with `devcert ca init` instead)")
+        raise CAError(f"cannot adopt mkcert's CA in {src}: {weakness}; devcert changed nothing", fix="init-ca-instead")
     if src.resolve() == dest.resolve():
         return ImportReport(mk, src, unchanged=True)
     open_folder(dest, create=True)
@@ -389,8 +375,9 @@ def import_mkcert(source: str | os.PathLike[str] | None = None, folder: Path | N
             if current is not None and current.fingerprint == mk.fingerprint:
                 return ImportReport(current, src, unchanged=True)
             if not force:
-                raise CAError(f"a devcert CA already exists in {dest}; --force replaces it with mkcert's "
-                              f"(the current one is backed up in {dest / OLD_DIR})")
+                raise CAError(f"a devcert CA already exists in {dest}", fix="force-mkcert",
+                              then=f" (the current one is backed up in {dest / OLD_DIR})",
+                              api_fix="; force=True replaces it with mkcert's")
             if current is not None:
                 replaced, saved = current, backup(current, dest)
         LocalCA(mk.cert, mk.key, dest)._save()

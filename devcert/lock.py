@@ -35,11 +35,11 @@ _registry_guard = threading.Lock()
 
 def _flock(fd: int) -> None:
     if os.name == "nt":  # pragma: no cover - exercised on Windows only
-        import msvcrt
+        import msvcrt  # Windows only
 
         msvcrt.locking(fd, msvcrt.LK_LOCK, 1)
     else:
-        import fcntl
+        import fcntl  # POSIX only
 
         fcntl.flock(fd, fcntl.LOCK_EX)
 

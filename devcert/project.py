@@ -22,15 +22,20 @@ is relative to the folder of the file that declares it and must stay inside that
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import subprocess
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import DevcertError, InputFileError, NameNotPermittedError, UsageError
+from cryptography import x509
+
+from . import certs
+from .errors import ConfigError, DevcertError, InputFileError, NameNotPermittedError, OptionError
 from .files import PUBLIC, TEMP_SUFFIX, atomic_write, ensure_dir, temp_prefix
-from .issue import check_days, ensure_leaf
+from .issue import RENEW_BEFORE_DAYS, check_days, ensure_leaf
 from .keys import check_key_type
 from .lock import locked
 from .names import Name, parse_names
@@ -38,6 +43,10 @@ from .safety import read_regular
 
 if TYPE_CHECKING:
     from .ca import LocalCA
+
+__all__ = ["CONFIG_FILES", "CertSpec", "ConfigError", "Project", "SyncResult", "add_to_gitignore", "check_permitted",
+           "expiring_soon", "find_config", "gitignore_pattern", "gitignore_suggestions", "load_project",
+           "parse_project", "sync"]
 
 CONFIG_FILES = ("devcert.toml", "pyproject.toml")
 TOP_KEYS = {"certs": "the list of certificates"}
@@ -51,10 +60,6 @@ ENTRY_KEYS = {
 }
 REQUIRED_KEYS = ("names", "cert", "key")
 EXAMPLE = '{ names = ["localhost", "127.0.0.1"], cert = "certs/dev.pem", key = "certs/dev-key.pem" }'
-
-
-class ConfigError(UsageError):
-    """The project configuration is malformed; the message names the file, entry and fix."""
 
 
 @dataclass(frozen=True)
@@ -100,8 +105,6 @@ class Project:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
-    import tomllib
-
     try:
         data = read_regular(path, "the configuration", limit=1024 * 1024)
     except InputFileError as err:
@@ -148,7 +151,8 @@ def load_project(start: str | os.PathLike[str] | None = None, *, config: str | o
     if config is not None:
         path = Path(config).absolute()
         if path.is_dir():
-            raise ConfigError(f"{path}: is a folder; give --config the pyproject.toml or devcert.toml file itself")
+            raise ConfigError(f"{path}: is a folder", path=path, fix="config-file",
+                              api_fix="; give config= the pyproject.toml or devcert.toml file itself")
         if not path.is_file():
             raise ConfigError(f"{path}: no such configuration file")
     else:
@@ -157,9 +161,8 @@ def load_project(start: str | os.PathLike[str] | None = None, *, config: str | o
             where = Path(start or Path.cwd()).absolute()
             raise ConfigError(
                 f"no devcert configuration in {where} or any folder above it: add to pyproject.toml "
-                f"`[tool.devcert]` with `certs = [{EXAMPLE}]` (or put `certs = [...]` in a devcert.toml; "
-                f"`devcert sync --help` shows an example)"
-            )
+                f"`[tool.devcert]` with `certs = [{EXAMPLE}]` (or put `certs = [...]` in a devcert.toml",
+                then=")", fix="sync-example")
         path = found
     table = _devcert_table(path)
     if table is None:
@@ -176,12 +179,12 @@ def parse_project(path: Path, table: dict[str, Any]) -> Project:
         raise ConfigError(
             f"{where} unknown key {unknown[0]!r}; the only setting is `certs = [...]`, a list of tables like {EXAMPLE}"
         )
-    certs = table.get("certs", [])
-    if not isinstance(certs, list):
+    declared = table.get("certs", [])
+    if not isinstance(declared, list):
         raise ConfigError(f"{where} certs must be a list of tables, e.g. certs = [{EXAMPLE}]")
     outputs: dict[Path, str] = {}
     root = path.parent.resolve()
-    for index, entry in enumerate(certs):
+    for index, entry in enumerate(declared):
         label = f"{path}: certs[{index}]"
         spec = _parse_entry(label, index, entry, root)
         for what, out in (("cert", spec.cert), ("key", spec.key)):
@@ -225,9 +228,11 @@ def _parse_entry(label: str, index: int, entry: Any, root: Path) -> CertSpec:
     try:
         check_key_type(key_type)
         check_days(days)
+    except OptionError as err:  # said as the configuration says it: `days = 900`
+        raise ConfigError(f"{label}: {err.option} = {err.value} ({err.option}=): {err.reason}",
+                          fix=err.fix) from None
     except DevcertError as err:
-        message = str(err).replace("--days", "days =")
-        raise ConfigError(f"{label}: {message}") from None
+        raise ConfigError(f"{label}: {err}") from None
     cert = _output(label, "cert", typed("cert", str), root)
     key = _output(label, "key", typed("key", str), root)
     if cert == key:
@@ -272,14 +277,18 @@ class SyncResult:
         return self.action != "kept"
 
 
-def _not_after(path: Path) -> str | None:
-    """The expiry of the certificate at ``path`` (ISO 8601, as for issued ones), or None if unreadable."""
-    from cryptography import x509
-
+def _expiry(path: Path) -> dt.datetime | None:
+    """The end of the certificate at ``path``, or None if it cannot be read."""
     try:
-        return x509.load_pem_x509_certificate(path.read_bytes()).not_valid_after_utc.isoformat()
+        return x509.load_pem_x509_certificate(path.read_bytes()).not_valid_after_utc
     except (OSError, ValueError):
         return None
+
+
+def _not_after(path: Path) -> str | None:
+    """The expiry of the certificate at ``path`` (ISO 8601, as for issued ones), or None if unreadable."""
+    end = _expiry(path)
+    return end.isoformat() if end is not None else None
 
 
 def check_permitted(project: Project, ca: LocalCA) -> None:
@@ -294,20 +303,22 @@ def check_permitted(project: Project, ca: LocalCA) -> None:
                 ca.check_permitted([name])
             except NameNotPermittedError as err:
                 raise NameNotPermittedError(
-                    f"{project.config}: {spec.label}: names: {err}; or remove {name.value!r} from "
-                    f"{spec.label} (no certificate was written)"
+                    f"{project.config}: {spec.label}: names: {err.problem}", name=err.name, widen=err.widen,
+                    permits=err.permits, profile=err.profile, in_memory=err.in_memory, fix=err.fix,
+                    api_fix=err.api_fix,
+                    then=f"{err.then}; or remove {name.value!r} from {spec.label} (no certificate was written)",
                 ) from None
 
 
-def sync(project: Project, ca: LocalCA | None, *, check: bool = False, min_days: int = 30) -> list[SyncResult]:
+def sync(project: Project, ca: LocalCA | None, *, check: bool = False,
+         min_days: int = RENEW_BEFORE_DAYS) -> list[SyncResult]:
     """Make every declared certificate good (see the module docs); with ``check`` write nothing.
 
     ``ca`` may be None only with ``check`` (there is no local CA yet: everything would be made).
     Issued certificates are recorded in the inventory. The whole run holds the CAROOT lock, so
     concurrent syncs of one project take turns and the later ones find everything kept.
     """
-    if min_days < 0:
-        raise UsageError(f"--min-days {min_days}: give 0 or more days")
+    check_min_days("min_days", min_days)
     if ca is None:
         return [SyncResult(spec, "created" if not spec.cert.exists() else "renewed", "no local CA yet")
                 for spec in project.certs]
@@ -334,6 +345,46 @@ def sync(project: Project, ca: LocalCA | None, *, check: bool = False, min_days:
                 results.append(SyncResult(spec, done.action, done.reason, done.leaf.not_after.isoformat(),
                                           list(done.leaf.warnings)))
     return results
+
+
+def check_min_days(option: str, days: int | None) -> None:
+    """Refuse a negative day count for ``option`` (``min_days``, ``warn_days``, ``expiring``)."""
+    if days is not None and days < 0:
+        raise OptionError(option, days, "give 0 or more days")
+
+
+#: Kept certificates within this many days beyond ``min_days`` of their end are reported as
+#: expiring soon: the next sync renews them (its --warn-days default).
+WARN_MARGIN_DAYS = 30
+
+
+def expiring_soon(results: list[SyncResult], *, min_days: int = RENEW_BEFORE_DAYS,
+                  warn_days: int | None = None) -> list[tuple[SyncResult, int]]:
+    """The kept certificates that expire within the warning window, each with its days left.
+
+    The window is ``warn_days``, by default ``min_days + WARN_MARGIN_DAYS``: certificates that
+    are still good enough not to be renewed now, but will be soon, so a team hears of it before
+    a run of ``sync`` changes files. Created or renewed ones are fresh and never listed;
+    unreadable ones cannot be dated and are not either.
+    """
+    check_min_days("warn_days", warn_days)
+    within = warning_window(min_days, warn_days)
+    soon = []
+    for result in results:
+        if result.action != "kept":
+            continue
+        end = _expiry(result.spec.cert)
+        if end is None:
+            continue
+        left = certs.days_left(end)
+        if left < within:
+            soon.append((result, left))
+    return soon
+
+
+def warning_window(min_days: int = RENEW_BEFORE_DAYS, warn_days: int | None = None) -> int:
+    """The days within which :func:`expiring_soon` reports a kept certificate."""
+    return min_days + WARN_MARGIN_DAYS if warn_days is None else warn_days
 
 
 # -- .gitignore ----------------------------------------------------------------------------

@@ -20,17 +20,15 @@ import stat
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from .errors import InputFileError, UnsafeCARootError
+from .keys import MIN_RSA_BITS, STRONG_CURVES, weakness
+from .layout import CERT_FILE, KEY_FILE
 
 #: Certificates, keys, CSRs and CA bundles are far smaller than this (a full public bundle is ~200 KiB).
 MAX_INPUT = 16 * 1024 * 1024
 #: Files in CAROOT that decide which CA devcert uses (mkcert's names).
-CA_FILES = ("rootCA.pem", "rootCA-key.pem")
-#: Curves at least as strong as P-256 that every TLS client accepts.
-STRONG_CURVES = ("secp256r1", "secp384r1", "secp521r1")
-MIN_RSA_BITS = 2048
+CA_FILES = (CERT_FILE, KEY_FILE)
 
 
 def _owner_ok(st: os.stat_result) -> bool:
@@ -42,7 +40,7 @@ def _owner_ok(st: os.stat_result) -> bool:
 
 def _owner_name(uid: int) -> str:
     try:
-        import pwd
+        import pwd  # POSIX only, and only to name another owner in a refusal
 
         return pwd.getpwuid(uid).pw_name
     except (ImportError, KeyError):
@@ -93,13 +91,12 @@ def ca_weakness(cert: x509.Certificate, now: dt.datetime | None = None) -> str |
     if cert.not_valid_before_utc > now:
         return f"it is not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC (check the clock)"
     key = cert.public_key()
-    if isinstance(key, rsa.RSAPublicKey):
-        if key.key_size < MIN_RSA_BITS:
-            return f"its RSA key has {key.key_size} bits; at least {MIN_RSA_BITS} are needed"
-    elif isinstance(key, ec.EllipticCurvePublicKey):
-        if key.curve.name not in STRONG_CURVES:
-            return f"its key uses the curve {key.curve.name}; P-256 or stronger is needed"
-    else:
+    problem = weakness(key, STRONG_CURVES)
+    if problem == "rsa-bits":
+        return f"its RSA key has {key.key_size} bits; at least {MIN_RSA_BITS} are needed"  # type: ignore[union-attr]
+    if problem == "curve":
+        return f"its key uses the curve {key.curve.name}; P-256 or stronger is needed"  # type: ignore[union-attr]
+    if problem == "type":
         return f"its key type ({type(key).__name__}) is not ECDSA or RSA"
     return None
 

@@ -13,14 +13,20 @@ import socket
 import ssl
 import subprocess
 import threading
-import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from conftest import clean_env, devcert_exe
+import datetime as dt
 
-#: One unit for every wait in these tests, scaled on slow machines by DEVCERT_TEST_TIMEOUT_SCALE.
-UNIT = 10.0 * float(os.environ.get("DEVCERT_TEST_TIMEOUT_SCALE", "1"))
+import dns.message
+import dns.rdatatype
+import dns.rrset
+import josepy as jose
+from acme import challenges, client, crypto_util, messages
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from tests.helpers import UNIT, clean_env, devcert_exe
 
 
 class ServerExited(AssertionError):
@@ -48,7 +54,7 @@ class AcmeProcess:
         assert self.proc.stdout is not None
         sel = selectors.DefaultSelector()
         sel.register(self.proc.stdout, selectors.EVENT_READ)
-        if not sel.select(timeout=6 * UNIT):
+        if not sel.select(timeout=60 * UNIT):
             self.stop()
             raise AssertionError(f"devcert acme printed nothing in time; stderr: {self.stderr}")
         line = self.proc.stdout.readline()
@@ -74,7 +80,7 @@ class AcmeProcess:
         if self.proc.poll() is None:
             os.kill(self._server_pid(), signal.SIGINT)
             try:
-                self.proc.wait(timeout=3 * UNIT)
+                self.proc.wait(timeout=30 * UNIT)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
@@ -149,7 +155,7 @@ def serve_and_connect(server_ctx: ssl.SSLContext, ca_file: str, name: str, port:
 
     def accept() -> None:
         try:
-            listener.settimeout(3 * UNIT)
+            listener.settimeout(30 * UNIT)
             conn, _ = listener.accept()
             with server_ctx.wrap_socket(conn, server_side=True) as tls:
                 tls.recv(1)
@@ -161,14 +167,14 @@ def serve_and_connect(server_ctx: ssl.SSLContext, ca_file: str, name: str, port:
     try:
         return connect(port, ca_file, name)
     finally:
-        thread.join(3 * UNIT)
+        thread.join(30 * UNIT)
         listener.close()
 
 
 def connect(port: int, ca_file: str, name: str) -> dict[str, Any]:
     """A TLS client that trusts ``ca_file`` only and checks ``name``; the verified peer certificate."""
     client_ctx = ssl.create_default_context(cafile=ca_file)  # trusts only the devcert CA
-    with socket.create_connection(("127.0.0.1", port), timeout=3 * UNIT) as sock:
+    with socket.create_connection(("127.0.0.1", port), timeout=30 * UNIT) as sock:
         with client_ctx.wrap_socket(sock, server_hostname=name) as tls:
             peer = tls.getpeercert()
             tls.sendall(b"x")
@@ -179,22 +185,12 @@ def san_names(peer: dict[str, Any]) -> list[str]:
     return [value for _kind, value in peer.get("subjectAltName", ())]
 
 
-def wait_for(predicate: Any, what: str, timeout: float = 3 * UNIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 class TxtServer:
     """A DNS server on 127.0.0.1 (UDP, port picked by the OS) answering the TXT records it is given."""
 
     def __init__(self) -> None:
-        import dns.message
-        import dns.rdatatype
-        import dns.rrset
-
         self.records: dict[str, list[str]] = {}
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
@@ -224,3 +220,50 @@ class TxtServer:
         self._stop.set()
         self.thread.join(5)
         self.sock.close()
+
+
+# --- certbot's acme library as the client ----------------------------------------------------
+
+
+def ec_key() -> jose.JWK:
+    return jose.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
+
+
+def rsa_key() -> jose.JWK:
+    return jose.JWKRSA(key=rsa.generate_private_key(public_exponent=65537, key_size=2048))
+
+
+def make_client(directory: str, ca_file: str, key: jose.JWK | None = None) -> client.ClientV2:
+    key = key or ec_key()
+    alg = jose.ES256 if isinstance(key, jose.JWKEC) else jose.RS256
+    # verify_ssl is handed to requests as `verify`: a CA file, so the client trusts only devcert's CA
+    net = client.ClientNetwork(key, alg=alg, verify_ssl=ca_file, user_agent="devcert-tests", timeout=int(30 * UNIT))
+    return client.ClientV2(client.ClientV2.get_directory(directory, net), net)
+
+
+def register(acme: client.ClientV2, **kwargs: Any) -> messages.RegistrationResource:
+    reg = acme.new_account(messages.NewRegistration.from_data(terms_of_service_agreed=True, **kwargs))
+    acme.net.account = reg
+    return reg
+
+
+def leaf_key_pem(kind: str = "ec") -> bytes:
+    key = ec.generate_private_key(ec.SECP256R1()) if kind == "ec" else \
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def obtain(acme: client.ClientV2, responder: Http01Responder, names: list[str], key_pem: bytes | None = None,
+           ips: list[Any] | None = None) -> tuple[messages.OrderResource, bytes]:
+    """Order ``names``, answer every http-01, finalize; return the order and the leaf key."""
+    key_pem = key_pem or leaf_key_pem()
+    csr = crypto_util.make_csr(key_pem, names or None, ipaddrs=ips)
+    order = acme.new_order(csr)
+    for authz in order.authorizations:
+        chall = next(c for c in authz.body.challenges if isinstance(c.chall, challenges.HTTP01))
+        response, validation = chall.response_and_validation(acme.net.key)
+        responder.tokens[chall.chall.encode("token")] = validation
+        acme.answer_challenge(chall, response)
+    deadline = dt.datetime.now() + dt.timedelta(seconds=30 * UNIT)
+    return acme.poll_and_finalize(order, deadline), key_pem

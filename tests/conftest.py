@@ -1,97 +1,18 @@
-"""Shared fixtures: a private CAROOT per test, a clean trust environment, the CLI as a user runs it."""
+"""Fixtures and hooks only: a private CAROOT per test, a clean trust environment, a session cache.
+
+Shared helpers live in tests/helpers.py (``from tests.helpers import ...``)."""
 
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import stat
-import subprocess
-import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-#: Variables this machine exports that change which CAs a client trusts. A test of trust
-#: sets or clears them explicitly (docs/ARCHITECTURE.md, "Tests").
-TRUST_ENV_VARS = (
-    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS",
-    "GIT_SSL_CAINFO", "CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE", "NIX_SSL_CERT_FILE", "PIP_CERT",
-    "AWS_CA_BUNDLE", "HTTPLIB2_CA_CERTS", "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH", "DENO_CERT",
-    "NODE_USE_SYSTEM_CA", "NODE_OPTIONS", "JAVA_TOOL_OPTIONS", "DEVCERT_TRUST_STORES",
-    "CARGO_HTTP_CAINFO", "BUNDLE_SSL_CA_CERT", "HEX_CACERTS_PATH",
-)
-
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def require_tool(name: str, why: str = "") -> str:
-    """The path of tool ``name``; a missing tool skips the test, or fails it under CI=true.
-
-    scripts/test installs every tool the suite needs, so under CI a missing one is a broken
-    set-up, and a skipped trust test would prove nothing.
-    """
-    path = shutil.which(name)
-    if path:
-        return path
-    message = f"{name} is not installed{': ' + why if why else ''} (scripts/test installs it)"
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def require_sandbox() -> None:
-    """Skip (or fail under CI) when the private trust-store namespace cannot be made here."""
-    from sandbox import unavailable_reason
-
-    reason = unavailable_reason()
-    if reason:
-        if IN_CI:
-            pytest.fail(reason)
-        pytest.skip(reason)
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """os.environ without the trust-overriding variables, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if k not in TRUST_ENV_VARS}
-    env.update(extra)
-    return env
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def devcert_exe() -> str:
-    """The installed ``devcert`` console script of the interpreter running the tests."""
-    exe = Path(sys.executable).with_name("devcert")
-    return str(exe) if exe.exists() else "devcert"
-
-
-def file_mode(path: Path) -> int:
-    """Permission bits of ``path``, as ``ls -l`` shows them (0o600, 0o644, ...)."""
-    return stat.S_IMODE(path.stat().st_mode)
-
-
-def one_error_line(stderr: str) -> str:
-    """The single ``devcert: error: ...`` line; no traceback, nothing else but warnings/notes."""
-    assert "Traceback" not in stderr
-    errors = [line for line in stderr.splitlines() if line.startswith("devcert: error: ")]
-    assert len(errors) == 1, stderr
-    return errors[0]
-
-
-def run_devcert(*args: str, env: dict[str, str] | None = None, cwd: str | os.PathLike[str] | None = None,
-                input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Run the real ``devcert`` executable as a user would."""
-    return subprocess.run([devcert_exe(), *args], env=env, cwd=cwd, input=input, capture_output=True,
-                          text=True, timeout=timeout)
+from devcert.ca import LocalCA
+from tests.debian_root import debian_copy  # noqa: F401  (a fixture: the rootfs and container tests)
+from tests.helpers import PAGE, TLSServer, clean_env, require_sandbox
 
 
 @pytest.fixture
@@ -124,3 +45,16 @@ def _no_real_caroot(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     """No test may touch the real user CAROOT: default DEVCERT_CAROOT to a throwaway folder."""
     if "DEVCERT_CAROOT" not in os.environ:
         monkeypatch.setenv("DEVCERT_CAROOT", str(tmp_path_factory.mktemp("default-caroot") / "ca"))
+
+
+@pytest.fixture
+def ca_and_server(tmp_path: Path) -> Iterator[tuple[Path, TLSServer]]:
+    """A CA in a private CAROOT and an https server (TLSServer: it records each request's path and
+    each refused handshake) on 127.0.0.1 using a leaf for localhost, for the trust-store tests."""
+    require_sandbox()
+    root = tmp_path / "caroot"
+    ca = LocalCA.create(root)
+    leaf = ca.issue("localhost", "127.0.0.1", "::1")
+    os.chmod(tmp_path, 0o755)  # the sandbox's scripts read files below it
+    with TLSServer(leaf.server_context(), body=PAGE, content_type="text/html; charset=utf-8") as server:
+        yield root, server

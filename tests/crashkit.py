@@ -9,7 +9,8 @@ key matches its certificate, every recorded certificate and key make a real TLS 
 with a client that trusts only the CA on disk, the inventory records the certificate that is on
 disk, and nothing is left half done (no journal, no rotation record).
 
-Also runnable as a script (``python crashkit.py rotate``) inside the trust-store sandbox,
+Also runnable as a module (``python -m tests.crashkit rotate BASE``, with the project folder on
+PYTHONPATH) inside the trust-store sandbox,
 where the rotation's store changes happen in private copies; it prints one JSON line.
 """
 
@@ -19,15 +20,15 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.helpers import UNIT, devcert_exe, serves
 
 SYSCALLS = ("rename", "link", "unlink", "fsync", "mkdir", "rmdir")
 #: A bound on kill points per syscall, so a loop that never ends fails instead.
@@ -35,13 +36,8 @@ MAX_POINTS = 200
 KILLED = (-9, 128 + 9)  # strace re-raises its tracee's SIGKILL on itself (or exits 137)
 
 
-def devcert_exe() -> str:
-    exe = Path(sys.executable).with_name("devcert")
-    return str(exe) if exe.exists() else "devcert"
-
-
 def run(argv: list[str], env: dict[str, str], cwd: Path, *, inject: tuple[str, int] | None = None,
-        stdin: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        stdin: str | None = None, timeout: float = 300 * UNIT) -> subprocess.CompletedProcess[str]:
     full = [devcert_exe(), *argv]
     if inject is not None:
         syscall, n = inject
@@ -51,33 +47,6 @@ def run(argv: list[str], env: dict[str, str], cwd: Path, *, inject: tuple[str, i
                 "-e", f"inject={syscall}:signal=KILL:when={n}", *full]
     return subprocess.run(full, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout,
                           input=stdin)
-
-
-def tls_handshake(cert: Path, key: Path, ca_file: Path, name: str) -> None:
-    """A real handshake: a server on 127.0.0.1 presenting cert/key, a client trusting only ca_file."""
-    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_ctx.load_cert_chain(cert, key)  # raises when the key does not belong to the certificate
-    client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    client_ctx.load_verify_locations(cafile=str(ca_file))
-    errors: list[BaseException] = []
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        listener.settimeout(30)
-        port = listener.getsockname()[1]
-
-        def serve() -> None:
-            try:
-                conn, _ = listener.accept()
-                with server_ctx.wrap_socket(conn, server_side=True) as tls:
-                    tls.sendall(b"ok")
-            except BaseException as err:  # reported by the client side's failure
-                errors.append(err)
-
-        thread = threading.Thread(target=serve, daemon=True)
-        thread.start()
-        with socket.create_connection(("127.0.0.1", port), timeout=30) as raw:
-            with client_ctx.wrap_socket(raw, server_hostname=name) as tls:
-                assert tls.recv(2) == b"ok"
-        thread.join(30)
 
 
 def sha256_of_pem(path: Path) -> str:
@@ -205,7 +174,7 @@ class KillLoop:
             if entry.get("key"):
                 name = next((n for n in entry["names"] if "@" not in n and "://" not in n), "localhost")
                 try:
-                    tls_handshake(cert, Path(entry["key"]), ca_cert, name.replace("*", "x"))
+                    serves(cert, Path(entry["key"]), ca_cert, name.replace("*", "x"))
                 except (ssl.SSLError, OSError) as err:
                     raise AssertionError(f"{self.op.name}, {where}: {cert} and its key fail a handshake: {err}") from None
         if self.op.extra_check is not None:
@@ -287,7 +256,7 @@ def check_p12(work: Path, env: dict[str, str], completed: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         key_file = Path(tmp, "k.pem")
         key_file.write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
-        tls_handshake(work / "dev.pem", key_file, work / "caroot" / "rootCA.pem", "localhost")
+        serves(work / "dev.pem", key_file, work / "caroot" / "rootCA.pem", "localhost")
 
 
 OPERATIONS: dict[str, Operation] = {

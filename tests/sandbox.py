@@ -107,12 +107,13 @@ def run(
     *,
     env: Mapping[str, str] | None = None,
     cwd: str | None = None,
-    timeout: float = 300,
+    timeout: float,
     input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``argv`` inside a fresh private trust sandbox and return its result (text mode).
 
     ``env`` is the complete environment of the command (HOME is replaced by the sandbox's).
+    ``timeout`` has no default: callers give a multiple of tests.helpers.UNIT.
     """
     reason = unavailable_reason()
     if reason:

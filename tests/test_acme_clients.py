@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import shutil
+import sqlite3
 import subprocess
 import threading
 from pathlib import Path
@@ -20,8 +22,8 @@ from typing import Any, Callable
 import pytest
 from cryptography import x509
 
-from acmekit import UNIT, AcmeProcess, connect, handshake, san_names, wait_for
-from conftest import clean_env, free_port, require_tool
+from tests.acmekit import AcmeProcess, connect, handshake, san_names
+from tests.helpers import UNIT, candidate_port, clean_env, require_tool, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +31,7 @@ pytestmark = pytest.mark.slow
 PORT_TAKEN = ("address already in use", "Address already in use", "could not bind", "Problem binding")
 
 
-def run(cmd: list[str], env: dict[str, str], cwd: Path, timeout: float = 12 * UNIT) -> subprocess.CompletedProcess[str]:
+def run(cmd: list[str], env: dict[str, str], cwd: Path, timeout: float = 120 * UNIT) -> subprocess.CompletedProcess[str]:
     """A client run, bounded in time; stdout and stderr together for the assertion message."""
     return subprocess.run(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           timeout=timeout)
@@ -44,7 +46,7 @@ class PortedServer:
         self._start()
 
     def _start(self) -> None:
-        self.http_port, self.tls_port = free_port(), free_port()
+        self.http_port, self.tls_port = candidate_port(), candidate_port()
         self.server = AcmeProcess(self.caroot, "--http-port", str(self.http_port), "--tls-port", str(self.tls_port),
                                   *self.args)
 
@@ -157,7 +159,7 @@ def test_lego_account_survives_a_restart(ported, caroot, tmp_path):
     first.stop()
     accounts = list(store.glob("accounts/*/dev@example.com/account.json"))
     assert len(accounts) == 1, result.stdout
-    account_url = __import__("json").loads(accounts[0].read_text())["registration"]["uri"]
+    account_url = json.loads(accounts[0].read_text())["registration"]["uri"]
 
     def obtain(server: AcmeProcess, http_port: int, tls_port: int) -> subprocess.CompletedProcess[str]:
         return run([lego, "--path", str(store), "--server", server.directory, "--accept-tos", "--email",
@@ -225,8 +227,6 @@ def test_certbot_standalone_obtains_renews_and_revokes(ported, caroot, tmp_path)
     server = acme.server
     server.stop()
     assert f"revoked {format(second.serial_number, 'x')}" in server.stderr
-    import sqlite3
-
     db = sqlite3.connect(caroot / "acme" / "state.sqlite3")
     assert db.execute("SELECT revoked, reason FROM certs WHERE serial = ?",
                       (format(second.serial_number, "x"),)).fetchone() == (1, 1)
@@ -296,7 +296,7 @@ def test_caddy_obtains_a_certificate_and_serves_it(caroot, tmp_path):
     name = "caddy.localhost"
 
     for _ in range(3):
-        http_port, https_port = free_port(), free_port()
+        http_port, https_port = candidate_port(), candidate_port()
         server = AcmeProcess(caroot, "--http-port", str(http_port), "--tls-port", str(https_port))
         caddyfile = tmp_path / "Caddyfile"
         caddyfile.write_text(
@@ -322,12 +322,12 @@ def test_caddy_obtains_a_certificate_and_serves_it(caroot, tmp_path):
                 except (OSError, Exception):
                     return False
 
-            wait_for(served, "Caddy to serve a certificate from devcert acme", timeout=12 * UNIT)
+            wait_for(served, what="Caddy to serve a certificate from devcert acme", timeout=120 * UNIT)
         finally:
             if proc.poll() is None:
                 proc.terminate()
             try:
-                out, _ = proc.communicate(timeout=3 * UNIT)
+                out, _ = proc.communicate(timeout=30 * UNIT)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 out, _ = proc.communicate()
@@ -345,17 +345,15 @@ def test_caddy_renews_on_its_own(caroot, tmp_path):
     1-day certificates (backdated an hour, so 96% of their life is left at issue) and a ratio
     of 0.99, it renews at its next scan (``renew_interval``), here every second. tls-alpn-01 on
     Caddy's https port, the port devcert acme is told with --tls-port."""
-    import json
-
     caddy = require_tool("caddy", "the ACME client tests")
     name = "caddy-renew.localhost"
-    https_port = free_port()
+    https_port = candidate_port()
     server = AcmeProcess(caroot, "--tls-port", str(https_port), "--days", "1")
     config = {
         "admin": {"disabled": True},
         "storage": {"module": "file_system", "root": str(tmp_path / "caddy-data")},
         "apps": {
-            "http": {"http_port": free_port(), "https_port": https_port, "servers": {"site": {
+            "http": {"http_port": candidate_port(), "https_port": https_port, "servers": {"site": {
                 "listen": [f"127.0.0.1:{https_port}"],
                 "routes": [{"match": [{"host": [name]}],
                             "handle": [{"handler": "static_response", "body": "hello"}]}],
@@ -385,12 +383,12 @@ def test_caddy_renews_on_its_own(caroot, tmp_path):
                 serials.append(peer["serialNumber"])
             return len(serials) >= 2
 
-        wait_for(new_serial, "Caddy to obtain and then renew a certificate", timeout=12 * UNIT)
+        wait_for(new_serial, what="Caddy to obtain and then renew a certificate", timeout=120 * UNIT)
     finally:
         if proc.poll() is None:
             proc.terminate()
         try:
-            out, _ = proc.communicate(timeout=3 * UNIT)
+            out, _ = proc.communicate(timeout=30 * UNIT)
         except subprocess.TimeoutExpired:
             proc.kill()
             out, _ = proc.communicate()

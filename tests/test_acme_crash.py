@@ -18,9 +18,9 @@ import sqlite3
 import pytest
 from acme import errors, messages
 
-from acmekit import AcmeProcess, Http01Responder, ServerExited, handshake
-from conftest import require_tool
-from test_acme import ec_key, leaf_key_pem, make_client, obtain, register
+from tests.acmekit import (AcmeProcess, Http01Responder, ServerExited, ec_key, handshake, leaf_key_pem, make_client,
+                           obtain, register)
+from tests.helpers import require_tool
 
 from devcert import inventory
 

@@ -13,13 +13,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import clean_env, devcert_exe, file_mode, one_error_line, run_devcert
+from tests.helpers import UNIT, clean_env, devcert_exe, file_mode, one_error_line, run_devcert
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from devcert import LocalCA, caroot
 from devcert.ca import CERT_FILE, DEFAULT_DNS, DEFAULT_IPS, KEY_FILE
+from devcert.cli.messages import describe
 from devcert.errors import CAError, NameNotPermittedError, UsageError
 
 
@@ -120,7 +121,7 @@ def test_subject_says_whose_ca_and_tells_two_apart() -> None:
 def test_files_and_modes_whatever_the_umask(caroot: Path, cli_env: dict[str, str]) -> None:
     """Run the real CLI with umask 000: folder 0700, key 0600, certificate not writable by others."""
     res = subprocess.run([devcert_exe(), "ca", "init"], env=cli_env, capture_output=True, text=True,
-                         timeout=120, umask=0)
+                         timeout=120 * UNIT, umask=0)
     assert res.returncode == 0, res.stderr
     assert file_mode(caroot) == 0o700
     assert file_mode(caroot / KEY_FILE) == 0o600
@@ -129,7 +130,7 @@ def test_files_and_modes_whatever_the_umask(caroot: Path, cli_env: dict[str, str
     out = caroot.parent / "out"
     out.mkdir()
     res = subprocess.run([devcert_exe(), "create", "localhost"], env=cli_env, cwd=out, capture_output=True,
-                         text=True, timeout=120, umask=0)
+                         text=True, timeout=120 * UNIT, umask=0)
     assert res.returncode == 0, res.stderr
     assert file_mode(out / "localhost-key.pem") == 0o600
     assert file_mode(out / "localhost.pem") & 0o022 == 0
@@ -219,10 +220,14 @@ def test_default_profile_constrains_dns_names_only(tmp_path: Path) -> None:
     ca = LocalCA.create(tmp_path / "ca")
     ca.issue("localhost", "8.8.8.8", "2001:db8::1", "https://127.0.0.1/", "spiffe://app.test/api")
     ca.issue("a@gmail.com", client=True)
-    with pytest.raises(NameNotPermittedError, match="devcert ca init --force --permit example.com$"):
+    with pytest.raises(NameNotPermittedError, match=r"LocalCA.create\(force=True, permit=\['example.com'\]\)") as info:
         ca.issue("localhost", "example.com")
-    with pytest.raises(UsageError, match="does not constrain IP addresses"):
+    # The CLI says the same with the command that fixes it (the core never writes command lines).
+    assert describe(info.value).endswith("devcert ca init --force --permit example.com")
+    assert (info.value.name, info.value.widen, info.value.permits) == ("example.com", "example.com", ("example.com",))
+    with pytest.raises(UsageError, match="does not constrain IP addresses") as usage:
         LocalCA.ephemeral(permit=["100.64.0.0/10"])
+    assert describe(usage.value).startswith("--permit (permit=) '100.64.0.0/10': a CA of the 'dns' profile")
 
 
 def test_constraints_checked_when_issuing(tmp_path: Path) -> None:
@@ -236,16 +241,17 @@ def test_constraints_checked_when_issuing(tmp_path: Path) -> None:
                        ("testx", "--permit testx"), ("eviltest", "--permit eviltest")):
         with pytest.raises(NameNotPermittedError) as info:
             ca.issue("localhost", bad)
-        assert repr(bad) in str(info.value)
-        assert str(info.value).endswith(f"devcert ca init --force --profile strict {widen}")
+        assert repr(bad) in str(info.value) and "devcert" not in str(info.value).split("constraints")[1]
+        assert describe(info.value).endswith(f"devcert ca init --force --profile strict {widen}")
         # an in-memory CA (tests): the fix is an argument in the caller's code
         with pytest.raises(NameNotPermittedError) as info:
             LocalCA.ephemeral(profile="strict").issue("localhost", bad)
         assert f"LocalCA.ephemeral(permit=[{widen.removeprefix('--permit ')!r}], profile='strict')" in str(info.value)
     # A URI whose host is an IP address cannot be covered by URI subtrees (host names only).
     for literal in ("https://[::1]/", "https://127.0.0.1/"):
-        with pytest.raises(NameNotPermittedError, match="--no-constraints"):
+        with pytest.raises(NameNotPermittedError, match=r"constraints=False") as info:
             ca.issue(literal)
+        assert describe(info.value).endswith("devcert ca init --force --no-constraints")
     LocalCA.ephemeral(constraints=False).issue("https://[::1]/", "https://127.0.0.1/")
 
 
@@ -255,17 +261,21 @@ def test_widened_and_unconstrained(tmp_path: Path) -> None:
     with pytest.raises(NameNotPermittedError) as info:
         wide.issue("example.com")
     # The widening command repeats what was already permitted, so nothing is lost.
-    assert "--profile strict --permit corp.example.dev --permit 100.64.0.0/10 --permit example.com" in str(info.value)
+    assert ("--profile strict --permit corp.example.dev --permit 100.64.0.0/10 --permit example.com"
+            in describe(info.value))
     with pytest.raises(NameNotPermittedError) as info:
         LocalCA.ephemeral(permit=["corp.example.dev", "100.64.0.0/10"], profile="strict").issue("example.com")
     assert "permit=['corp.example.dev', '100.64.0.0/10', 'example.com'], profile='strict'" in str(info.value)
     free = LocalCA.ephemeral(constraints=False)
     assert free.constraints is None
     free.issue("example.com", "8.8.8.8")
-    with pytest.raises(UsageError, match="--no-constraints"):
+    with pytest.raises(UsageError, match="cannot be used with constraints=False") as info:
         LocalCA.ephemeral(permit=["x.dev"], constraints=False)
-    with pytest.raises(UsageError, match="--permit"):
+    assert describe(info.value) == ("--permit (permit=) widens name constraints; it cannot be used with "
+                                    "--no-constraints (constraints=False)")
+    with pytest.raises(UsageError, match="permit='not a name'") as info:
         LocalCA.ephemeral(permit=["not a name"])
+    assert describe(info.value).startswith("--permit (permit=) 'not a name': give a DNS name or a CIDR range")
 
 
 # -- the CLI: ca init / ca info ---------------------------------------------------------------

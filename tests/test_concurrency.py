@@ -19,12 +19,12 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import clean_env, devcert_exe, require_tool
 from cryptography import x509
 
 from devcert import LocalCA
 from devcert.ca import CERT_FILE, KEY_FILE
 from devcert.files import PRIVATE, atomic_write
+from tests.helpers import UNIT, clean_env, devcert_exe, require_tool
 
 RUNS = 16
 
@@ -41,7 +41,7 @@ def test_sixteen_first_runs_make_one_ca(tmp_path: Path) -> None:
     results = []
     for p in procs:
         try:
-            out, err = p.communicate(timeout=120)
+            out, err = p.communicate(timeout=120 * UNIT)
         except subprocess.TimeoutExpired:
             p.kill()
             out, err = p.communicate()
@@ -63,7 +63,7 @@ def test_sixteen_first_runs_make_one_ca(tmp_path: Path) -> None:
         cert.verify_directly_issued_by(ca.cert)
     openssl = require_tool("openssl")
     res = subprocess.run([openssl, "verify", "-x509_strict", "-no-CApath", "-no-CAstore", "-CAfile",
-                          str(root / CERT_FILE), *map(str, leaves)], capture_output=True, text=True, timeout=60,
+                          str(root / CERT_FILE), *map(str, leaves)], capture_output=True, text=True, timeout=60 * UNIT,
                          env=clean_env())
     assert res.returncode == 0, res.stdout + res.stderr
     assert res.stdout.count(": OK") == RUNS
@@ -79,51 +79,48 @@ WRITER = textwrap.dedent(
     """
     import sys
     from devcert.files import atomic_write, PRIVATE
-    target, a, b = sys.argv[1], open(sys.argv[2], "rb").read(), open(sys.argv[3], "rb").read()
+    target, size = sys.argv[1], int(sys.argv[2])
     n = 0
-    while True:
-        atomic_write(target, a if n % 2 else b, PRIVATE)
+    while True:  # until killed: version n is its number in 8 digits, then one letter repeated
         n += 1
-        if n == 1:
-            print("ready", flush=True)
+        atomic_write(target, b"%08d" % n + bytes([65 + n % 2]) * (size - 8), PRIVATE)
+        print(n, flush=True)  # version n is complete on disk
     """
 )
 
 
 @pytest.mark.slow
 def test_kill_during_atomic_write_never_leaves_a_partial_file(tmp_path: Path) -> None:
-    # Large enough that a write takes a while, so kills land in the middle of writes.
-    old = b"A" * (4 * 1024 * 1024)
-    new = b"B" * (4 * 1024 * 1024 - 1) + b"\n"
-    (tmp_path / "a").write_bytes(old)
-    (tmp_path / "b").write_bytes(new)
+    """SIGKILL at random moments of a loop of 4 MiB atomic writes: the file is always one whole
+    version, the last one the writer said it finished or the one it was writing, never older."""
+    size = 4 * 1024 * 1024  # large enough that a write takes a while, so kills land in the middle
     target = tmp_path / "out" / "target.pem"
     target.parent.mkdir()
-    atomic_write(target, old, PRIVATE)
+    atomic_write(target, b"%08d" % 0 + b"A" * (size - 8), PRIVATE)
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
     rng = random.Random(1234)
-    seen = set()
     for _ in range(12):  # bounded: 12 kills
-        proc = subprocess.Popen([sys.executable, str(script), str(target), str(tmp_path / "a"), str(tmp_path / "b")],
+        proc = subprocess.Popen([sys.executable, str(script), str(target), str(size)],
                                 stdout=subprocess.PIPE, text=True)
         try:
             assert proc.stdout is not None
-            assert proc.stdout.readline().strip() == "ready"
-            time.sleep(rng.uniform(0, 0.05))
+            assert proc.stdout.readline().strip() == "1"
+            time.sleep(rng.uniform(0, 0.05))  # where the kill lands, not a wait for anything
         finally:
             os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
+            rest, _ = proc.communicate(timeout=30 * UNIT)
         assert proc.returncode == -signal.SIGKILL
+        finished = int(rest.split()[-1]) if rest.split() else 1
         data = target.read_bytes()
-        assert data in (old, new), f"partial file: {len(data)} bytes"
-        seen.add(data[:1])
+        version = int(data[:8])
+        assert data == b"%08d" % version + bytes([65 + version % 2]) * (size - 8), f"partial file: {len(data)} bytes"
+        assert version in (finished, finished + 1), (version, finished)  # a finished write is never lost
         assert oct(target.stat().st_mode & 0o777) == oct(PRIVATE)
     # Only the target and the writer's abandoned temporary files are in the folder; the
     # temporary names never collide with the target.
     for p in target.parent.iterdir():
         assert p == target or (p.name.startswith(".target.pem.") and p.name.endswith(".tmp"))
-    assert seen  # sanity: the loop ran
 
 
 def test_atomic_write_failure_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

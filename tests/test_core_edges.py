@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from conftest import run_devcert
+from tests.helpers import run_devcert
 
 
 def test_an_orphan_ca_key_is_never_overwritten(cli_env, caroot, tmp_path):

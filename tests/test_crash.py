@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import sandbox
-from conftest import clean_env, require_sandbox, require_tool
-from crashkit import OPERATIONS, KillLoop
+from tests import crashkit, sandbox
+from tests.crashkit import OPERATIONS, KillLoop
+from tests.helpers import ROOT, UNIT, clean_env, require_sandbox, require_tool
 
 pytestmark = pytest.mark.slow
 
@@ -46,9 +46,9 @@ def test_kill_rotation_at_every_commit_point(tmp_path: Path, syscalls: str) -> N
     require_tool("strace", "the kill tests inject SIGKILL at each commit syscall")
     require_tool("certutil", "the rotation is checked in an NSS database too")
     require_tool("update-ca-certificates")
-    script = Path(__file__).with_name("crashkit.py")
-    res = sandbox.run([sys.executable, str(script), "rotate", str(tmp_path / "rotate"), syscalls],
-                      env=clean_env(PATH=os.environ["PATH"]), timeout=2400)
+    # By module name, with the project on the path: crashkit imports tests.helpers, wherever it lives.
+    res = sandbox.run([sys.executable, "-m", crashkit.__name__, "rotate", str(tmp_path / "rotate"), syscalls],
+                      env=clean_env(PATH=os.environ["PATH"], PYTHONPATH=str(ROOT)), timeout=2400 * UNIT)
     assert res.returncode == 0, res.stderr[-4000:]
     points = json.loads(res.stdout.strip().splitlines()[-1])["points"]
     print(f"rotate ({syscalls}): killed at {sum(points.values())} points {points}")
@@ -57,6 +57,6 @@ def test_kill_rotation_at_every_commit_point(tmp_path: Path, syscalls: str) -> N
 
 def test_sandbox_leaves_no_folder_behind() -> None:
     require_sandbox()
-    res = sandbox.run(["sh", "-c", 'printf %s "$SANDBOX_SCRATCH"'])
+    res = sandbox.run(["sh", "-c", 'printf %s "$SANDBOX_SCRATCH"'], timeout=30 * UNIT)
     assert res.returncode == 0 and res.stdout.startswith("/")
     assert not os.path.exists(res.stdout)

@@ -15,9 +15,10 @@ from pathlib import Path
 import certifi
 import pytest
 
-from conftest import clean_env, devcert_exe, file_mode, require_sandbox, run_devcert
-
 from devcert import doctor
+from tests import sandbox
+from tests.helpers import (NODE22_BIN, NODE_BIN, UNIT, clean_env, devcert_exe, file_mode, require_sandbox, require_tool,
+                           run_devcert)
 
 
 def by_name(report: dict) -> dict[str, dict]:
@@ -27,7 +28,7 @@ def by_name(report: dict) -> dict[str, dict]:
 
 
 def doctor_json(env: dict[str, str], *args: str) -> tuple[int, dict]:
-    done = run_devcert("doctor", "--json", *args, env=env, timeout=300)
+    done = run_devcert("doctor", "--json", *args, env=env, timeout=300 * UNIT)
     assert done.returncode in (0, 1), done.stderr
     return done.returncode, json.loads(done.stdout)
 
@@ -50,21 +51,26 @@ devcert doctor --json > "$out/uninstalled.json"; echo $? > "$out/uninstalled.rc"
 @pytest.fixture(scope="module")
 def sandbox_results(tmp_path_factory) -> Path:
     require_sandbox()
-    import sandbox
-
     out = tmp_path_factory.mktemp("doctor-sandbox")
     script = out / "run.sh"
     script.write_text(SCRIPT)
     bindir = str(Path(devcert_exe()).parent)
     env = clean_env(DEVCERT_CAROOT=str(out / "caroot"), CERTIFI=certifi.where(),
                     PATH=f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}")
-    done = sandbox.run(["bash", str(script), str(out)], env=env, timeout=600)
+    done = sandbox.run(["bash", str(script), str(out)], env=env, timeout=600 * UNIT)
     assert done.returncode == 0, done.stdout + done.stderr
     return out
 
 
 def _load(out: Path, name: str) -> tuple[int, dict]:
     return int((out / f"{name}.rc").read_text()), json.loads((out / f"{name}.json").read_text())
+
+
+def _failed(out: Path, name: str) -> tuple[dict, dict]:
+    """A run in which doctor found a problem (exit status 1, ok false): its checks by name, its report."""
+    rc, report = _load(out, name)
+    assert rc == 1 and report["ok"] is False
+    return by_name(report), report
 
 
 @pytest.mark.slow
@@ -85,9 +91,7 @@ def test_healthy_setup_is_all_ok(sandbox_results):
 @pytest.mark.slow
 @pytest.mark.sandbox
 def test_ssl_cert_file_pointing_elsewhere_is_a_problem(sandbox_results):
-    rc, report = _load(sandbox_results, "elsewhere")
-    checks = by_name(report)
-    assert rc == 1 and report["ok"] is False
+    checks, report = _failed(sandbox_results, "elsewhere")
     assert checks["SSL_CERT_FILE"]["status"] == "problem"
     assert "lacks the CA" in checks["SSL_CERT_FILE"]["detail"] and "devcert env" in checks["SSL_CERT_FILE"]["fix"]
     # httpx reads SSL_CERT_FILE alone and fails; requests (REQUESTS_CA_BUNDLE) and Java do
@@ -102,14 +106,12 @@ def test_ssl_cert_file_pointing_elsewhere_is_a_problem(sandbox_results):
 @pytest.mark.slow
 @pytest.mark.sandbox
 def test_ca_not_installed_is_a_problem_with_the_fix(sandbox_results):
-    rc, report = _load(sandbox_results, "uninstalled")
-    checks = by_name(report)
-    assert rc == 1 and report["ok"] is False
+    checks, report = _failed(sandbox_results, "uninstalled")
     stores = [c for c in report["checks"] if c["group"] == "store" and c["status"] != "not present"]
     assert stores and all(c["status"] == "problem" and c["fix"] == "devcert install" for c in stores)
     if checks["client:java"]["status"] != "not present":
         assert checks["client:java"]["status"] == "problem"  # Java reads only its keystore
-        assert "PKIX" in checks["client:java"]["detail"] or "certification path" in checks["client:java"]["detail"]
+        assert "PKIX path building failed" in checks["client:java"]["detail"], checks["client:java"]  # no path to a trusted CA
     assert checks["client:requests"]["status"] == "ok"  # still trusts through the devcert env bundle
 
 
@@ -186,7 +188,7 @@ def test_near_expiry_through_the_cli(tmp_path):
 
 def test_env_checks(tmp_path, caroot):
     from devcert.ca import LocalCA
-    from devcert.clients import ensure_bundle
+    from devcert.env import ensure_bundle
 
     ca = LocalCA.load_or_create()
     bundle = ensure_bundle(ca).path
@@ -211,7 +213,7 @@ def test_env_checks(tmp_path, caroot):
 def test_clients_verdicts_by_real_handshake(caroot, tmp_path):
     """Without any trust, every present client says problem; with the bundle, Python ones say ok."""
     from devcert.ca import LocalCA
-    from devcert.clients import ensure_bundle
+    from devcert.env import ensure_bundle
 
     ca = LocalCA.load_or_create()
     bare = clean_env()
@@ -274,7 +276,7 @@ def test_shared_variable_row_names_the_file_first(cli_env):
 def test_client_handshakes_announce_themselves_on_stderr(cli_env):
     # The handshakes take seconds: one progress line on stderr, and --json stdout stays one object.
     assert run_devcert("ca", "init", env=cli_env).returncode == 0
-    done = run_devcert("doctor", "--json", env=cli_env, timeout=300)
+    done = run_devcert("doctor", "--json", env=cli_env, timeout=300 * UNIT)
     assert done.returncode in (0, 1)
     assert isinstance(json.loads(done.stdout), dict)
     assert done.stderr.count("\n") == 1 and "TLS handshakes" in done.stderr
@@ -298,7 +300,7 @@ def test_caroot_that_is_a_file_is_named_not_taken_for_no_ca(tmp_path):
 # -- unsafe trust files, CAROOT and CA ------------------------------------------------------
 
 #: A hang must fail the test, not block the suite: doctor without clients takes about a second.
-QUICK = 60
+QUICK = 60 * UNIT
 
 
 def _bad_trust_file(tmp_path: Path, kind: str) -> tuple[str, str]:
@@ -346,7 +348,7 @@ def test_fifo_and_device_never_reach_the_clients(cli_env, tmp_path):
     env = {**cli_env, "SSL_CERT_FILE": fifo, "REQUESTS_CA_BUNDLE": fifo, "CURL_CA_BUNDLE": "/dev/zero",
            "NODE_EXTRA_CA_CERTS": "/dev/zero"}
     try:
-        done = run_devcert("doctor", "--json", env=env, timeout=50)  # the client timeout is 60 s
+        done = run_devcert("doctor", "--json", env=env, timeout=50)  # below doctor's own 60 s client timeout: not scaled
     except subprocess.TimeoutExpired:
         pytest.fail("doctor hung on a FIFO or device in the clients' environment")
     assert done.returncode == 1
@@ -455,8 +457,6 @@ def test_ca_strength_checks_the_key_even_of_an_expired_ca(tmp_path):
 
 # -- Bun, Deno, Go rows; the constraint-support check; Node's version ----------------------------
 
-NODE_BIN = Path(__file__).resolve().parent.parent / ".cache" / "node" / "node_modules" / ".bin"
-NODE22_BIN = Path(__file__).resolve().parent.parent / ".cache" / "node22" / "node_modules" / ".bin"
 
 
 def _path_with(*folders: Path) -> str:
@@ -466,8 +466,6 @@ def _path_with(*folders: Path) -> str:
 def _need(tool: str, folder: Path) -> None:
     """Skip (fail under CI) unless ``tool`` is in ``folder`` (where scripts/test installs it)."""
     import shutil
-
-    from conftest import require_tool
 
     if shutil.which(tool, path=str(folder)) is None:
         require_tool(f"{folder}/{tool}")
@@ -518,9 +516,7 @@ def test_constraint_rows_come_with_the_report_even_without_clients(tmp_path, mon
 def test_bun_deno_and_go_rows_by_real_handshake(tmp_path, monkeypatch):
     """Each runtime really shakes hands: refused without trust, with the fix that makes it
     trust; trusted with `devcert env`'s exports; each row names the runtime's version."""
-    from conftest import require_tool
-
-    from devcert.clients import ensure_bundle
+    from devcert.env import ensure_bundle
 
     _need("bun", NODE_BIN)
     _need("deno", NODE_BIN)
@@ -567,15 +563,13 @@ def test_go_row_absent_without_go(tmp_path):
 def test_node_row_names_the_version_and_the_fix_it_supports(tmp_path):
     """Node 20 (Debian's): NODE_EXTRA_CA_CERTS is the fix. Node 22 first on PATH: it can read
     the OS store, so NODE_USE_SYSTEM_CA=1 (after devcert install) is named."""
-    from devcert.clients import find_node
+    from devcert.env import find_node
 
     _need("node", NODE22_BIN)
     ca = _ca(tmp_path / "ca")
     system = find_node(clean_env()["PATH"])
     if system is None:
-        from conftest import require_tool
-
-        require_tool("node")
+            require_tool("node")
     (row,) = doctor.check_clients(ca, clean_env(), only=("node",))
     assert row.status == "problem" and row.detail.startswith(f"node {system.text}: does not trust the CA")
     if system.reads_system_ca:
@@ -610,8 +604,6 @@ def test_node22_row_with_the_ca_in_the_os_store(tmp_path):
     Node 22 without trust variables is refused but told that NODE_USE_SYSTEM_CA=1 would do,
     and with it trusts the CA by a real handshake."""
     require_sandbox()
-    import sandbox
-
     _need("node", NODE22_BIN)
     root = tmp_path / "caroot"
     _ca(root)
@@ -620,7 +612,7 @@ def test_node22_row_with_the_ca_in_the_os_store(tmp_path):
     bindir = str(Path(devcert_exe()).parent)
     env = clean_env(DEVCERT_CAROOT=str(root), NODE22=str(NODE22_BIN), DEVCERT_TRUST_STORES="system",
                     PATH=f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}")
-    done = sandbox.run(["bash", str(script), str(tmp_path)], env=env, timeout=300)
+    done = sandbox.run(["bash", str(script), str(tmp_path)], env=env, timeout=300 * UNIT)
     assert done.returncode == 0, done.stdout + done.stderr
     plain = by_name(json.loads((tmp_path / "plain.json").read_text()))["client:node"]
     assert plain["status"] == "problem" and plain["detail"].startswith("node v22.")

@@ -8,23 +8,24 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import certifi
 import pytest
 
-from conftest import clean_env, devcert_exe, free_port, run_devcert
 
-from devcert import clients
+from devcert import env as clients
+from tests import sandbox
+from tests.helpers import (NODE22_BIN, STACKS_DIR, UNIT, clean_env, devcert_exe, first_line, require_sandbox, require_tool,
+                           run_devcert, stop)
 
 SERVER = r"""
 import asyncio, ssl, sys
 from http import HTTPStatus
 from websockets.asyncio.server import serve
 
-cert, key, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+cert, key = sys.argv[1], sys.argv[2]
 
 def process_request(connection, request):
     if request.headers.get("Upgrade", "").lower() != "websocket":
@@ -37,7 +38,9 @@ async def echo(ws):
 async def main():
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
-    async with serve(echo, "127.0.0.1", port, ssl=ctx, process_request=process_request) as server:
+    # Port 0: the OS picks a free one, and the one line on stdout says which (once listening).
+    async with serve(echo, "127.0.0.1", 0, ssl=ctx, process_request=process_request) as server:
+        print(server.sockets[0].getsockname()[1], flush=True)
         await server.serve_forever()
 
 asyncio.run(main())
@@ -45,8 +48,9 @@ asyncio.run(main())
 
 # Every client with its defaults: no context, no verify= argument, nothing but the environment.
 CLIENTS = r"""
-import asyncio, sys, urllib.request
+import asyncio, os, sys, urllib.request
 url = sys.argv[1]
+T = 20 * float(os.environ.get("DEVCERT_TEST_TIMEOUT", "1"))  # tests.helpers.UNIT, in this process
 results = {}
 
 def attempt(name, fn):
@@ -56,24 +60,24 @@ def attempt(name, fn):
     except Exception as err:
         results[name] = f"{type(err).__name__}: {err}"
 
-attempt("urllib", lambda: urllib.request.urlopen(url, timeout=20).read())
+attempt("urllib", lambda: urllib.request.urlopen(url, timeout=T).read())
 
 import requests
-attempt("requests", lambda: requests.get(url, timeout=20).raise_for_status())
+attempt("requests", lambda: requests.get(url, timeout=T).raise_for_status())
 
 import httpx
-attempt("httpx", lambda: httpx.get(url, timeout=20).raise_for_status())
+attempt("httpx", lambda: httpx.get(url, timeout=T).raise_for_status())
 
 import aiohttp
 async def aio():
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as session:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=T)) as session:
         async with session.get(url) as response:
             response.raise_for_status()
 attempt("aiohttp", lambda: asyncio.run(aio()))
 
 from websockets.asyncio.client import connect
 async def wss():
-    async with connect(url.replace("https://", "wss://"), open_timeout=20) as ws:
+    async with connect(url.replace("https://", "wss://"), open_timeout=T) as ws:
         await ws.send("ping")
         assert await ws.recv() == "ping"
 attempt("websockets", lambda: asyncio.run(wss()))
@@ -83,20 +87,6 @@ print(json.dumps(results))
 """
 
 
-def _wait(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    pytest.fail("the test server did not start")
-
-
 @contextmanager
 def devcert_server(cli_env, tmp_path: Path):
     done = run_devcert("create", "--cert-file", str(tmp_path / "leaf.pem"), "--key-file", str(tmp_path / "leaf-key.pem"),
@@ -104,19 +94,14 @@ def devcert_server(cli_env, tmp_path: Path):
     assert done.returncode == 0, done.stderr
     script = tmp_path / "server.py"
     script.write_text(SERVER)
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "leaf.pem"), str(tmp_path / "leaf-key.pem"),
-                             str(port)], env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "leaf.pem"), str(tmp_path / "leaf-key.pem")],
+                            env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait(port, proc)
+        port = first_line(proc, what="the test server's port")
         yield f"https://localhost:{port}/"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        proc.communicate(timeout=10)
+        stop(proc)
+        proc.communicate(timeout=10 * UNIT)
 
 
 def run_clients(url: str, tmp_path: Path, env: dict[str, str], with_exports: bool) -> dict[str, str]:
@@ -124,7 +109,7 @@ def run_clients(url: str, tmp_path: Path, env: dict[str, str], with_exports: boo
     script.write_text(CLIENTS)
     prelude = f'eval "$({devcert_exe()} env)" && ' if with_exports else ""
     done = subprocess.run(["bash", "-c", f'{prelude}exec "$PY" "$SCRIPT" "$URL"'], capture_output=True, text=True,
-                          timeout=120, env={**env, "PY": sys.executable, "SCRIPT": str(script), "URL": url})
+                          timeout=120 * UNIT, env={**env, "PY": sys.executable, "SCRIPT": str(script), "URL": url})
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -150,14 +135,14 @@ def test_curl_and_node_trust_it_with_the_exports(cli_env, tmp_path):
         for with_exports in (False, True):
             prelude = f'eval "$({devcert_exe()} env)" && ' if with_exports else ""
             if "curl" in tools:
-                done = subprocess.run(["bash", "-c", f'{prelude}curl -sS --max-time 20 "$URL"'], capture_output=True,
-                                      text=True, timeout=60, env={**cli_env, "URL": url})
+                done = subprocess.run(["bash", "-c", f'{prelude}curl -sS --max-time {20 * UNIT:g} "$URL"'], capture_output=True,
+                                      text=True, timeout=60 * UNIT, env={**cli_env, "URL": url})
                 assert (done.returncode == 0) == with_exports, done.stderr
                 if with_exports:
                     assert "hello over TLS" in done.stdout
             if "node" in tools:
                 done = subprocess.run(["bash", "-c", f'{prelude}node -e "$JS" "$URL"'], capture_output=True,
-                                      text=True, timeout=60, env={**cli_env, "URL": url, "JS": node_js})
+                                      text=True, timeout=60 * UNIT, env={**cli_env, "URL": url, "JS": node_js})
                 assert (done.returncode == 0) == with_exports, done.stderr
 
 
@@ -263,10 +248,17 @@ def test_own_bundle_is_never_the_source(caroot, tmp_path, monkeypatch):
     assert not (_ders(other.cert_path) & _ders(result.path))
     # And through the CLI with SSL_CERT_FILE pointing at our own previous bundle.
     env = clean_env(DEVCERT_CAROOT=str(caroot), SSL_CERT_FILE=str(caroot / "ca-bundle.pem"))
+    before = (caroot / "ca-bundle.pem").read_bytes()
     info = json.loads(run_devcert("env", "--json", env=env).stdout)
     assert info["source"] != info["bundle"]
     assert not clients.is_devcert_bundle(info["source"])
-    assert info["action"] == "kept" or info["action"] == "written"
+    # The CLI process has the real system bundles: it keeps the bundle exactly when it finds the
+    # same source as the call above (same bytes to write), and rewrites it otherwise.
+    same_source = info["source"] == str(result.source)
+    assert info["action"] == ("kept" if same_source else "written"), (info, result)
+    assert ((caroot / "ca-bundle.pem").read_bytes() == before) == same_source
+    again = json.loads(run_devcert("env", "--json", env=env).stdout)
+    assert (again["action"], again["source"]) == ("kept", info["source"])  # nothing changed since
     text = (caroot / "ca-bundle.pem").read_text()
     assert text.count(clients.MARKER) == 1
 
@@ -276,7 +268,7 @@ def test_sh_exports_survive_awkward_paths_and_unset_undoes_them(tmp_path):
     env = clean_env(DEVCERT_CAROOT=str(root))
     script = f'eval "$({devcert_exe()} env)" && printf "%s\\n" "$SSL_CERT_FILE" "$NODE_EXTRA_CA_CERTS" && ' \
              f'eval "$({devcert_exe()} env --unset)" && printf "[%s]" "${{SSL_CERT_FILE-unset}}${{DENO_CERT-unset}}"'
-    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60, env=env)
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60 * UNIT, env=env)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == str(root / "ca-bundle.pem")
@@ -295,11 +287,11 @@ def test_fish_and_powershell_quoting():
     assert clients.unset_lines(["X"], "powershell") == ["Remove-Item -ErrorAction SilentlyContinue Env:X"]
     if shutil.which("fish"):
         done = subprocess.run(["fish", "-c", clients.export_lines([var], "fish", comments=False)[0]
-                               + "; printf %s $SSL_CERT_FILE"], capture_output=True, text=True, timeout=30)
+                               + "; printf %s $SSL_CERT_FILE"], capture_output=True, text=True, timeout=30 * UNIT)
         assert done.stdout == path
     if shutil.which("pwsh"):
         done = subprocess.run(["pwsh", "-NoProfile", "-Command", clients.export_lines([var], "powershell", comments=False)[0]
-                               + "; [Console]::Write($Env:SSL_CERT_FILE)"], capture_output=True, text=True, timeout=60)
+                               + "; [Console]::Write($Env:SSL_CERT_FILE)"], capture_output=True, text=True, timeout=60 * UNIT)
         assert done.stdout == path
 
 
@@ -324,7 +316,7 @@ def test_env_finishes_whatever_the_trust_variables_name(cli_env, tmp_path, kind)
         os.mkfifo(path)
     env = {**cli_env, **{name: path for name in clients.ENV_NAMES}, "SSL_CERT_DIR": str(tmp_path)}
     try:
-        done = run_devcert("env", "--json", env=env, timeout=60)
+        done = run_devcert("env", "--json", env=env, timeout=60 * UNIT)
     except subprocess.TimeoutExpired:
         pytest.fail(f"devcert env hung with the trust variables naming {path}")
     assert done.returncode == 0, done.stderr
@@ -337,7 +329,7 @@ def test_env_replaces_a_fifo_where_its_bundle_goes(cli_env, caroot):
     bundle = caroot / clients.BUNDLE_FILE
     os.mkfifo(bundle)
     try:
-        done = run_devcert("env", "--json", env=cli_env, timeout=60)
+        done = run_devcert("env", "--json", env=cli_env, timeout=60 * UNIT)
     except subprocess.TimeoutExpired:
         pytest.fail("devcert env hung reading a FIFO at its bundle's place")
     assert done.returncode == 0, done.stderr
@@ -347,21 +339,15 @@ def test_env_replaces_a_fifo_where_its_bundle_goes(cli_env, caroot):
 
 # -- Node's line: NODE_USE_SYSTEM_CA=1 where the Node found reads the OS store ------------------
 
-ROOT = Path(__file__).resolve().parent.parent
-NODE22_BIN = ROOT / ".cache" / "node22" / "node_modules" / ".bin"
-NODE_CLIENT = ROOT / "tests" / "stacks" / "node_client.js"
+NODE_CLIENT = STACKS_DIR / "node_client.js"
 
 
 def _node22() -> str:
-    from conftest import require_tool
-
     found = shutil.which("node", path=str(NODE22_BIN))
     return found or require_tool(str(NODE22_BIN / "node"), "the NODE_USE_SYSTEM_CA tests")
 
 
 def _system_node() -> clients.NodeInfo:
-    from conftest import require_tool
-
     node = clients.find_node(clean_env()["PATH"])
     if node is None:
         require_tool("node")
@@ -427,10 +413,7 @@ def test_env_gives_node22_the_os_store_once_the_ca_is_installed(cli_env, tmp_pat
     """In the private trust sandbox (never the machine's stores): after `devcert install --store
     system`, Node 22 first on PATH gets NODE_USE_SYSTEM_CA=1 (not NODE_EXTRA_CA_CERTS) and trusts
     the CA by a real handshake; Debian's Node 20 gets NODE_EXTRA_CA_CERTS and trusts it too."""
-    from conftest import require_sandbox
-
     require_sandbox()
-    import sandbox
 
     node22 = _node22()
     system = _system_node()
@@ -441,7 +424,7 @@ def test_env_gives_node22_the_os_store_once_the_ca_is_installed(cli_env, tmp_pat
         bindir = str(Path(devcert_exe()).parent)
         env = {**cli_env, "NODE22": str(Path(node22).parent), "CLIENT": str(NODE_CLIENT), "PORT": port,
                "DEVCERT_TRUST_STORES": "system", "PATH": f"{bindir}{os.pathsep}{cli_env['PATH']}"}
-        done = sandbox.run(["bash", str(script), str(tmp_path), url], env=env, timeout=300)
+        done = sandbox.run(["bash", str(script), str(tmp_path), url], env=env, timeout=300 * UNIT)
         assert done.returncode == 0, done.stdout + done.stderr
     env22 = json.loads((tmp_path / "env22.json").read_text())
     assert env22["variables"].get("NODE_USE_SYSTEM_CA") == "1", env22["variables"]

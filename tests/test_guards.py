@@ -9,24 +9,23 @@ handshake on 127.0.0.1 against a client that trusts only CAROOT/rootCA.pem.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import shutil
-import ssl
 import stat
 import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import clean_env, devcert_exe, file_mode, one_error_line, require_tool, run_devcert
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
-from test_handshake import handshake
+
+from tests.helpers import (UNIT, DEV, cert_sha256, clean_env, devcert_exe, file_mode, ok, one_error_line, require_tool,
+                           run_devcert, serves, write_project)
 
 NOW = dt.datetime.now(dt.timezone.utc)
 
@@ -44,30 +43,8 @@ def fails(res: subprocess.CompletedProcess[str], code: int, *needles: str) -> st
     return line
 
 
-def ok(res: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
-    assert res.returncode == 0, (res.stdout, res.stderr)
-    assert "Traceback" not in res.stderr and "devcert: error:" not in res.stderr, res.stderr
-    return res
-
-
 def warnings(stderr: str, about: str = "") -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("devcert: warning:") and about in line]
-
-
-def serves(cert: Path, key: Path, ca_pem: Path, host: str = "localhost") -> None:
-    """A TLS server with ``cert``/``key`` on 127.0.0.1 is accepted by a client trusting only ``ca_pem``."""
-    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server.load_cert_chain(str(cert), str(key))  # refuses a key that does not match the certificate
-    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    client.load_verify_locations(cadata=ca_pem.read_text())
-    client.verify_flags |= ssl.VERIFY_X509_STRICT
-    data, _server = handshake(client, server, host)
-    assert data == b"hello"
-
-
-def cert_sha256(path: Path) -> str:
-    cert = x509.load_pem_x509_certificate(path.read_bytes())
-    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
 
 
 def init_ca(env: dict[str, str], *extra: str) -> None:
@@ -118,15 +95,6 @@ def make_ca(folder: Path, *, key=None, not_before: dt.datetime | None = None,  #
     return cert
 
 
-def write_project(folder: Path, *certs: dict) -> Path:  # type: ignore[type-arg]
-    """A pyproject.toml declaring ``certs`` (JSON strings and booleans are valid TOML values)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    entries = ",\n".join("  { " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in c.items()) + " }" for c in certs)
-    (folder / "pyproject.toml").write_text(f'[project]\nname = "app"\n\n[tool.devcert]\ncerts = [\n{entries}\n]\n')
-    return folder
-
-
-DEV = {"names": ["localhost", "127.0.0.1"], "cert": "certs/dev.pem", "key": "certs/dev-key.pem"}
 
 
 @pytest.fixture
@@ -218,7 +186,7 @@ def test_writable_caroot_or_ca_file_is_refused_by_every_command(caroot: Path, cl
     listing = sorted(os.listdir(caroot))
     project = write_project(tmp_path / "proj", DEV)
     for label, args, cwd in _commands(project):
-        res = run_devcert(*args, env=cli_env, cwd=cwd, timeout=60)
+        res = run_devcert(*args, env=cli_env, cwd=cwd, timeout=60 * UNIT)
         line = fails(res, 1, "refusing to use", "other users may write", fix)
         assert str(path) in line, (label, line)
     assert sorted(os.listdir(caroot)) == listing  # no leaves/, no inventory, nothing
@@ -252,9 +220,9 @@ def _unprivileged() -> list[str]:
         pytest.skip("dropping to another user needs root")
     prefix = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
               "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search"]
-    probe = subprocess.run([*prefix, devcert_exe(), "--version"], capture_output=True, text=True, timeout=60)
+    probe = subprocess.run([*prefix, devcert_exe(), "--version"], capture_output=True, text=True, timeout=60 * UNIT)
     if probe.returncode != 0:
-        probe = subprocess.run([*prefix[:4], devcert_exe(), "--version"], capture_output=True, text=True, timeout=60)
+        probe = subprocess.run([*prefix[:4], devcert_exe(), "--version"], capture_output=True, text=True, timeout=60 * UNIT)
         if probe.returncode != 0:
             pytest.skip(f"cannot run devcert as uid 65534 here: {probe.stderr.strip()[:200]}")
         prefix = prefix[:4]
@@ -276,7 +244,7 @@ def test_caroot_of_another_user_is_refused(tmp_path: Path) -> None:
         os.chmod(project, 0o777)  # so a successful (wrong) run could write there and be noticed
         for label, args, cwd in _commands(project):
             res = subprocess.run([*prefix, devcert_exe(), *args], env=env, cwd=cwd, capture_output=True, text=True,
-                                 timeout=60)
+                                 timeout=60 * UNIT)
             line = fails(res, 1, "refusing to use", "belongs to root", "your own CAROOT")
             assert str(caroot) in line, (label, line)
         assert not (project / "certs").exists() and not (project / "localhost.pem").exists()
@@ -293,7 +261,7 @@ def test_unsearchable_caroot_of_another_user_is_one_clean_line(tmp_path: Path) -
     # it has no capabilities over files of other users: a 0700 folder of uid 1234 cannot be
     # searched, as for an ordinary user pointing DEVCERT_CAROOT at someone else's CAROOT.
     unshare = require_tool("unshare")
-    if subprocess.run([unshare, "--user", "true"], capture_output=True, timeout=30).returncode != 0:
+    if subprocess.run([unshare, "--user", "true"], capture_output=True, timeout=30 * UNIT).returncode != 0:
         pytest.skip("user namespaces are not available here")
     caroot = tmp_path / "bob" / "ca"
     env = clean_env(DEVCERT_CAROOT=str(caroot))
@@ -303,7 +271,7 @@ def test_unsearchable_caroot_of_another_user_is_one_clean_line(tmp_path: Path) -
     os.chmod(tmp_path, 0o755)
     os.chmod(caroot.parent, 0o755)
     res = subprocess.run([unshare, "--user", devcert_exe(), "ca", "info"], env=env, capture_output=True, text=True,
-                         timeout=60)
+                         timeout=60 * UNIT)
     fails(res, 1, str(caroot))
 
 
@@ -330,12 +298,12 @@ def test_gitignore_lines_match_glob_characters_exactly(cli_env: dict[str, str], 
     git = require_tool("git")
     project = write_project(tmp_path / "proj", {"names": ["localhost"], "cert": "certs/dev[1].pem",
                                                 "key": "certs/dev[1]-key.pem"})
-    subprocess.run([git, "init", "-q", str(project)], check=True, timeout=60, env=clean_env())
+    subprocess.run([git, "init", "-q", str(project)], check=True, timeout=60 * UNIT, env=clean_env())
     ok(run_devcert("sync", "--gitignore", env=cli_env, cwd=project))
     assert (project / "certs" / "dev[1]-key.pem").is_file()
 
     def ignored(rel: str) -> bool:
-        res = subprocess.run([git, "check-ignore", "-q", "--no-index", rel], cwd=project, timeout=60, env=clean_env())
+        res = subprocess.run([git, "check-ignore", "-q", "--no-index", rel], cwd=project, timeout=60 * UNIT, env=clean_env())
         assert res.returncode in (0, 1), res
         return res.returncode == 0
 
@@ -346,7 +314,7 @@ def test_gitignore_lines_match_glob_characters_exactly(cli_env: dict[str, str], 
     # Escaped, not globbed: a file the [1] class would match is not swept up.
     assert not ignored("certs/dev1-key.pem")
     status = subprocess.run([git, "status", "--porcelain", "--untracked-files=all"], cwd=project, capture_output=True,
-                            text=True, timeout=60, env=clean_env()).stdout
+                            text=True, timeout=60 * UNIT, env=clean_env()).stdout
     assert "certs/" not in status, status
 
     gitignore = (project / ".gitignore").read_bytes()
@@ -386,7 +354,7 @@ def test_sync_under_umask_000_makes_no_folder_writable_by_others(caroot: Path, c
     project = write_project(tmp_path / "proj", {"names": ["localhost"], "cert": "public/a/dev.pem",
                                                 "key": "private/b/dev-key.pem"})
     res = subprocess.run(["sh", "-c", 'umask 000; exec "$0" sync', devcert_exe()], env=cli_env, cwd=project,
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=120 * UNIT)
     ok(res)
     for folder in ("public", "public/a", "private", "private/b"):
         assert file_mode(project / folder) & 0o022 == 0, (folder, oct(file_mode(project / folder)))
@@ -534,7 +502,7 @@ def test_file_size_limit_during_ca_init_force_keeps_the_old_ca(caroot: Path, cli
     assert len(before["rootCA.pem"]) < 1024
     old_sha = cert_sha256(caroot / "rootCA.pem")
     res = subprocess.run(["bash", "-c", 'ulimit -f 1; exec "$0" ca init --force --profile strict', devcert_exe()], env=cli_env,
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=120 * UNIT)
     fails(res, 1, "ulimit -f", "rootCA.pem")
     assert_ca_unchanged(caroot, before, cli_env)
     backup = caroot / "old" / old_sha
@@ -557,7 +525,7 @@ def test_deeply_nested_toml(cli_env: dict[str, str], tmp_path: Path) -> None:
     project.mkdir()
     depth = 100_000
     (project / "pyproject.toml").write_text("[tool.devcert]\ncerts = " + "[" * depth + "]" * depth + "\n")
-    fails(run_devcert("sync", env=cli_env, cwd=project, timeout=60), 2, "nested too deeply", "pyproject.toml")
+    fails(run_devcert("sync", env=cli_env, cwd=project, timeout=60 * UNIT), 2, "nested too deeply", "pyproject.toml")
 
 
 def test_over_long_file_name(cli_env: dict[str, str], work: Path) -> None:
@@ -568,28 +536,25 @@ def test_over_long_file_name(cli_env: dict[str, str], work: Path) -> None:
     assert not list(work.iterdir())
 
 
+def fifo_or_device(kind: str, fifo: Path) -> tuple[Path, str]:
+    """A FIFO made at ``fifo``, or /dev/zero; and how devcert's error names it."""
+    if kind == "fifo":
+        os.mkfifo(fifo)
+        return fifo, "a FIFO"
+    return Path("/dev/zero"), "a device"
+
+
 @pytest.mark.parametrize("kind", ["fifo", "/dev/zero"])
 def test_fifo_or_device_as_csr(cli_env: dict[str, str], work: Path, kind: str) -> None:
-    if kind == "fifo":
-        csr = work / "req.csr"
-        os.mkfifo(csr)
-        expected = "a FIFO"
-    else:
-        csr = Path("/dev/zero")
-        expected = "a device"
-    res = run_devcert("create", "--csr", str(csr), env=cli_env, cwd=work, timeout=30)  # a hang fails the test
+    csr, expected = fifo_or_device(kind, work / "req.csr")
+    res = run_devcert("create", "--csr", str(csr), env=cli_env, cwd=work, timeout=30 * UNIT)  # a hang fails the test
     fails(res, 2, "the CSR", expected)
 
 
 @pytest.mark.parametrize("kind", ["fifo", "/dev/zero"])
 def test_fifo_or_device_given_to_inspect(cli_env: dict[str, str], work: Path, kind: str) -> None:
-    if kind == "fifo":
-        target = work / "cert.pem"
-        os.mkfifo(target)
-        expected = "a FIFO"
-    else:
-        target, expected = Path("/dev/zero"), "a device"
-    res = run_devcert("inspect", str(target), env=cli_env, cwd=work, timeout=30)  # a hang fails the test
+    target, expected = fifo_or_device(kind, work / "cert.pem")
+    res = run_devcert("inspect", str(target), env=cli_env, cwd=work, timeout=30 * UNIT)  # a hang fails the test
     fails(res, 2, "the certificate file", expected)
 
 
@@ -598,7 +563,7 @@ def test_fifo_at_a_sync_output_path_does_not_hang(caroot: Path, cli_env: dict[st
     (project / "certs").mkdir()
     fifo = project / "certs" / "dev-key.pem"
     os.mkfifo(fifo)
-    res = run_devcert("sync", env=cli_env, cwd=project, timeout=60)  # a hang fails the test
+    res = run_devcert("sync", env=cli_env, cwd=project, timeout=60 * UNIT)  # a hang fails the test
     fails(res, 1, "dev-key.pem", "not a regular file")
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
     assert not (project / "certs" / "dev.pem").exists()  # the pair changes together or not at all

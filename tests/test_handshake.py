@@ -1,7 +1,7 @@
 """Trust proven as a user would check it: real TLS handshakes with real clients.
 
-A Python ``ssl`` server presents a devcert leaf on 127.0.0.1 / ::1 (OS-picked port, one
-thread, one connection); the client trusts only the devcert CA (``ca.client_context()``, which
+A Python ``ssl`` server (tests.helpers.TLSServer) presents a devcert leaf on 127.0.0.1 / ::1
+(port 0: the OS picks it); the client trusts only the devcert CA (``ca.client_context()``, which
 sets VERIFY_X509_STRICT). Then the same with ``openssl verify`` / ``openssl s_client``. A
 leaf forged with the CA key for a name outside the CA's name constraints must be refused by
 both OpenSSL and Python ``ssl``.
@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import socket
 import ssl
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
-from conftest import clean_env, require_tool
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -27,75 +24,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from devcert import LocalCA
 from devcert.issue import Leaf
 from devcert.names import is_ip_literal
-
-TIMEOUT = 10.0
-
-
-def ipv6_loopback_works() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
-
-
-class OneShotServer:
-    """A TLS server on an OS-picked loopback port that serves exactly one connection.
-
-    It completes the handshake, records the client's certificate (if any) and any error,
-    sends ``hello`` and closes. Bounded by a socket timeout, joined by the test.
-    """
-
-    def __init__(self, ctx: ssl.SSLContext, host: str = "127.0.0.1"):
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.sock = socket.socket(family)
-        self.sock.bind((host, 0))
-        self.sock.listen(1)
-        self.sock.settimeout(TIMEOUT)
-        self.host = host
-        self.port = self.sock.getsockname()[1]
-        self.ctx = ctx
-        self.peer_cert: dict | None = None  # type: ignore[type-arg]
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-
-    def _serve(self) -> None:
-        try:
-            conn, _ = self.sock.accept()
-            conn.settimeout(TIMEOUT)
-            try:
-                with self.ctx.wrap_socket(conn, server_side=True) as tls:
-                    self.peer_cert = tls.getpeercert()
-                    tls.sendall(b"hello")
-                    try:
-                        tls.unwrap()  # a clean close_notify, as real servers send
-                    except (OSError, ssl.SSLError):
-                        pass
-            finally:
-                conn.close()
-        except BaseException as err:  # recorded for the test; a refused client lands here too
-            self.error = err
-
-    def __enter__(self) -> OneShotServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.thread.join(TIMEOUT + 5)
-        self.sock.close()
-        assert not self.thread.is_alive()
-
-
-def handshake(client_ctx: ssl.SSLContext, server_ctx: ssl.SSLContext, server_hostname: str,
-              host: str = "127.0.0.1") -> tuple[bytes, OneShotServer]:
-    """Connect with ``client_ctx`` to a server using ``server_ctx``; return what was read."""
-    with OneShotServer(server_ctx, host) as server:
-        with socket.create_connection((host, server.port), timeout=TIMEOUT) as raw:
-            with client_ctx.wrap_socket(raw, server_hostname=server_hostname) as tls:
-                data = tls.recv(16)
-    return data, server
-
+from tests.helpers import UNIT, clean_env, handshake, ipv6_loopback_works, require_tool, ssl_client, tls_roundtrip
 
 @pytest.fixture(scope="module")
 def ca() -> LocalCA:
@@ -122,9 +51,9 @@ def test_client_context_is_strict_and_trusts_only_this_ca(ca: LocalCA) -> None:
 def test_handshake_dns_and_ip(ca: LocalCA, rsa_ca: LocalCA, key_type: str, server_hostname: str) -> None:
     the_ca = rsa_ca if key_type == "rsa" else ca
     leaf = the_ca.issue("localhost", "127.0.0.1", "::1", "*.app.test", key_type=key_type)
-    data, server = handshake(the_ca.client_context(), leaf.server_context(), server_hostname)
+    data, trip = handshake(the_ca.client_context(), leaf.server_context(), server_hostname)
     assert data == b"hello"
-    assert server.error is None
+    assert trip.error is None
 
 
 @pytest.mark.skipif(not ipv6_loopback_works(), reason="no IPv6 loopback on this machine")
@@ -168,10 +97,10 @@ def test_mutual_tls_with_client_certificate(ca: LocalCA, tmp_path: Path) -> None
     client_ctx = ca.client_context()
     client_leaf.write(tmp_path / "c.pem", tmp_path / "c-key.pem")
     client_ctx.load_cert_chain(tmp_path / "c.pem", tmp_path / "c-key.pem")
-    data, server = handshake(client_ctx, server_ctx, "localhost")
+    data, trip = handshake(client_ctx, server_ctx, "localhost")
     assert data == b"hello"
-    assert server.peer_cert is not None
-    assert ("email", "alice@app.test") in server.peer_cert["subjectAltName"]
+    assert trip.peer_cert is not None
+    assert ("email", "alice@app.test") in trip.peer_cert["subjectAltName"]
 
 
 def test_server_refuses_client_cert_without_client_auth(ca: LocalCA, tmp_path: Path) -> None:
@@ -184,15 +113,16 @@ def test_server_refuses_client_cert_without_client_auth(ca: LocalCA, tmp_path: P
     client_ctx = ca.client_context()
     not_client.write(tmp_path / "c.pem", tmp_path / "c-key.pem")
     client_ctx.load_cert_chain(tmp_path / "c.pem", tmp_path / "c-key.pem")
-    with OneShotServer(server_ctx) as server:
-        with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as raw:
-            try:
-                with client_ctx.wrap_socket(raw, server_hostname="localhost") as tls:
-                    tls.recv(16)  # TLS 1.3: the server's refusal arrives after the handshake
-            except (ssl.SSLError, ConnectionError):
-                pass
-    assert isinstance(server.error, ssl.SSLError)
-    assert "unsuitable certificate purpose" in str(server.error)
+    def client(port: int) -> object:
+        try:
+            return ssl_client(client_ctx, "localhost")(port)
+        except (ssl.SSLError, ConnectionError) as err:  # TLS 1.3: the refusal comes after the client's handshake
+            return err
+
+    trip = tls_roundtrip(server_ctx, client)
+    assert isinstance(trip.seen, (ssl.SSLError, ConnectionError)), trip.seen  # no answer reached the client
+    assert isinstance(trip.error, ssl.SSLError)
+    assert "unsuitable certificate purpose" in str(trip.error)
 
 
 # -- a leaf the user made on disk with the CLI, served and checked by OpenSSL -------------------
@@ -200,7 +130,7 @@ def test_server_refuses_client_cert_without_client_auth(ca: LocalCA, tmp_path: P
 
 def _openssl(*args: str, input: str | None = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run([require_tool("openssl"), *args], capture_output=True, text=True, input=input,
-                          timeout=30, env=clean_env())
+                          timeout=30 * UNIT, env=clean_env())
 
 
 def test_openssl_verify_x509_strict(tmp_path: Path) -> None:
@@ -233,8 +163,7 @@ def _s_client(port: int, ca_file: Path, name: str, host: str = "127.0.0.1") -> s
 def test_openssl_s_client(tmp_path: Path, name: str) -> None:
     ca = LocalCA.load_or_create(tmp_path / "ca")
     leaf = ca.issue("localhost", "127.0.0.1", "::1", "*.app.test")
-    with OneShotServer(leaf.server_context()) as server:
-        res = _s_client(server.port, ca.cert_path, name)  # type: ignore[arg-type]
+    res = tls_roundtrip(leaf.server_context(), lambda port: _s_client(port, ca.cert_path, name)).seen
     assert res.returncode == 0, res.stdout + res.stderr
     assert "Verification: OK" in res.stdout + res.stderr
 
@@ -243,8 +172,7 @@ def test_openssl_s_client_refuses_wrong_ca(tmp_path: Path) -> None:
     ca = LocalCA.load_or_create(tmp_path / "ca")
     other = LocalCA.load_or_create(tmp_path / "other")
     leaf = ca.issue("localhost")
-    with OneShotServer(leaf.server_context()) as server:
-        res = _s_client(server.port, other.cert_path, "localhost")  # type: ignore[arg-type]
+    res = tls_roundtrip(leaf.server_context(), lambda port: _s_client(port, other.cert_path, "localhost")).seen
     assert res.returncode != 0
     assert "unable to get local issuer certificate" in res.stdout + res.stderr
 
@@ -304,8 +232,7 @@ def test_forged_leaf_outside_constraints_refused(tmp_path: Path, hostname: str, 
     with pytest.raises(ssl.SSLCertVerificationError, match="permitted subtree violation"):
         handshake(ca.client_context(), forged.server_context(), hostname)
 
-    with OneShotServer(forged.server_context()) as server:
-        res = _s_client(server.port, ca.cert_path, hostname)  # type: ignore[arg-type]
+    res = tls_roundtrip(forged.server_context(), lambda port: _s_client(port, ca.cert_path, hostname)).seen
     assert res.returncode != 0
     assert "permitted subtree violation" in res.stdout + res.stderr
 

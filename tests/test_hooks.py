@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from conftest import ROOT, clean_env, require_tool
+from tests.helpers import ROOT, UNIT, clean_env, require_tool, run_devcert
 from devcert import LocalCA
 from devcert import keyscan
 from devcert.keyscan import CHUNK, MAX_SCAN, OVERLAP, detect, looks_like_pkcs12
@@ -200,30 +200,34 @@ def test_keyscan_module_names_each_file(tmp_path: Path) -> None:
     for name, data in {**key_files(), **harmless_files()}.items():
         (tmp_path / name).write_bytes(data)
     result = subprocess.run([sys.executable, "-m", "devcert.cli.keyscan", *sorted(os.listdir(tmp_path))],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=60)
+                            cwd=tmp_path, capture_output=True, text=True, timeout=60 * UNIT)
     assert result.returncode == 1
     for name in key_files():
         assert f"{name}: " in result.stderr
     for name in harmless_files():
         assert f"{name}: " not in result.stderr
     ok = subprocess.run([sys.executable, "-m", "devcert.cli.keyscan", *harmless_files()], cwd=tmp_path,
-                        capture_output=True, text=True, timeout=60)
+                        capture_output=True, text=True, timeout=60 * UNIT)
     assert ok.returncode == 0, ok.stderr
 
 
 def test_keyscan_module_itself_runs_the_hook(tmp_path: Path) -> None:
-    """`python -m devcert.keyscan` (the usage its docstring gives) is the hook, not a silent no-op."""
+    """`python -m devcert.cli.keyscan` is the hook; the core module `devcert.keyscan`, once a second
+    entry point, refuses to run as one (the core never imports the CLI), never a silent pass."""
     keys, harmless = key_files(), harmless_files()
     for name, data in {**keys, **harmless}.items():
         (tmp_path / name).write_bytes(data)
-    for module in ("devcert.keyscan", "devcert.cli.keyscan"):
+    old = subprocess.run([sys.executable, "-m", "devcert.keyscan", *harmless], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=60)
+    assert old.returncode == 1 and "python -m devcert.cli.keyscan" in old.stderr, old.stderr
+    for module in ("devcert.cli.keyscan",):
         result = subprocess.run([sys.executable, "-m", module, "key-utf16.pem", "secret-data.yaml", "marker.py"],
-                                cwd=tmp_path, capture_output=True, text=True, timeout=60)
+                                cwd=tmp_path, capture_output=True, text=True, timeout=60 * UNIT)
         assert result.returncode == 1, (module, result.stderr)
         assert "key-utf16.pem: " in result.stderr and "secret-data.yaml: " in result.stderr
         assert "marker.py: " not in result.stderr
         ok = subprocess.run([sys.executable, "-m", module, *harmless], cwd=tmp_path, capture_output=True, text=True,
-                            timeout=60)
+                            timeout=60 * UNIT)
         assert ok.returncode == 0, (module, ok.stderr)
 
 
@@ -253,7 +257,7 @@ def test_detect_stays_fast_on_hostile_text() -> None:
 
 def run_keyscan(*files: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "devcert.cli.keyscan", *files], cwd=cwd, capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=120 * UNIT)
 
 
 def filler(size: int) -> bytes:
@@ -319,7 +323,7 @@ def test_unreadable_file_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 
 def git(*args: str, cwd: Path) -> None:
-    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, timeout=60 * UNIT)
 
 
 GIT_ID = ["-c", "user.name=test", "-c", "user.email=test@example.invalid", "-c", "commit.gpgsign=false"]
@@ -358,7 +362,7 @@ def pre_commit() -> list[str]:
 
 def try_repo(repo: Path, hook: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*pre_commit(), "try-repo", str(repo), hook, "--verbose"], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=900)
+                          capture_output=True, text=True, timeout=900 * UNIT)
 
 
 def new_project(tmp_path: Path, files: dict[str, bytes]) -> Path:
@@ -400,8 +404,6 @@ def test_precommit_devcert_check(tmp_path: Path, hook_repo: Path, precommit_env:
     stale = try_repo(hook_repo, "devcert-check", project, precommit_env)
     assert stale.returncode == 1, stale.stdout + stale.stderr
     assert "would create certs/dev.pem" in stale.stdout
-
-    from conftest import run_devcert
 
     env = dict(precommit_env)
     (project / "certs").mkdir()

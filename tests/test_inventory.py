@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
 import socket
 import ssl
-import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 
-from conftest import one_error_line, run_devcert
 from devcert import LocalCA, inventory
+from tests.helpers import TLSServer, one_error_line, run_devcert
 
 
 def create(env: dict[str, str], cwd: Path, *args: str) -> dict:
@@ -269,47 +269,15 @@ def test_inspect_bundle_with_nonpositive_serials_prints_no_python_warnings(cli_e
 
 
 @pytest.fixture
-def tls_server(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
-    """Start a TLS server on 127.0.0.1 presenting cert/key (with an optional chain); yields start(cert, key)."""
-    stop = threading.Event()
-    threads = []
-    sockets = []
+def tls_server() -> Iterator[Callable[[Path, Path], int]]:
+    """start(cert, key): a TLSServer on 127.0.0.1 presenting cert/key (with an optional chain); its port."""
+    with contextlib.ExitStack() as servers:
+        def start(cert: Path, key: Path) -> int:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(cert, key)
+            return servers.enter_context(TLSServer(ctx)).port
 
-    def start(cert: Path, key: Path) -> int:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(cert, key)
-        listener = socket.create_server(("127.0.0.1", 0))
-        listener.settimeout(0.2)
-        sockets.append(listener)
-
-        def loop() -> None:
-            for _ in range(2000):  # bounded: ~400 s at most
-                if stop.is_set():
-                    return
-                try:
-                    conn, _ = listener.accept()
-                except (TimeoutError, socket.timeout):
-                    continue
-                except OSError:
-                    return
-                conn.settimeout(5)
-                try:
-                    with ctx.wrap_socket(conn, server_side=True) as tls:
-                        tls.sendall(b"hi")
-                except (OSError, ssl.SSLError):
-                    pass
-
-        t = threading.Thread(target=loop, daemon=True)
-        t.start()
-        threads.append(t)
-        return listener.getsockname()[1]
-
-    yield start
-    stop.set()
-    for t in threads:
-        t.join(5)
-    for s in sockets:
-        s.close()
+        yield start
 
 
 def test_inspect_live_server(cli_env: dict[str, str], tmp_path: Path, tls_server, caroot: Path) -> None:  # type: ignore[no-untyped-def]
@@ -344,11 +312,57 @@ def test_inspect_live_server(cli_env: dict[str, str], tmp_path: Path, tls_server
     assert report["certificates"][0]["signed_by_local_ca"] is True
     assert report["chains_to_local_ca"] is False and "verification failed" in report["verdict"]
 
-    closed = run_devcert("inspect", f"127.0.0.1:{_closed_port()}", env=cli_env)
+    with socket.socket() as reserved:  # bound, never listening: refused, and no other process can take it
+        reserved.bind(("127.0.0.1", 0))
+        closed = run_devcert("inspect", f"127.0.0.1:{reserved.getsockname()[1]}", env=cli_env)
     assert closed.returncode == 1 and "cannot complete a TLS handshake" in closed.stderr
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# -- choosing what to renew (the core of `devcert renew`) ------------------------------------
+
+
+def test_select_for_renewal_by_path_all_and_expiring(caroot: Path, tmp_path: Path) -> None:
+    """The rule `renew` applies, as a function: by path (cert or key, each entry once), every
+    entry, or those expiring within DAYS; missing files and keys devcert does not hold skipped."""
+    from devcert.cli.messages import describe, describe_skipped
+    from devcert.errors import NotRecordedError, NotRenewableError
+
+    ca = LocalCA.load_or_create()
+    short, long_ = ca.issue("short.test", days=10), ca.issue("long.test", days=400)
+    short.write(tmp_path / "short.pem", tmp_path / "short-key.pem")
+    long_.write(tmp_path / "long.pem", tmp_path / "long-key.pem")
+    inventory.record(ca, short, tmp_path / "short.pem", tmp_path / "short-key.pem", days=10)
+    inventory.record(ca, long_, tmp_path / "long.pem", tmp_path / "long-key.pem", days=400)
+    gone = ca.issue("gone.test")
+    gone.write(tmp_path / "gone.pem", tmp_path / "gone-key.pem")
+    inventory.record(ca, gone, tmp_path / "gone.pem", tmp_path / "gone-key.pem")
+    (tmp_path / "gone.pem").unlink()
+    theirs = ca.issue("theirs.test")
+    theirs.write(tmp_path / "theirs.pem")
+    inventory.record(ca, theirs, tmp_path / "theirs.pem")  # no key: as if signed from a CSR
+    entries, _ = inventory.read()
+
+    selected, skipped = inventory.select_for_renewal(entries, ca, paths=[tmp_path / "short-key.pem",
+                                                                         tmp_path / "short.pem"])
+    assert [e["cert"] for e in selected] == [str(tmp_path / "short.pem")] and skipped == []
+    with pytest.raises(NotRecordedError) as info:
+        inventory.select_for_renewal(entries, ca, paths=[tmp_path / "nothing.pem"])
+    assert info.value.path == tmp_path / "nothing.pem" and "devcert" not in str(info.value)
+    assert describe(info.value).endswith("run `devcert sync`")
+
+    selected, skipped = inventory.select_for_renewal(entries, ca)
+    assert sorted(Path(e["cert"]).name for e in selected) == ["long.pem", "short.pem"]
+    assert sorted((Path(s.path).name, s.reason) for s in skipped) == [("gone.pem", "missing"), ("theirs.pem", "csr")]
+    words = sorted(describe_skipped(s) for s in skipped)
+    assert words[0].endswith("gone.pem (file missing)")
+    assert words[1].endswith("theirs.pem (issued for a CSR: its key is not here; sign a new CSR with "
+                             "`devcert create --csr`)")
+
+    selected, skipped = inventory.select_for_renewal(entries, ca, expiring=30)
+    assert [Path(e["cert"]).name for e in selected] == ["short.pem"] and skipped == []
+
+    theirs_entry = next(e for e in entries if e["cert"].endswith("theirs.pem"))
+    with pytest.raises(NotRenewableError) as refused:
+        inventory.reissue(ca, theirs_entry)
+    assert (refused.value.path, refused.value.reason) == (theirs_entry["cert"], "csr")
+    assert str(refused.value) == f"{theirs_entry['cert']} was issued for a CSR: its key is not here"

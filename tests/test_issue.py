@@ -10,20 +10,19 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import clean_env, file_mode, one_error_line, require_tool, run_devcert
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID as EKU
 from cryptography.x509.oid import NameOID
-from test_handshake import handshake
 
 from devcert import LocalCA
 from devcert.ca import CERT_FILE
 from devcert.errors import CSRError, InvalidNameError, NameNotPermittedError, UsageError
 from devcert.issue import ensure_leaf, issue_self_signed, leaf_problem, managed_leaf_paths
 from devcert.names import parse_names
+from tests.helpers import UNIT, clean_env, file_mode, handshake, one_error_line, require_tool, run_devcert
 
 
 def load_cert(path: Path) -> x509.Certificate:
@@ -310,13 +309,13 @@ def test_create_p12(tmp_path: Path, cli_env: dict[str, str]) -> None:
 
     openssl = require_tool("openssl")
     info = subprocess.run([openssl, "pkcs12", "-info", "-noout", "-in", str(p12), "-passin", "pass:s3cret pass"],
-                          capture_output=True, text=True, timeout=30, env=clean_env())
+                          capture_output=True, text=True, timeout=30 * UNIT, env=clean_env())
     assert info.returncode == 0, info.stderr
     text = info.stdout + info.stderr
     assert "PBES2" in text and "AES-256-CBC" in text
     assert "RC2" not in text and "3DES" not in text and "pbeWithSHA1" not in text
     bad = subprocess.run([openssl, "pkcs12", "-info", "-noout", "-in", str(p12), "-passin", "pass:wrong"],
-                         capture_output=True, text=True, timeout=30, env=clean_env())
+                         capture_output=True, text=True, timeout=30 * UNIT, env=clean_env())
     assert bad.returncode != 0
 
 

@@ -3,59 +3,41 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import sandbox
-from conftest import clean_env, devcert_exe, require_sandbox, require_tool, run_devcert
-
 from devcert.ca import LocalCA
+from tests import sandbox
+from tests.helpers import ROOT, UNIT, clean_env, devcert_exe, require_sandbox, require_tool, run_devcert
 
 # Runs inside the sandbox: sets up a CA trusted by the system store only, issues certificates
 # (one by `create`, two by `sync`), rotates, and reports what real clients see before and after.
 ROTATE_SCRIPT = r'''
-import json, os, shutil, socket, ssl, subprocess, sys, threading
+import json, os, shutil, ssl, subprocess, sys
 from pathlib import Path
+
+from tests.helpers import UNIT, handshake as tls_handshake  # the test puts the project on PYTHONPATH
 
 exe, work = sys.argv[1], Path(sys.argv[2])
 out = {}
 
 def devcert(*args, check=True):
-    r = subprocess.run([exe, *args], capture_output=True, text=True, timeout=300, cwd=work)
+    r = subprocess.run([exe, *args], capture_output=True, text=True, timeout=300 * UNIT, cwd=work)
     if check and r.returncode != 0:
         print(json.dumps({"failed": args, "stdout": r.stdout, "stderr": r.stderr}))
         sys.exit(3)
     return r
 
 def handshake(cert, key, host="localhost"):
-    """Serve cert/key on 127.0.0.1; a client using the system trust store connects. 'ok' or the error."""
+    """Serve cert/key on 127.0.0.1; a client using the system trust store connects: what it read, or the error."""
     sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     sctx.load_cert_chain(cert, key)
-    cctx = ssl.create_default_context()  # the system bundle; SSL_CERT_FILE is cleared by the test
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        listener.settimeout(10)
-        port = listener.getsockname()[1]
-        def serve():
-            try:
-                conn, _ = listener.accept()
-                conn.settimeout(10)
-                with sctx.wrap_socket(conn, server_side=True) as tls:
-                    tls.sendall(b"ok")
-            except (OSError, ssl.SSLError):
-                pass
-        t = threading.Thread(target=serve, daemon=True)
-        t.start()
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
-                with cctx.wrap_socket(raw, server_hostname=host) as tls:
-                    return tls.recv(2).decode()
-        except ssl.SSLError as err:
-            return f"refused: {err}"
-        finally:
-            t.join(10)
+    try:  # the system bundle; SSL_CERT_FILE is cleared by the test
+        return tls_handshake(ssl.create_default_context(), sctx, host)[0].decode()
+    except ssl.SSLError as err:
+        return f"refused: {err}"
 
 def stores():
     data = json.loads(devcert("status", "--json").stdout)
@@ -85,7 +67,8 @@ out["after_new_leaf_corp"] = handshake(work / "web.pem", work / "web-key.pem", "
 out["after_old_leaf"] = handshake(work / "old-web.pem", work / "old-web-key.pem")
 out["after_synced"] = handshake(work / "certs/dev.pem", work / "certs/dev-key.pem")
 out["sync_check_rc"] = devcert("sync", "--check", check=False).returncode
-out["no_yes_rc"] = subprocess.run([exe, "ca", "rotate"], capture_output=True, text=True, stdin=subprocess.DEVNULL, cwd=work).returncode
+out["no_yes_rc"] = subprocess.run([exe, "ca", "rotate"], capture_output=True, text=True, stdin=subprocess.DEVNULL, cwd=work,
+                                  timeout=60 * UNIT).returncode
 print(json.dumps(out))
 '''
 
@@ -99,13 +82,13 @@ def test_rotate_in_trust_sandbox(tmp_path: Path) -> None:
     script = tmp_path / "rotate.py"
     script.write_text(ROTATE_SCRIPT)
     caroot = tmp_path / "caroot"
-    env = clean_env(DEVCERT_CAROOT=str(caroot))
-    result = sandbox.run([sys.executable, str(script), devcert_exe(), str(work)], env=env, timeout=600)
+    env = clean_env(DEVCERT_CAROOT=str(caroot), PYTHONPATH=str(ROOT))
+    result = sandbox.run([sys.executable, str(script), devcert_exe(), str(work)], env=env, timeout=600 * UNIT)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
 
     old, new = out["old_ca"], out["new_ca"]
-    assert out["before"] == "ok"
+    assert out["before"] == "hello"
     assert out["before_stores"]["system"] is True
     assert out["rotate_rc"] == 0, out["rotate_stderr"]
     assert new["sha256"] != old["sha256"]
@@ -119,7 +102,7 @@ def test_rotate_in_trust_sandbox(tmp_path: Path) -> None:
     assert all(v is False for k, v in out["after_stores"].items() if k != "system"), out["after_stores"]
     # Every recorded certificate was reissued by the new CA; a real client trusts them and refuses the old leaf.
     assert len(rotate["reissued"]) == 3 and not rotate["errors"]
-    assert out["after_new_leaf"] == "ok" and out["after_new_leaf_corp"] == "ok" and out["after_synced"] == "ok"
+    assert out["after_new_leaf"] == out["after_new_leaf_corp"] == out["after_synced"] == "hello"
     assert out["after_old_leaf"].startswith("refused"), out["after_old_leaf"]
     assert out["sync_check_rc"] == 0
     assert out["no_yes_rc"] == 2  # no terminal, no --yes: refuse
@@ -165,7 +148,8 @@ def test_rotate_with_fake_stores(caroot: Path, tmp_path: Path) -> None:
     report = rotate(caroot, stores=[a, b])
     new = report.new
     assert log == [f"install a {new.short_id}", f"uninstall a {old.short_id}"]
-    assert report.reissued == [str(tmp_path / "a.pem")] and "gone.pem" in report.skipped[0]
+    assert report.reissued == [str(tmp_path / "a.pem")] and report.skipped[0].path.endswith("gone.pem")
+    assert report.skipped[0].reason == "missing" and str(report.skipped[0]).endswith("gone.pem (file missing)")
     assert new.constraints is not None and new.constraints.profile == "dns"
     assert "corp.example.dev" in new.constraints.dns and not new.constraints.constrains_ips
     from devcert.issue import leaf_problem
@@ -184,7 +168,7 @@ def mkcert_caroot(tmp_path: Path) -> Path:
     folder = tmp_path / "mkcert-ca"
     env = clean_env(CAROOT=str(folder), TRUST_STORES="none")
     made = subprocess.run([mkcert, "-cert-file", str(tmp_path / "mk.pem"), "-key-file", str(tmp_path / "mk-key.pem"),
-                           "localhost"], env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+                           "localhost"], env=env, capture_output=True, text=True, timeout=120 * UNIT, cwd=tmp_path)
     assert made.returncode == 0, made.stderr
     assert (folder / "rootCA-key.pem").exists()
     return folder
@@ -205,7 +189,7 @@ def test_import_mkcert(mkcert_caroot: Path, cli_env: dict[str, str], caroot: Pat
     assert made.returncode == 0, made.stderr
     for name in ("mk.pem", "d.pem"):
         verify = subprocess.run(["openssl", "verify", "-CAfile", str(mkcert_caroot / "rootCA.pem"), str(tmp_path / name)],
-                                capture_output=True, text=True, timeout=60)
+                                capture_output=True, text=True, timeout=60 * UNIT)
         assert verify.returncode == 0, verify.stdout + verify.stderr
 
     again = run_devcert("ca", "import-mkcert", "--caroot", str(mkcert_caroot), env=cli_env)

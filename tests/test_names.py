@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from devcert.errors import InvalidNameError, UsageError
 from devcert.names import Name, parse_dns_name, parse_name, parse_names
+from tests.helpers import BAD_NAMES
 
 # -- accepted names --------------------------------------------------------------------------
 
@@ -64,54 +65,6 @@ def test_parse_names_keeps_order_and_drops_duplicates() -> None:
 
 
 # -- refused names: every one gets an InvalidNameError (a UsageError: exit code 2) --------------
-
-BAD_NAMES = [
-    ("", "empty name"),
-    ("   ", "empty name"),
-    ("\t", "empty name"),
-    ("a b.test", "contains spaces"),
-    (" localhost", "contains spaces"),
-    ("a..b", "empty label"),
-    (".app.test", "empty label"),
-    ("app.test.", "ends with a dot"),
-    ("a" * 64 + ".test", "at most 63"),
-    (".".join(["a" * 63] * 3 + ["b" * 62]), "at most 253"),  # 254 octets
-    (".".join(["a" * 63] * 5), "at most 253"),
-    ("xn--zz.test", "not a valid IDNA A-label"),
-    ("ab--c.test", "reserved for IDNA"),
-    ("a\u200d.test", "not a valid internationalized name"),
-    ("\u0661\u0662.test", "not a valid internationalized name"),
-    ("*", "not a valid wildcard"),
-    ("*.test", "whole top-level domain"),
-    ("*.localhost", "whole top-level domain"),
-    ("a.*.b", "whole left-most label"),
-    ("w*.app.test", "whole left-most label"),
-    ("*.*.app.test", "whole left-most label"),
-    ("localhost:8080", "host:port"),
-    ("127.0.0.1:443", "host:port"),
-    ("fe80::1%eth0", "IPv6 zone"),
-    ("[fe80::1%25eth0]", "IPv6 zone"),
-    ("1::2::3", "not a valid IPv6"),
-    ("127.1", "neither a valid IP address nor a host name"),
-    ("under_score.test", "'_' is not allowed"),
-    ("-a.test", "not a valid label"),
-    ("a-.test", "not a valid label"),
-    ("a.test/x", "not a valid label"),
-    ("a@", "not a valid email address"),
-    ("@app.test", "not a valid email address"),
-    ("a@@app.test", "not a valid mailbox name"),
-    ("x@y..test", "not a valid email address"),
-    ("x@app.test.", "not a valid email address"),
-    ("\u00e9l\u00e8ve@app.test", "not a valid mailbox name"),
-    ("http://", "has no host"),
-    ("https:///path", "has no host"),
-    ("1http://app.test", "not a valid URI scheme"),
-    ("https://app.test/<x>", "characters a URI cannot hold"),
-    ("https://exa_mple.test/", "invalid host"),
-    ("https://[::1", "no closing ']'"),
-    ("https://[::1]x/", "only ':PORT'"),
-    ("https://app.test:99999/", "only ':PORT'"),
-]
 
 
 @pytest.mark.parametrize(("text", "why"), BAD_NAMES, ids=[repr(t)[:30] for t, _ in BAD_NAMES])

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import socket
-import ssl
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 
-from conftest import one_error_line, run_devcert
 from devcert.errors import UsageError
 from devcert.project import find_config, load_project
+from tests.helpers import one_error_line, run_devcert, serves
 
 PYPROJECT = """\
 [project]
@@ -43,32 +40,6 @@ def san(path: Path) -> set[str]:
 
 def serial(path: Path) -> int:
     return x509.load_pem_x509_certificate(path.read_bytes()).serial_number
-
-
-def handshake(cert: Path, key: Path, ca_file: Path, host: str = "localhost") -> str:
-    """Serve cert/key on 127.0.0.1 and connect with a client trusting only ca_file; return what was read."""
-    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_ctx.load_cert_chain(cert, key)
-    client_ctx = ssl.create_default_context(cafile=str(ca_file))
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        listener.settimeout(10)
-        port = listener.getsockname()[1]
-
-        def serve() -> None:
-            try:
-                conn, _ = listener.accept()
-                with server_ctx.wrap_socket(conn, server_side=True) as tls:
-                    tls.sendall(b"ok")
-            except (OSError, ssl.SSLError):
-                pass
-
-        t = threading.Thread(target=serve, daemon=True)
-        t.start()
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
-            with client_ctx.wrap_socket(raw, server_hostname=host) as tls:
-                data = tls.recv(2).decode()
-        t.join(10)
-    return data
 
 
 # -- configuration -------------------------------------------------------------------------
@@ -172,7 +143,7 @@ def test_sync_from_empty_then_idempotent_then_check(tmp_path: Path, cli_env: dic
     assert x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH in eku
 
     # A real client that trusts only this machine's CA accepts the synced certificate.
-    assert handshake(root / "certs/dev.pem", root / "certs/dev-key.pem", caroot / "rootCA.pem", "app.test") == "ok"
+    serves(root / "certs/dev.pem", root / "certs/dev-key.pem", caroot / "rootCA.pem", "app.test")
 
     before = {p: p.read_bytes() for p in (root / "certs").iterdir()}
     second = run_devcert("sync", env=cli_env, cwd=root)
@@ -326,3 +297,27 @@ def test_sync_name_outside_constraints_fails_before_writing(tmp_path: Path, cli_
     result = run_devcert("sync", "--no-gitignore", env=cli_env, cwd=root)
     assert result.returncode == 0, result.stderr
     assert san(root / "real.pem") == {"app.test", "example.com"}
+
+
+def test_expiring_soon_lists_kept_certificates_within_the_window(tmp_path: Path, caroot: Path) -> None:
+    """sync's expiry warning, as a core function: kept certificates with fewer days left than
+    the window (min_days + 30 by default, or warn_days); fresh ones are never listed."""
+    from devcert import LocalCA
+    from devcert.errors import OptionError
+    from devcert.project import expiring_soon, sync, warning_window
+
+    root = write_project(tmp_path / "proj", '[tool.devcert]\ncerts = [\n'
+                         '  { names = ["a.test"], cert = "a.pem", key = "a-key.pem", days = 50 },\n'
+                         '  { names = ["b.test"], cert = "b.pem", key = "b-key.pem" },\n]\n')
+    project = load_project(root)
+    ca = LocalCA.load_or_create()
+    first = sync(project, ca)
+    assert [r.action for r in first] == ["created", "created"] and expiring_soon(first) == []
+    again = sync(project, ca)
+    assert [r.action for r in again] == ["kept", "kept"]
+    soon = expiring_soon(again)  # a.pem has 49 or 50 days left, inside 30 + 30
+    assert [(r.spec.cert.name, left in (49, 50)) for r, left in soon] == [("a.pem", True)]
+    assert expiring_soon(again, warn_days=10) == [] and warning_window(30, None) == 60
+    assert [r.spec.cert.name for r, _ in expiring_soon(again, warn_days=900)] == ["a.pem", "b.pem"]
+    with pytest.raises(OptionError):
+        expiring_soon(again, warn_days=-1)

@@ -38,20 +38,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import IN_CI, ROOT, clean_env, require_tool, run_devcert
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from devcert.serve import DEFAULT_NAMES as SERVE_DEFAULT_NAMES
+from tests.helpers import IN_CI, NODE_BIN, STACKS_DIR, UNIT, TLSServer, clean_env, ipv6_loopback_works, require_tool, run_devcert
 
-STACKS_DIR = Path(__file__).resolve().parent / "stacks"
-NODE_BIN = ROOT / ".cache" / "node" / "node_modules" / ".bin"
 #: Bound on one client run, process start included (a JVM takes a second or two).
-CLIENT_TIMEOUT = 30.0
+CLIENT_TIMEOUT = 30 * UNIT
 #: Bound on the server's wait for a request or a close.
-SERVER_TIMEOUT = 15.0
+SERVER_TIMEOUT = 15 * UNIT
 
 STACKS = ("python", "curl", "s_client", "node", "bun", "deno", "go", "gnutls", "java")
 #: The stacks that can present a client certificate from a file without ceremony. Deno's
@@ -92,15 +90,6 @@ STRICT_FAILURES: dict[tuple[str, str], str] = {
     ("deno", "email-client"): DENO_EMAIL_URI,
     ("deno", "uri"): DENO_EMAIL_URI,
 }
-
-
-def ipv6_loopback_works() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
 
 
 # -- the CAs and leaves, made with the real CLI, once per module -----------------------------
@@ -182,7 +171,7 @@ def go_client(tmp_path_factory: pytest.TempPathFactory) -> str:
     # GOTOOLCHAIN=local: never fetch another toolchain; GOFLAGS empty: no module look-ups.
     env = clean_env(GOTOOLCHAIN="local", GOFLAGS="", GO111MODULE="on")
     done = subprocess.run([go, "build", "-o", str(out), str(STACKS_DIR / "tlsclient.go")], env=env,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300 * UNIT)
     assert done.returncode == 0, done.stderr
     return str(out)
 
@@ -232,10 +221,10 @@ class JavaWorker:
         if self.proc.stdin is not None:
             self.proc.stdin.close()  # the end of its input ends it
         try:
-            self.proc.wait(10)
+            self.proc.wait(10 * UNIT)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            self.proc.wait(5)
+            self.proc.wait(5 * UNIT)
 
 
 @pytest.fixture(scope="session")
@@ -244,7 +233,7 @@ def java_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JavaWorker
     java = require_tool("java", "the Java column of the matrix")
     out = tmp_path_factory.mktemp("java")
     done = subprocess.run([javac, "-d", str(out), str(STACKS_DIR / "TlsClient.java")], env=clean_env(),
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300 * UNIT)
     assert done.returncode == 0, done.stderr
     worker = JavaWorker(java, str(out), clean_env())
     yield worker
@@ -328,7 +317,7 @@ class Clients:
         return Result(True, answer.splitlines()[0])
 
     def _curl(self, t: Target) -> Result:
-        argv = [_tool("curl"), "-sS", "--max-time", "20", "--noproxy", "*", "--cacert", str(t.ca)]
+        argv = [_tool("curl"), "-sS", "--max-time", f"{20 * UNIT:g}", "--noproxy", "*", "--cacert", str(t.ca)]
         if self._is_ip(t.name):
             url = f"https://{'[' + t.name + ']' if ':' in t.name else t.name}:{t.port}/"
         else:
@@ -409,70 +398,15 @@ def clients(go_client: str, java_client: JavaWorker, tmp_path_factory: pytest.Te
 
 # -- the server ------------------------------------------------------------------------------
 
-class Server:
-    """A TLS server on an OS-picked loopback port answering each connection with ``hello``.
-
-    Each connection gets its own thread: the handshake, then the request (or the client's
-    close) read within SERVER_TIMEOUT, an HTTP answer and a clean close_notify. With
-    ``client_ca`` it demands a client certificate signed by that CA (mTLS).
-    """
-
-    def __init__(self, leaf: Pair, host: str, client_ca: Path | None = None):
-        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ctx.load_cert_chain(leaf.cert, leaf.key)
-        if client_ca is not None:
-            self.ctx.verify_mode = ssl.CERT_REQUIRED
-            self.ctx.load_verify_locations(client_ca)
-        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-        self.sock.bind((host, 0))
-        self.sock.listen(32)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.client_certs: list[dict] = []  # type: ignore[type-arg]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except (TimeoutError, socket.timeout):
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
-
-    def _handle(self, conn: socket.socket) -> None:
-        conn.settimeout(SERVER_TIMEOUT)
-        try:
-            with self.ctx.wrap_socket(conn, server_side=True) as tls:
-                peer = tls.getpeercert()
-                if peer:
-                    self.client_certs.append(peer)
-                data = b""
-                while b"\r\n\r\n" not in data and len(data) < 65536:
-                    chunk = tls.recv(4096)
-                    if not chunk:
-                        break
-                    data += chunk
-                tls.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello")
-                try:
-                    tls.unwrap()  # close_notify: gnutls-cli calls a bare close "abnormal"
-                except (OSError, ssl.SSLError):
-                    pass
-        except (OSError, ssl.SSLError):
-            pass  # the client refused the certificate: the client's side says why
-        finally:
-            conn.close()
-
-    def __enter__(self) -> Server:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self.sock.close()
+def Server(leaf: Pair, host: str, client_ca: Path | None = None) -> TLSServer:  # noqa: N802 (reads as the class it makes)
+    """tests.helpers.TLSServer presenting ``leaf`` on ``host`` port 0, answering each connection
+    with an HTTP ``hello``; with ``client_ca`` it demands a client certificate signed by that CA."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(leaf.cert, leaf.key)
+    if client_ca is not None:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(client_ca)
+    return TLSServer(ctx, host, timeout=SERVER_TIMEOUT)
 
 
 def run_stacks(clients: Clients, stacks: tuple[str, ...], target: Target,
@@ -507,7 +441,7 @@ def matrix_case(certs: Certs, clients: Clients, profile: str, ca_key: str, kind_
         results = run_stacks(clients, STACKS, Target(kind.host, server.port, kind.verify, ca, leaf),
                              Target(kind.host, plain.port, kind.verify, ca))
         sent = sum(results[s].ok for s in STACKS if s in MTLS_STACKS)
-        assert len(server.client_certs) >= sent, (server.client_certs, table(results))
+        assert len(server.peer_certs) >= sent, (server.peer_certs, table(results))
     return results
 
 

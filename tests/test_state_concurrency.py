@@ -16,12 +16,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import clean_env, devcert_exe, run_devcert
-from test_guards import DEV, cert_sha256, ok, serves, write_project
+from tests.helpers import UNIT, DEV, cert_sha256, clean_env, devcert_exe, ok, run_devcert, serves, write_project
 
 ROUNDS = 5
 PARALLEL = 8
-ROUND_TIMEOUT = 240.0  # seconds for all runs of one round together
+ROUND_TIMEOUT = 240 * UNIT  # for all runs of one round together
 
 
 def run_parallel(n: int, args: list[str], *, env: dict[str, str], cwd: Path) -> list[subprocess.CompletedProcess[str]]:
@@ -33,7 +32,7 @@ def run_parallel(n: int, args: list[str], *, env: dict[str, str], cwd: Path) -> 
     try:
         for proc in procs:
             try:
-                out, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+                out, err = proc.communicate(timeout=max(UNIT, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 pytest.fail(f"`devcert {' '.join(args)}` did not finish within {ROUND_TIMEOUT:.0f}s (a deadlock?)")
             results.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
@@ -53,7 +52,7 @@ def check_state(caroot: Path, env: dict[str, str], outputs: list[tuple[Path, Pat
     """Each pair serves against rootCA.pem; the inventory holds one entry per output, matching the disk."""
     ca_pem = caroot / "rootCA.pem"
     for cert, key in outputs:
-        serves(cert, key, ca_pem, host=(hosts or {}).get(cert, "localhost"))
+        serves(cert, key, ca_pem, (hosts or {}).get(cert, "localhost"))
     listing = json.loads(ok(run_devcert("list", "--json", env=env)).stdout)["certs"]
     ca_sha = cert_sha256(ca_pem)
     by_cert = {}

@@ -124,8 +124,11 @@ class AcmeServer:
     """The ACME application over a CA and a state folder; :meth:`start` binds, :meth:`stop` closes."""
 
     def __init__(self, ca: LocalCA, tls: ssl.SSLContext, config: Config = Config(),
-                 state_dir: Path | None = None, log: Callable[[str], None] | None = None):
-        self.ca, self.tls, self.config = ca, tls, config
+                 state_dir: Path | None = None, log: Callable[[str], None] | None = None,
+                 word: Callable[[DevcertError], str] = str):
+        """``word`` turns a core error into the problem detail a client shows its user: the CLI
+        passes its own wording (with the command that widens the CA); the default is neutral."""
+        self.ca, self.tls, self.config, self.word = ca, tls, config, word
         self.days = check_days(config.days)
         if ca.path is None and state_dir is None:
             raise UsageError("an ACME server needs a folder for its state: a CA loaded from CAROOT")
@@ -429,7 +432,7 @@ class AcmeServer:
         try:
             self.ca.check_permitted([name])
         except NameNotPermittedError as err:
-            raise problems.rejected_identifier(str(err), _identifier(kind, name.value)) from None
+            raise problems.rejected_identifier(self.word(err), _identifier(kind, name.value)) from None
         return _identifier(kind, name.value), name
 
     async def new_order(self, request: web.Request) -> web.Response:
@@ -530,9 +533,9 @@ class AcmeServer:
             try:
                 leaf = self.ca.sign_csr(der, days=self.days)
             except CSRError as err:
-                raise problems.bad_csr(str(err)) from None
+                raise problems.bad_csr(self.word(err)) from None
             except NameNotPermittedError as err:
-                raise problems.rejected_identifier(str(err), next(iter(json.loads(row["identifiers"])))) from None
+                raise problems.rejected_identifier(self.word(err), next(iter(json.loads(row["identifiers"])))) from None
             return {"serial": format(leaf.cert.serial_number, "x"), "ari_id": ari_id(leaf.cert),
                     "chain": (leaf.cert_pem + self.ca.cert_pem).decode(),
                     "not_before": stamp(leaf.cert.not_valid_before_utc), "not_after": stamp(leaf.not_after)}

@@ -1,48 +1,33 @@
 """The ``devcert`` command line: the only place that prints or exits.
 
-The typer application lives in :mod:`devcert.cli.application`; one module per group of commands
-registers them on it (``core``: create, caroot, ca; ``trust``: install, uninstall, status;
-``serve``: serve-wss; ``clients``: snippet, env, doctor; ``project``: sync, list, renew,
-inspect, ca rotate / import-mkcert). Each imports what its commands need inside the command.
+One module per command, named after it (``create.py``, ``sync.py``, ``ca_rotate.py``, ...),
+each a thin function that calls the core and formats its result; they register on the typer
+application in :mod:`devcert.cli.application`, which lists them in ``COMMAND_MODULES``.
+Shared pieces: :mod:`.output` (echo, warn, print_json, :class:`~.output.Failed`),
+:mod:`.options` (options several commands take), :mod:`.shared` (loading the CA),
+:mod:`.store_report` (install and uninstall), :mod:`.messages` (error messages).
 
 This package itself does not import typer: ``devcert create``, the command people run most,
-is parsed by :mod:`devcert.cli.fast` and starts in about the time Python needs to import
-``cryptography``. Anything the fast parser does not recognise (``--help``, a typo, another
-command) goes to typer.
+is parsed by :func:`devcert.cli.create.parse_create` and starts in about the time Python needs
+to import ``cryptography``. Anything that parser does not recognise (``--help``, a typo,
+another command) goes to typer.
 
-Errors from the core (:class:`devcert.errors.DevcertError`) become one line on stderr,
-``devcert: error: ...``, and exit code 1 (operation failed) or 2 (bad usage); a traceback is
-shown only with ``DEVCERT_DEBUG=1``.
+The one error path: commands raise, :func:`main` turns the exception into ``devcert: error:
+...`` lines on stderr and an exit code: 1 when an operation failed, 2 for bad usage, 130 when
+interrupted. A traceback is shown only with ``DEVCERT_DEBUG=1``.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import Any, NoReturn
+from typing import NoReturn
 
+from ..ca import NEXT_DIR, PENDING_DIR, ROTATION_FILE, caroot
 from ..errors import DevcertError
-
-
-def __getattr__(name: str) -> Any:
-    # `from devcert.cli import app` keeps working without importing typer up front.
-    if name in ("app", "ca_app", "COMMAND_MODULES", "load_commands"):
-        from . import application as app_module
-
-        return getattr(app_module, name)
-    raise AttributeError(name)
-
-
-from .output import Failed, echo, print_json, warn  # noqa: F401  (re-exported for the command modules)
-
-
-class CommandExit(SystemExit):
-    """Raised by :func:`fail` after it printed its line; carries the exit code."""
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    echo(f"devcert: error: {message}", err=True)
-    raise CommandExit(code)
+from ..files import pending_journals
+from .messages import describe
+from .output import Failed, echo, warn
 
 
 def _debug() -> bool:
@@ -56,19 +41,17 @@ def main(argv: list[str] | None = None) -> NoReturn:
         if args[:2] != ["ca", "rotate"] and not any(a in ("-h", "--help", "--version") for a in args[:3]):
             _recover()
         if args and args[0] == "create":
-            from .fast import parse_create
+            from .create import parse_create, run_create  # the fast path: no typer (see create.py)
 
             parsed = parse_create(args[1:])
             if parsed is not None:
-                from .create import run_create
-
                 run_create(**parsed)
                 _fast_exit()
         code = _run_typer(args)
     except DevcertError as err:
         if _debug():
             raise
-        echo(f"devcert: error: {err}", err=True)
+        echo(f"devcert: error: {describe(err)}", err=True)
         code = err.exit_code
     except Failed as failed:
         for line in failed.lines:
@@ -94,9 +77,6 @@ def _recover() -> None:
     sudo prompts (a command like `create` must not ask for a password); a store step that
     needs root stays recorded, and `devcert ca rotate` finishes it.
     """
-    from ..ca import NEXT_DIR, PENDING_DIR, ROTATION_FILE, caroot
-    from ..files import pending_journals
-
     folder = caroot()
     try:
         if not ((folder / ROTATION_FILE).exists() or (folder / NEXT_DIR).exists()
@@ -104,7 +84,9 @@ def _recover() -> None:
             return
     except OSError:
         return  # a CAROOT we cannot read: the command itself says why, in one line
-    from ..lifecycle import recover  # only when something is left to finish: it imports the trust stores
+    # Deferred: only when something is left to finish; the rotation machinery is not needed by
+    # the commands that run on a clean CAROOT (create's start-up is benchmarked).
+    from ..lifecycle import recover
     from ..trust import Runner
 
     try:
@@ -139,60 +121,23 @@ def _fast_exit() -> NoReturn:
     os._exit(0)
 
 
-def _name_metavars(command: Any) -> None:
-    """``--days DAYS``, ``[NAMES]...`` and ``TARGET`` in help, as click writes them, instead of
-    typer's ``<int>``, ``NAMES <list[str]>`` and ``{TARGET}``."""
-    for sub in getattr(command, "commands", {}).values():
-        _name_metavars(sub)
-    for param in getattr(command, "params", []):
-        if param.param_type_name == "argument":
-            name = param.metavar = param.metavar or param.name.upper()  # also "Missing argument 'TARGET'"
-            more = "..." if param.nargs != 1 else ""
-            shown, usage = name + more, (name if param.required else f"[{name}]") + more
-            param.display_type_rich = lambda ctx: ""
-            param._rich_display_name = lambda shown=shown: shown
-            param.get_usage_pieces = lambda ctx, usage=usage: [usage]
-        elif param.metavar is None and not getattr(param, "is_flag", False) and not getattr(param, "count", False):
-            param.metavar = param.name.upper()
-
-
-def _plain(message: str) -> str:
-    """typer >= 0.25 converts values with pydantic; say what it means in plain words."""
-    import re
-
-    message = message.replace("Input should be a valid integer, unable to parse string as an integer", "not a whole number")
-    return re.sub(r"Input should be a valid (\w+)[^.']*", r"not a valid \1", message)
-
-
 def _run_typer(args: list[str]) -> int:
+    """Every command but the fast ``create``: typer parses, the command runs, errors become one line."""
+    import typer  # deferred: `devcert create`'s fast path never pays for typer (~34 ms)
+
     from .application import load_commands
 
-    import typer
-
-    try:  # typer >= 0.25 vendors click
-        from typer._click import exceptions as click_exceptions
-    except ImportError:  # pragma: no cover - older typer uses click itself
-        from click import exceptions as click_exceptions  # type: ignore[no-redef]
-
-    import typer.main
-
     command = typer.main.get_command(load_commands())
-    _name_metavars(command)
     try:
         code = command.main(args=args, prog_name="devcert", standalone_mode=False)
-    except click_exceptions.NoArgsIsHelpError as err:  # `devcert`, `devcert ca`: the help is the answer
-        echo(err.format_message())
-        return 0
-    except click_exceptions.UsageError as err:
-        if _debug():
-            raise
-        hint = f" (see `{err.ctx.command_path} --help`)" if err.ctx is not None else ""
-        echo(f"devcert: error: {_plain(err.format_message())}{hint}", err=True)
-        return 2
     except typer.Abort:
         echo("devcert: interrupted", err=True)
         return 130
-    except click_exceptions.ClickException as err:
-        echo(f"devcert: error: {err.format_message()}", err=True)
+    except typer.TyperException as err:  # bad usage (exit code 2) or another click-level error
+        if _debug():
+            raise
+        ctx = getattr(err, "ctx", None)
+        hint = f" (see `{ctx.command_path} --help`)" if err.exit_code == 2 and ctx is not None else ""
+        echo(f"devcert: error: {err.format_message()}{hint}", err=True)
         return err.exit_code
     return code if isinstance(code, int) else 0

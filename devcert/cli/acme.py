@@ -3,32 +3,29 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
+import json
 import shlex
 from typing import Annotated, Optional
 
 import typer
 
 from .application import app
+from .messages import describe
 from .options import JsonOption
-from .output import echo, warn
+from .output import Failed, echo, warn
 
 #: The directory port unless --port is given: memorable (RFC 8555) and unprivileged.
 DEFAULT_PORT = 8555
 
 
 def _port(value: int, option: str) -> int:
-    from ..errors import UsageError
-
     if not 0 <= value <= 65535:
-        raise UsageError(f"{option} must be between 0 and 65535 (got {value})")
+        raise Failed(f"{option} must be between 0 and 65535 (got {value})", code=2)
     return value
 
 
 def _dns_server(text: str | None) -> tuple[str, int] | None:
-    import ipaddress
-
-    from ..errors import UsageError
-
     if text is None:
         return None
     host, _, port = text.rpartition(":") if text.count(":") == 1 or text.startswith("[") else (text, "", "53")
@@ -37,7 +34,7 @@ def _dns_server(text: str | None) -> tuple[str, int] | None:
         ipaddress.ip_address(host)
         number = int(port or 53)
     except ValueError:
-        raise UsageError(f"--dns-server takes IP or IP:PORT, such as 127.0.0.1:5353 (got {text!r})") from None
+        raise Failed(f"--dns-server takes IP or IP:PORT, such as 127.0.0.1:5353 (got {text!r})", code=2) from None
     return host, _port(number, "--dns-server's port")
 
 
@@ -121,12 +118,12 @@ def acme(
     certificates are kept in CAROOT/acme and survive a restart. Runs until Ctrl-C.
     """
     # Deferred: `devcert --help` imports every command module, and aiohttp with the ACME
-    # server costs ~140 ms of start-up that only this command needs.
+    # server (and cryptography, through the CA modules) costs ~140 ms that only this command needs.
     from .. import acme as acme_server
     from .. import serve
     from ..issue import check_days
     from ..names import DEFAULT_NAMES, parse_names
-    from .create import load_ca_for_issuing, not_trusted_hint
+    from .shared import load_ca_for_issuing, not_trusted_hint
 
     _port(port, "--port")
     _port(http_port, "--http-port")
@@ -155,12 +152,10 @@ def acme(
     server = acme_server.AcmeServer(
         ca, serve.server_context(ensured.cert_path, ensured.key_path),
         acme_server.Config(host=bind, port=port, days=days, settings=settings, url_host=extra[0] if extra else None),
-        log=log)
+        log=log, word=describe)
 
     def ready(srv: acme_server.AcmeServer) -> None:
         if json_output:
-            import json
-
             echo(json.dumps({"directory": srv.directory_url, "ca": str(ca.cert_path), "host": srv.address,
                              "port": srv.port, "http_port": http_port, "tls_port": tls_port, "days": days,
                              "state": str(srv.state_dir)}))

@@ -1,14 +1,17 @@
 """The typer application: ``app`` and its ``ca`` sub-group, with every command module loaded.
 
-Importing this module costs typer's start-up (~25 ms, plus pydantic when a command's options
-are first converted); ``devcert create`` avoids it through :mod:`devcert.cli.fast`.
+Importing this module costs typer's start-up (~34 ms, plus pydantic when a command's options
+are first converted); ``devcert create`` avoids it (see :mod:`devcert.cli.create`).
 """
 
 from __future__ import annotations
 
 import importlib
+from typing import Annotated
 
 import typer
+
+from .. import __version__
 
 app = typer.Typer(
     name="devcert",
@@ -17,8 +20,12 @@ app = typer.Typer(
         "Start with `devcert create localhost 127.0.0.1 ::1`, then `devcert install` once so "
         "browsers, curl, Python, Node and Java trust them."
     ),
-    no_args_is_help=True,
-    add_completion=False,
+    # `devcert` and `devcert ca` alone print their help (see _help_without_command), exit 0.
+    invoke_without_command=True,
+    # --install-completion / --show-completion: commands, `ca` subcommands, options and snippet
+    # targets complete in bash, zsh, fish and PowerShell. Costs nothing on `devcert create`'s
+    # fast path, which never loads typer.
+    add_completion=True,
     pretty_exceptions_enable=False,
     # Plain help: paragraphs are re-wrapped to the terminal, `[tool.devcert]` is not taken for
     # markup, and --help does not pay for importing rich.
@@ -27,44 +34,52 @@ app = typer.Typer(
 )
 ca_app = typer.Typer(
     help="Create and inspect the local CA (see `devcert ca init --help`).",
-    no_args_is_help=True,
+    invoke_without_command=True,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(ca_app, name="ca")
 
-#: The modules that register commands, in the order their commands appear in --help.
-COMMAND_MODULES = ("core", "trust", "serve", "clients", "project", "acme")
+#: One module per command, named after it, in the order the commands appear in --help.
+COMMAND_MODULES = (
+    "create", "caroot", "install", "uninstall", "status", "serve_wss", "snippet", "env", "doctor",
+    "sync", "list", "renew", "inspect", "share", "acme", "ca_init", "ca_info", "ca_rotate", "ca_import_mkcert",
+)
 
 
 def _version(value: bool) -> None:
     if value:
-        from .. import __version__
-
         typer.echo(f"devcert {__version__}")
+        raise typer.Exit()
+
+
+def _help_without_command(ctx: typer.Context) -> None:
+    """``devcert`` or ``devcert ca`` with no command: the help is the answer (exit 0)."""
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
         raise typer.Exit()
 
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ctx: typer.Context,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
 ) -> None:
     """Locally trusted development certificates."""
+    _help_without_command(ctx)
 
 
-def _keep_lines(epilog: str | None) -> str | None:
-    """Examples stay one per line: click re-wraps epilog paragraphs unless marked with \\b."""
-    if not epilog or epilog.startswith("\b"):
-        return epilog
-    lines = [line.rstrip() for line in epilog.splitlines() if line.strip()]
-    return "\b\n" + "\n".join(lines)
+@ca_app.callback()
+def _ca(ctx: typer.Context) -> None:
+    """Create and inspect the local CA (see `devcert ca init --help`)."""
+    _help_without_command(ctx)
 
 
 def load_commands() -> typer.Typer:
-    """Import every command module (each registers its commands on ``app``) and return ``app``."""
+    """Import every command module (each registers its command on ``app`` or ``ca_app``) and return ``app``."""
     for name in COMMAND_MODULES:
-        importlib.import_module(f"{__package__}.{name}")
-    for typer_app in (app, ca_app):
-        for info in typer_app.registered_commands:
-            info.epilog = _keep_lines(info.epilog)
+        module = importlib.import_module(f"{__package__}.{name}")
+        if name == "create":
+            module.register(app)  # create's module stays typer-free for its fast path
     return app

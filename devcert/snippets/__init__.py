@@ -21,6 +21,8 @@ from typing import Callable
 
 from ..errors import UsageError
 from ..names import is_ip_literal
+from ..trust.linux import FAMILIES
+from ..trust.rootfs import run_line
 
 __all__ = ["Target", "TARGETS", "render", "get_target", "template_text", "snippet_values"]
 
@@ -29,7 +31,7 @@ __all__ = ["Target", "TARGETS", "render", "get_target", "template_text", "snippe
 class Target:
     name: str
     file: str  # the template in this package
-    language: str  # python | js | nginx | caddy
+    language: str  # python | js | nginx | caddy | dockerfile | yaml | json
     summary: str
     save_as: str  # the file name the "Run:" comment assumes
     default_port: int = 8443
@@ -63,6 +65,15 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("vite", "vite.config.js", "js",
            "Vite: the dev server (and preview) over HTTPS with the devcert certificate",
            "vite.config.js", default_port=5173),
+    Target("dockerfile", "Dockerfile", "dockerfile",
+           "Docker image: copy rootCA.pem in, rebuild the OS store, variables for Node, requests and Deno",
+           "Dockerfile"),
+    Target("compose", "compose.yaml", "yaml",
+           "Docker Compose: mount rootCA.pem, rebuild the store at start, host names via extra_hosts",
+           "compose.devcert.yaml"),
+    Target("devcontainer", "devcontainer.json", "json",
+           "Dev Containers: mount rootCA.pem, trust it after creation, reach the host's devcert names",
+           ".devcontainer/devcontainer.json"),
 )}
 
 
@@ -98,6 +109,10 @@ _QUOTERS: dict[str, Callable[[str], str]] = {
     "caddy": _caddy_quote,
     "sh": shlex.quote,
     "raw": str,
+    # A JSON string is also a YAML double-quoted scalar, and a Dockerfile ENV/exec-form value.
+    "yaml": json.dumps,
+    "json": json.dumps,
+    "dockerfile": json.dumps,
 }
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*(?:\|\s*([a-z]+)\s*)?\}\}")
@@ -151,4 +166,50 @@ def snippet_values(*, ca: Path, cert: Path, key: Path, port: int, upstream: str,
         "names": " ".join(names),
         "save_as": target.save_as,
         "folder": str(cert.parent),
+        **container_values(ca, names, target.name),
+    }
+
+
+def _anchor(key: str) -> str:
+    """Where the container snippets put the CA in an image of family ``key``: its anchors folder."""
+    family = FAMILIES[key]
+    return f"{family.anchors}/devcert{family.suffix}"
+
+
+def container_values(ca: Path, names: list[str], target: str) -> dict[str, object]:
+    """Placeholders of the dockerfile, compose and devcontainer snippets.
+
+    Paths inside the image come from the same table ``install --root`` uses
+    (:data:`devcert.trust.linux.FAMILIES`), and so do the update commands
+    (:func:`devcert.trust.rootfs.run_line`). Every DNS name of the certificate except localhost
+    (which inside a container is the container) is mapped to the host with ``host-gateway``,
+    and so is host.docker.internal, which Docker on Linux does not define by itself.
+    """
+    hosts = ["host.docker.internal"]
+    for name in names:
+        if not is_ip_literal(name) and not name.startswith("*.") and name != "localhost" and name not in hosts:
+            hosts.append(name)
+    debian = FAMILIES["debian"]
+    others = []
+    for key in ("alpine", "fedora", "suse", "arch"):
+        family = FAMILIES[key]
+        others.append(f"# {family.label}:")
+        others.append(f"#   COPY --from=devcert rootCA.pem {_anchor(key)}")
+        others.append(f"#   RUN {run_line(family, with_package=True)}")
+        others.append(f"#   ENV REQUESTS_CA_BUNDLE={family.bundles[0]} DENO_CERT={family.bundles[0]}")
+    update = run_line(debian)
+    return {
+        "caroot": str(ca.parent),
+        "debian_anchor": _anchor("debian"),
+        "debian_bundle": debian.bundles[0],
+        "debian_run": run_line(debian, with_package=True),
+        "other_bases": "\n".join(others),
+        "add_hosts": "".join(f" --add-host={h}:host-gateway" for h in hosts[1:]),
+        "extra_hosts_yaml": "\n".join(f"      - {json.dumps(h + ':host-gateway')}" for h in hosts),
+        "run_args": json.dumps([f"--add-host={h}:host-gateway" for h in hosts]),
+        "compose_command": f"{update} && exec sleep infinity",
+        "post_create": f"sudo {update}",
+        # Said only when the certificate lacks the name a container reaches the host by.
+        "name_hint": "" if "host.docker.internal" in names else (
+            f" (not in the certificate yet: `devcert snippet {target} host.docker.internal {' '.join(names)}`)"),
     }

@@ -11,7 +11,8 @@ One module per store, each behind the same small interface (:class:`TrustStore`)
         store.install(ca)                    # default runner: runs the commands, no sudo, no output
 
 Store names: ``system`` (the OS store: Linux distribution bundle, macOS System keychain or
-Windows user Root store), ``nss`` (Firefox profiles, Chromium's ~/.pki/nssdb) and ``java``.
+Windows user Root store), ``nss`` (Firefox profiles, Chromium's ~/.pki/nssdb), ``java``, and
+under WSL ``windows`` (the Windows user's Root store, through certutil.exe: :mod:`.wsl`).
 Every entry devcert adds is named ``devcert-<16 hex of the CA's SHA-256>`` (:func:`entry_name`).
 
 Entries of CAs that are no longer the current one (replaced by ``ca init --force``, left by an
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import TrustStoreError, UsageError
+from ..layout import CERT_FILE, caroot
 from .base import Entry, Runner, StoreStatus, TrustStore, default_runner, entry_name, platform_key
 
 if TYPE_CHECKING:
@@ -45,33 +47,38 @@ __all__ = [
 #: Environment variable that limits the stores, like mkcert's TRUST_STORES: "system,nss".
 ENV_VAR = "DEVCERT_TRUST_STORES"
 #: Every store name, in the order they are used and listed.
-STORE_NAMES = ("system", "nss", "java")
+STORE_NAMES = ("system", "nss", "java", "windows")
 #: Names people try for the OS store, and what that store is.
 _OS_NAMES = {"macos": "the macOS System keychain", "darwin": "the macOS System keychain", "keychain": "the macOS System keychain",
-             "windows": "the Windows user Root store", "linux": "the distribution's CA bundle", "os": "the OS store"}
+             "linux": "the distribution's CA bundle", "os": "the OS store"}
 
 
 def _system_store() -> TrustStore:
     kind = platform_key()
     if kind == "darwin":
-        from .macos import MacOSKeychainStore
+        from .macos import MacOSKeychainStore  # each platform imports its own store only
 
         return MacOSKeychainStore()
     if kind == "windows":
-        from .windows import WindowsRootStore
+        from .windows import WindowsRootStore  # each platform imports its own store only
 
         return WindowsRootStore()
-    from .linux import LinuxSystemStore
+    from .linux import LinuxSystemStore  # each platform imports its own store only
 
     return LinuxSystemStore()
 
 
 def all_stores() -> list[TrustStore]:
-    """One instance of each store for this platform, present or not."""
+    """One instance of each store for this platform, present or not; the Windows side only under WSL."""
+    # Not at module level: the Java store costs `devcert create`'s trust hint ~10 ms (any_trusts).
     from .java import JavaStore
-    from .nss import NSSStore
+    from .nss import NSSStore  # (see JavaStore)
+    from .wsl import WSLWindowsStore, is_wsl  # (see JavaStore)
 
-    return [_system_store(), NSSStore(), JavaStore()]
+    stores = [_system_store(), NSSStore(), JavaStore()]
+    if is_wsl():
+        stores.append(WSLWindowsStore(wsl=True))
+    return stores
 
 
 def parse_store_names(names: Iterable[str]) -> list[str]:
@@ -107,6 +114,10 @@ def selected_stores(names: Iterable[str] | None = None, *, include_unavailable: 
     stores = all_stores()
     if wanted:
         by_name = {s.name: s for s in stores}
+        if "windows" in wanted and "windows" not in by_name:  # named outside WSL: it says why not
+            from .wsl import WSLWindowsStore
+
+            by_name["windows"] = WSLWindowsStore(wsl=False)
         return [by_name[n] for n in wanted]
     if include_unavailable:
         return stores
@@ -127,7 +138,7 @@ def trusted_anywhere(ca: LocalCA) -> bool:
         # ~10 ms, and it is never asked anyway.
         stores: list[TrustStore] = [_system_store()] if "system" in wanted else []
         if "nss" in wanted:
-            from .nss import NSSStore
+            from .nss import NSSStore  # deferred with the others (all_stores)
 
             stores.append(NSSStore())
         stores = [s for s in stores if s.available()]
@@ -219,8 +230,6 @@ def sudo_caroot_problem(environ: Mapping[str, str] | None = None, *, euid: int |
     installing would make and trust a second CA nobody issues from. ``home_of`` (for tests)
     maps a user name to a home folder; by default the password database is used.
     """
-    from ..ca import CERT_FILE, caroot
-
     env = os.environ if environ is None else environ
     if os.name != "posix":
         return None
@@ -233,7 +242,7 @@ def sudo_caroot_problem(environ: Mapping[str, str] | None = None, *, euid: int |
         if callable(home_of):
             home = home_of(user)
         else:
-            import pwd
+            import pwd  # POSIX only (checked above), and only under sudo
 
             home = pwd.getpwnam(user).pw_dir
     except (KeyError, OSError):

@@ -233,8 +233,14 @@ class LinuxSystemStore(TrustStore):
         if not path.is_file():
             return
         self._check()
-        runner = self._runner(runner)
+        self._remove_and_update(self._runner(runner), ca, path)
+
+    def _remove_and_update(self, runner: Runner, ca: LocalCA, path: Path, also: Sequence[Path] = ()) -> None:
+        """Remove the anchor (and ``also``: links the rebuild made to it), then rebuild the
+        bundle; if the rebuild fails, put the anchor back so the store is as it was."""
         runner.remove_file(path)
+        for extra in also:
+            runner.remove_file(extra)
         try:
             self._update(runner)
         except TrustStoreError:

@@ -96,7 +96,7 @@ def certutil_package() -> str:
         return "Homebrew's nss (brew install nss)"
     if kind == "windows":
         return "NSS's tools (Windows' own certutil.exe is a different program)"
-    from .linux import detect_family, read_os_release
+    from .linux import detect_family, read_os_release  # Linux only: how its distribution names the package
 
     family = detect_family(read_os_release())
     if family is not None and family.key in CERTUTIL_PACKAGES:

@@ -1,0 +1,281 @@
+""":class:`WSSServer`: binding, lifecycle and routing; and the ways to run it (:func:`run` until
+a signal, :meth:`WSSServer.run_in_thread` for synchronous code and tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import signal
+import socket
+import ssl
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from aiohttp import web
+
+from ..errors import PortInUseError, ServeError
+from . import options, static, websocket
+from .aiohttp_internals import HeadDeadline, Log, listen
+from .echo import echo
+from .proxy import Proxy
+
+try:  # optional (the "fast" extra): a faster event loop for run()
+    import uvloop
+except ImportError:  # pragma: no cover - depends on what is installed
+    uvloop = None
+
+#: Seconds :meth:`WSSServer.run_in_thread` waits for the server to start, and then to stop.
+THREAD_TIMEOUT = 30.0
+
+
+def _quiet(level: str, message: str) -> None:
+    pass
+
+
+@dataclass
+class WSSServer:
+    """The serve-wss server, usable from Python::
+
+        server = WSSServer(ssl_context, port=0)
+        await server.start()          # binds; server.port is the real port
+        ...
+        await server.stop()           # open WebSockets get close code 1001
+
+    or, from synchronous code and tests, ``with server.run_in_thread(): ...``.
+
+    Options are checked by :func:`devcert.serve.options.check` (``ws_path`` None is ``/ws``;
+    it does not apply with ``proxy``); a bad one raises :class:`~devcert.errors.ServeOptionError`.
+    It reports what happens through ``log(level, message)``, level ``"info"``, ``"warning"`` or
+    ``"error"``; it never prints.
+    """
+
+    ssl_context: ssl.SSLContext
+    host: str = options.DEFAULT_HOST
+    port: int = options.DEFAULT_PORT
+    ws_path: str | None = None
+    directory: str | Path | None = None
+    #: serve names starting with a dot from ``directory`` too (else 404; ``/.well-known/`` is served)
+    dotfiles: bool = False
+    proxy: str | None = None
+    max_size: int = options.DEFAULT_MAX_SIZE
+    handshake_timeout: float = options.HANDSHAKE_TIMEOUT
+    request_head_timeout: float = options.REQUEST_HEAD_TIMEOUT
+    keepalive_timeout: float = options.KEEPALIVE_TIMEOUT
+    log: Log = _quiet
+    #: the address actually listened on, once started (``--host localhost`` may be 127.0.0.1)
+    address: str | None = field(default=None, init=False)
+    _sockets: set[Any] = field(default_factory=set, init=False, repr=False)
+    _connections: dict[Any, HeadDeadline] = field(default_factory=dict, init=False, repr=False)
+    _proxy: Proxy | None = field(default=None, init=False, repr=False)
+    _runner: web.AppRunner | None = field(default=None, init=False, repr=False)
+    _server: asyncio.AbstractServer | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        checked = options.check(host=self.host, port=self.port, ws_path=self.ws_path, directory=self.directory,
+                                dotfiles=self.dotfiles, proxy=self.proxy, max_size=self.max_size)
+        options.check_timeouts(self.request_head_timeout, self.keepalive_timeout, self.handshake_timeout)
+        self.host, self.port, self.ws_path = checked.host, checked.port, checked.ws_path
+        self.directory, self.proxy = checked.directory, checked.proxy
+        if self.proxy is not None:
+            self._proxy = Proxy(self.proxy, max_size=self.max_size, log=self.log, sockets=self._sockets)
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind and start serving; raises :class:`PortInUseError` when the port is taken."""
+        app = web.Application(client_max_size=self.max_size)
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None,
+                                     keepalive_timeout=self.keepalive_timeout, shutdown_timeout=websocket.CLOSE_TIMEOUT)
+        await self._runner.setup()
+        sock = self._bind()
+        self._server = await listen(
+            self._runner, sock, self.ssl_context, connections=self._connections,
+            request_head_timeout=self.request_head_timeout, handshake_timeout=self.handshake_timeout,
+            shutdown_timeout=websocket.CLOSE_TIMEOUT, log=self.log,
+        )
+        self.address, self.port = sock.getsockname()[:2]
+
+    def _bind(self) -> socket.socket:
+        family, sockaddr = options.resolve_host(self.host)
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind((sockaddr[0], self.port, *sockaddr[2:]))
+            sock.listen(512)
+            sock.setblocking(False)
+        except OSError as err:
+            sock.close()
+            raise self._bind_error(err) from None
+        return sock
+
+    def _bind_error(self, err: OSError) -> ServeError:
+        where = {"host": self.host, "port": self.port}
+        if err.errno == errno.EADDRINUSE:
+            return PortInUseError("port {port} on {host} is already in use; stop the other program or pick another "
+                                  "with {-port}", **where)
+        if err.errno == errno.EACCES:
+            return ServeError("not allowed to listen on port {port} (ports below 1024 need root); pick another with "
+                              "{-port}", **where)
+        if err.errno == errno.EADDRNOTAVAIL:
+            return ServeError("cannot listen on {host}: no such address on this machine", **where)
+        return ServeError("cannot listen on {host}:{port}: {why}", why=err.strerror, **where)
+
+    async def stop(self) -> None:
+        """Stop accepting, close open WebSockets with 1001 (going away), then stop."""
+        if self._server is not None:
+            self._server.close()
+        # proxied connections: both the client and the upstream side hear 1001
+        upstreams = self._proxy.upstreams if self._proxy is not None else {}
+        await websocket.close_all(list(self._sockets) + [upstreams[ws] for ws in self._sockets if ws in upstreams])
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._proxy is not None:
+            await self._proxy.close()
+        self._server = self._runner = None
+
+    def run_in_thread(self) -> ThreadRunner:
+        """A context manager running the server on its own event loop in a thread."""
+        return ThreadRunner(self)
+
+    # --- request handling ----------------------------------------------------------------
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        conn = self._connections.get(request.transport)
+        if conn is None:
+            return await self._route(request, None)
+        conn.request_started()
+        try:
+            return await self._route(request, conn)
+        finally:
+            conn.request_done()
+
+    async def _route(self, request: web.Request, conn: HeadDeadline | None) -> web.StreamResponse:
+        if self._proxy is not None:
+            return await self._proxy.handle(request)
+        if request.path == self.ws_path:
+            if websocket.is_upgrade(request):
+                if conn is not None:
+                    # replies to frames read together go out as one TLS record and one send
+                    # (~1.7x pipelined echo, half the CPU per message)
+                    conn.coalesce_writes(request)
+                return await echo(request, max_size=self.max_size, sockets=self._sockets, log=self.log)
+            return web.Response(status=426, text=f"{self.ws_path} is a WebSocket endpoint: connect with wss://\n",
+                                headers={"Upgrade": "websocket"})
+        if request.method not in ("GET", "HEAD"):
+            return web.Response(status=405, text="method not allowed\n", headers={"Allow": "GET, HEAD"})
+        if self.directory is not None:
+            return static.serve_file(request, Path(self.directory), dotfiles=self.dotfiles)
+        if request.path in ("/", "/index.html"):
+            return static.demo_page(self.ws_path or options.DEFAULT_WS_PATH)
+        return web.Response(status=404, text="not found\n")
+
+
+class ThreadRunner:
+    """Runs a :class:`WSSServer` on a private event loop in a daemon thread."""
+
+    def __init__(self, server: WSSServer):
+        self.server = server
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    async def _serve(self) -> None:
+        self._stop = asyncio.Event()
+        try:
+            await self.server.start()
+        except BaseException as err:
+            self._error = err
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            await self._stop.wait()
+        finally:
+            await self.server.stop()
+
+    def _main(self) -> None:
+        self.loop = loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(self._serve())
+        finally:
+            try:
+                finish_tasks(loop)
+            finally:
+                loop.close()
+
+    def __enter__(self) -> WSSServer:
+        self._thread = threading.Thread(target=self._main, name="devcert-serve", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(THREAD_TIMEOUT):
+            raise ServeError("the server did not start within {seconds:g} s", seconds=THREAD_TIMEOUT)
+        if self._error is not None:
+            raise self._error
+        return self.server
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.loop is not None and self._stop is not None and self._thread is not None and self._thread.is_alive():
+            self.loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(THREAD_TIMEOUT)
+
+
+def finish_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel and await what is left on ``loop`` before it closes, as :func:`asyncio.run` does.
+
+    asyncio's own TLS accept task (``_accept_connection2``) for a client still in its handshake
+    is not ended by closing the server; left pending it is reported as "Task was destroyed but
+    it is pending!" when the loop goes away. Cancelled, it closes that connection itself.
+    """
+    tasks = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+    loop.run_until_complete(loop.shutdown_asyncgens())
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's event loop when it is installed, else asyncio's (DEVCERT_NO_UVLOOP=1 forces asyncio)."""
+    if uvloop is None or os.environ.get("DEVCERT_NO_UVLOOP", "") not in ("", "0"):
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def run(server: WSSServer, *, on_ready: Callable[[WSSServer], None] | None = None) -> None:
+    """Serve until SIGINT or SIGTERM, then close connections with 1001 and return."""
+    loop = new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(_serve_until_signal(loop, server, on_ready))
+    finally:
+        try:
+            finish_tasks(loop)
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
+
+async def _serve_until_signal(loop: asyncio.AbstractEventLoop, server: WSSServer,
+                              on_ready: Callable[[WSSServer], None] | None) -> None:
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - Windows
+            signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
+    await server.start()
+    if on_ready is not None:
+        on_ready(server)
+    try:
+        await stop.wait()
+    finally:
+        server.log("info", "shutting down: closing connections (1001 going away)")
+        await server.stop()

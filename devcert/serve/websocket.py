@@ -1,0 +1,55 @@
+"""What the echo endpoint and the proxy share about WebSocket connections: the upgrade test,
+the response both make, close codes and their time limits."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+from aiohttp import web
+
+from .aiohttp_internals import max_msg_size
+
+#: Bytes buffered for sending to one slow WebSocket client before its sender waits (only that
+#: connection waits; the others go on).
+WRITE_LIMIT = 256 * 1024
+#: Seconds given to open WebSocket connections to finish their closing handshake on shutdown.
+CLOSE_TIMEOUT = 3.0
+CLOSE_GOING_AWAY = 1001
+
+
+def is_upgrade(request: web.BaseRequest) -> bool:
+    """Whether ``request`` asks to become a WebSocket."""
+    return "websocket" in request.headers.get("Upgrade", "").lower() and \
+        "upgrade" in request.headers.get("Connection", "").lower()
+
+
+def response(max_size: int, protocols: Iterable[str] = (), *, autoclose: bool = True) -> web.WebSocketResponse:
+    """A server-side WebSocket accepting messages of up to ``max_size`` bytes, uncompressed."""
+    return web.WebSocketResponse(protocols=tuple(protocols), max_msg_size=max_msg_size(max_size), compress=False,
+                                 writer_limit=WRITE_LIMIT, autoping=True, timeout=CLOSE_TIMEOUT, autoclose=autoclose)
+
+
+def sendable_close_code(code: int | None) -> int:
+    """A close code that may go on the wire: 1005/1006/1015 are reserved for reporting only."""
+    if code is None or code in (1005, 1006, 1015) or not (1000 <= code <= 4999):
+        return 1000
+    return code
+
+
+async def close_all(sockets: Iterable[Any], timeout: float = CLOSE_TIMEOUT) -> None:
+    """Close each WebSocket with 1001 (going away), waiting at most ``timeout`` for them all."""
+    tasks = [asyncio.ensure_future(ws.close(code=CLOSE_GOING_AWAY, message=b"server shutting down")) for ws in sockets]
+    if tasks:
+        await asyncio.wait(tasks, timeout=timeout)
+
+
+def describe_size_limit(max_size: int) -> str:
+    """How log lines and close reasons name the message size limit.
+
+    The one place the package spells a CLI flag: these words reach serve-wss's users on the
+    console and peers in close reasons, and the Python API's callers (and tests) see the same
+    text. Moving it to the CLI needs the log to carry fields instead of lines.
+    """
+    return f"--max-size {max_size} bytes"
