@@ -238,7 +238,7 @@ def test_negative_protocol_cases(server, responder):
 
     # the url header names another resource
     wrong = _signed_post(acme, new_order, payload, url=acme.directory["newAccount"])
-    assert (wrong.status_code, _problem(wrong)["type"]) == (401, "urn:ietf:params:acme:error:unauthorized")
+    assert (wrong.status_code, _problem(wrong)["type"]) == (403, "urn:ietf:params:acme:error:unauthorized")
 
     # a signature by another key
     forged = _post_jws(acme, new_order, {**fields, "nonce": requests.head(

@@ -141,7 +141,7 @@ def verify(body: bytes, *, url: str, use_nonce: Callable[[str], bool],
         raise malformed("the inner JWS of a key change must not carry a nonce")
     if header.get("url") != url:
         raise AcmeProblem("unauthorized", f"the JWS url header {header.get('url')!r} is not this request's URL {url}",
-                          401)
+                          403)
     has_jwk, has_kid = "jwk" in header, "kid" in header
     if has_jwk == has_kid:
         raise malformed("the JWS protected header must have exactly one of jwk and kid")
