@@ -131,14 +131,16 @@ class NameNotPermittedError(DevcertError):
 class NotRenewableError(DevcertError):
     """A certificate in the inventory that devcert cannot reissue in place.
 
-    ``reason`` is ``"csr"`` (signed from a CSR: its key stays with its owner) or ``"pkcs12"``
-    (written as PKCS#12: its key is sealed with a password devcert does not keep); ``path`` is
-    the certificate file. The message names the file.
+    ``reason`` is ``"csr"`` (signed from a CSR: its key stays with its owner), ``"pkcs12"``
+    (written as PKCS#12: its key is sealed with a password devcert does not keep) or ``"acme"``
+    (issued by ``devcert acme``: its ACME client renews it); ``path`` is the certificate file.
+    The message names the file.
     """
 
     REASONS = {
         "csr": "issued for a CSR: its key is not here",
         "pkcs12": "written as PKCS#12: its key is sealed with a password devcert does not keep",
+        "acme": "issued over ACME: its client holds the key and renews it",
     }
 
     def __init__(self, path: object, reason: str):

@@ -268,10 +268,13 @@ def from_csr(entry: dict[str, Any]) -> bool:
 
 def not_renewable(entry: dict[str, Any]) -> str | None:
     """Why ``renew`` and ``rotate`` cannot reissue ``entry`` in place, or None when they can:
-    ``"pkcs12"`` (its key is sealed with a password devcert does not keep) or ``"csr"`` (signed
-    from a CSR: its key stays with its owner); :class:`~devcert.errors.NotRenewableError` words both."""
+    ``"pkcs12"`` (its key is sealed with a password devcert does not keep), ``"acme"`` (issued by
+    ``devcert acme``: its ACME client renews it) or ``"csr"`` (signed from a CSR: its key stays
+    with its owner); :class:`~devcert.errors.NotRenewableError` words each."""
     if entry.get("p12"):
         return "pkcs12"
+    if entry.get("source") == ACME_SOURCE:
+        return "acme"
     if from_csr(entry):
         return "csr"
     return None

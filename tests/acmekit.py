@@ -26,7 +26,7 @@ from acme import challenges, client, crypto_util, messages
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from tests.helpers import UNIT, clean_env, devcert_exe
+from tests.helpers import UNIT, TLSServer, clean_env, devcert_exe
 
 
 class ServerExited(AssertionError):
@@ -144,31 +144,8 @@ def handshake(cert_pem: bytes, key_pem: bytes, ca_file: str, name: str, tmp: Pat
     key_path.write_bytes(key_pem)
     server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_ctx.load_cert_chain(cert_path, key_path)
-    return serve_and_connect(server_ctx, ca_file, name)
-
-
-def serve_and_connect(server_ctx: ssl.SSLContext, ca_file: str, name: str, port: int | None = None) -> dict[str, Any]:
-    """A one-connection TLS server with ``server_ctx``; a client trusting only ``ca_file``."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    errors: list[BaseException] = []
-
-    def accept() -> None:
-        try:
-            listener.settimeout(30 * UNIT)
-            conn, _ = listener.accept()
-            with server_ctx.wrap_socket(conn, server_side=True) as tls:
-                tls.recv(1)
-        except (OSError, ssl.SSLError) as err:
-            errors.append(err)
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        return connect(port, ca_file, name)
-    finally:
-        thread.join(30 * UNIT)
-        listener.close()
+    with TLSServer(server_ctx) as server:  # the suite's one TLS server, on port 0
+        return connect(server.port, ca_file, name)
 
 
 def connect(port: int, ca_file: str, name: str) -> dict[str, Any]:

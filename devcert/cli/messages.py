@@ -56,6 +56,7 @@ FIXES: dict[str, str | Callable[[DevcertError], str]] = {
     "shorter-name": " (give a shorter one with --cert-file / --key-file)",
     "csr": "; sign a new CSR with `devcert create --csr`",
     "pkcs12": "; make it again with `devcert create --p12-file`",
+    "acme": "; the ACME client renews it from `devcert acme`",
     "not-recorded": (" (`devcert list` shows it); issue it with `devcert create` or declare it in the project "
                      "and run `devcert sync`"),
     # the project configuration

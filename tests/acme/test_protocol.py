@@ -86,7 +86,7 @@ def test_certificate_goes_into_the_inventory_marked_acme(server, responder, caro
     (entry,) = [e for e in entries if e["names"] == ["inv.localhost"]]
     assert entry["source"] == "acme"
     assert entry["serial"] == format(cert.serial_number, "x")
-    assert inventory.not_renewable(entry) == "csr"  # its key is with its ACME client: renew and rotate skip it
+    assert inventory.not_renewable(entry) == "acme"  # its key is with its ACME client: renew and rotate skip it
     listed = run_devcert("list", "--json", env=server.env)
     assert "inv.localhost" in listed.stdout, listed.stderr
 
