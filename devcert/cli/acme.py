@@ -12,7 +12,7 @@ import typer
 
 from .application import app
 from .messages import describe
-from .options import JsonOption
+from .options import JsonOption, whole_number
 from .output import Failed, echo, warn
 
 #: The directory port unless --port is given: memorable (RFC 8555) and unprivileged.
@@ -60,8 +60,8 @@ def client_lines(directory: str, ca_file: str, http_port: int, tls_port: int) ->
         "  }",
         "Caddy (one site):",
         "  app.localhost {",
-        f"    tls {{",
-        f"      issuer acme {{",
+        "    tls {",
+        "      issuer acme {",
         f"        dir {directory}",
         f"        trusted_roots {ca_file}",
         "      }",
@@ -92,21 +92,22 @@ def client_lines(directory: str, ca_file: str, http_port: int, tls_port: int) ->
 @app.command(
     "acme",
     epilog=(
-        "Examples:\n\n"
-        "  devcert acme                                   # https://127.0.0.1:8555/directory\n\n"
-        "  devcert acme --port 0 --json                   # any free port; one JSON line once listening\n\n"
-        "  devcert acme --http-port 5002 --tls-port 5001  # clients answer challenges on unprivileged ports\n\n"
+        "\b\n"  # \b: click prints this paragraph as written
+        "Examples:\n"
+        "  devcert acme                                   # https://127.0.0.1:8555/directory\n"
+        "  devcert acme --port 0 --json                   # any free port; one JSON line once listening\n"
+        "  devcert acme --http-port 5002 --tls-port 5001  # clients answer challenges on unprivileged ports\n"
         "  devcert acme --host 0.0.0.0 --name host.docker.internal   # for containers on this machine"
     ),
 )
 def acme(
-    host: Annotated[str, typer.Option("--host", help="Address to listen on; 0.0.0.0 lets other machines (containers, a cluster) use it.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", "-p", help="TCP port of the ACME directory (0: any free port).")] = DEFAULT_PORT,
-    http_port: Annotated[int, typer.Option("--http-port", help="Port on which http-01 challenges are fetched.")] = 80,
-    tls_port: Annotated[int, typer.Option("--tls-port", help="Port on which tls-alpn-01 challenges are checked.")] = 443,
-    dns_server: Annotated[Optional[str], typer.Option("--dns-server", help="DNS server (IP or IP:PORT) asked for dns-01 TXT records instead of the system's.", show_default=False)] = None,
-    name: Annotated[Optional[list[str]], typer.Option("--name", help="A name other machines or containers use to reach this one (host.docker.internal, a LAN name): added to the server's certificate and used in the directory URL. Repeatable.", show_default=False)] = None,
-    days: Annotated[int, typer.Option("--days", help="Lifetime of issued certificates (at most 825, never past the CA's end).")] = 90,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on; 0.0.0.0 lets other machines (containers, a cluster) use it.", metavar="HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p", help="TCP port of the ACME directory (0: any free port).", metavar="PORT", parser=whole_number)] = DEFAULT_PORT,
+    http_port: Annotated[int, typer.Option("--http-port", help="Port on which http-01 challenges are fetched.", metavar="HTTP_PORT", parser=whole_number)] = 80,
+    tls_port: Annotated[int, typer.Option("--tls-port", help="Port on which tls-alpn-01 challenges are checked.", metavar="TLS_PORT", parser=whole_number)] = 443,
+    dns_server: Annotated[Optional[str], typer.Option("--dns-server", help="DNS server (IP or IP:PORT) asked for dns-01 TXT records instead of the system's.", show_default=False, metavar="DNS_SERVER")] = None,
+    name: Annotated[Optional[list[str]], typer.Option("--name", help="A name other machines or containers use to reach this one (host.docker.internal, a LAN name): added to the server's certificate and used in the directory URL. Repeatable.", show_default=False, metavar="NAME")] = None,
+    days: Annotated[int, typer.Option("--days", help="Lifetime of issued certificates (at most 825, never past the CA's end).", metavar="DAYS", parser=whole_number)] = 90,
     json_output: JsonOption = False,
 ) -> None:
     """Serve an ACME (RFC 8555) directory over https that issues from the local CA.

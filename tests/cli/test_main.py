@@ -221,3 +221,14 @@ def test_fast_parser_and_typer_agree_on_options() -> None:
     typer_options = {opt for p in command.params for opt in p.opts if opt.startswith("--")}
     typer_options.discard("--help")
     assert set(OPTIONS) == typer_options
+
+
+def test_every_option_names_its_value(cli_env: dict[str, str]) -> None:
+    """Every command's options read ``--days DAYS``, never typer's ``--days <int>``."""
+    commands = ["create", "caroot", "install", "uninstall", "status", "serve-wss", "snippet", "env", "doctor",
+                "sync", "list", "renew", "inspect", "acme", "share", "ca init", "ca info", "ca rotate",
+                "ca import-mkcert"]
+    for command in commands:
+        res = run_devcert(*command.split(), "--help", env=cli_env)
+        assert res.returncode == 0, (command, res.stderr)
+        assert not re.search(r"--[\w-]+ <", res.stdout), (command, res.stdout)
