@@ -250,3 +250,37 @@ async def listen(runner: web.AppRunner, sock: socket.socket, ssl_context: ssl.SS
         lambda: HeadDeadline(handler_factory(), connections, request_head_timeout, log),
         sock=sock, backlog=512, **tls,
     )
+
+
+class _Verbatim:
+    """What :class:`TransparentResponse` and :class:`TransparentWebSocketResponse` share.
+
+    aiohttp's ``StreamResponse._prepare_headers`` (private) fills in ``Server: Python/...
+    aiohttp/...`` and, for a response with a body, ``Content-Type: application/octet-stream``
+    when the handler set none. A proxy passing on an upstream's response must add neither: after
+    aiohttp's own step, whichever of the two the upstream did not send is removed again.
+    ``Date`` stays: RFC 9110 6.6.1 asks a forwarding recipient with a clock to add it when missing.
+    """
+
+    async def _prepare_headers(self) -> None:
+        headers = self.headers  # type: ignore[attr-defined]
+        absent = [name for name in ("Server", "Content-Type") if name not in headers]
+        await super()._prepare_headers()  # type: ignore[misc]
+        for name in absent:
+            headers.popall(name, None)
+
+
+class TransparentResponse(_Verbatim, web.StreamResponse):
+    """A streamed response that carries exactly the headers it was given (plus framing and Date)."""
+
+
+class TransparentWebSocketResponse(_Verbatim, web.WebSocketResponse):
+    """A server WebSocket whose 101 carries the headers it was given plus the handshake's own."""
+
+
+def handshake_headers(ws: Any) -> Any:
+    """The headers of the upstream's 101 answer to an aiohttp client WebSocket (``ws_connect``).
+
+    aiohttp keeps the handshake response only as ``ClientWebSocketResponse._response``.
+    """
+    return ws._response.headers

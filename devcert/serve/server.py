@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import ipaddress
 import os
+import secrets
 import signal
 import socket
 import ssl
@@ -13,14 +15,16 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from ..errors import PortInUseError, ServeError
+from ..errors import PortInUseError, ServeError, ServeOptionError
 from . import options, static, websocket
 from .aiohttp_internals import HeadDeadline, Log, listen
 from .echo import echo
-from .proxy import Proxy
+from .logs import Summarized, one_line_logger
+from .proxy import Proxy, has_passed
 
 try:  # optional (the "fast" extra): a faster event loop for run()
     import uvloop
@@ -72,15 +76,22 @@ class WSSServer:
     _proxy: Proxy | None = field(default=None, init=False, repr=False)
     _runner: web.AppRunner | None = field(default=None, init=False, repr=False)
     _server: asyncio.AbstractServer | None = field(default=None, init=False, repr=False)
+    #: marks the requests this server relays (``Forwarded: ...;by=_devcert-TOKEN``), so one that
+    #: comes back to it (a proxy pointed at itself, two servers pointed at each other) is answered
+    #: 508 at once instead of being relayed again
+    _token: str = field(default_factory=lambda: secrets.token_hex(8), init=False, repr=False)
 
     def __post_init__(self) -> None:
+        #: what the server's parts log through: problems summarised, see :mod:`devcert.serve.logs`
+        self._say = Summarized(self.log)
         checked = options.check(host=self.host, port=self.port, ws_path=self.ws_path, directory=self.directory,
                                 dotfiles=self.dotfiles, proxy=self.proxy, max_size=self.max_size)
         options.check_timeouts(self.request_head_timeout, self.keepalive_timeout, self.handshake_timeout)
         self.host, self.port, self.ws_path = checked.host, checked.port, checked.ws_path
         self.directory, self.proxy = checked.directory, checked.proxy
         if self.proxy is not None:
-            self._proxy = Proxy(self.proxy, max_size=self.max_size, log=self.log, sockets=self._sockets)
+            self._proxy = Proxy(self.proxy, max_size=self.max_size, log=self._say, sockets=self._sockets,
+                                token=self._token)
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -88,16 +99,36 @@ class WSSServer:
         """Bind and start serving; raises :class:`PortInUseError` when the port is taken."""
         app = web.Application(client_max_size=self.max_size)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None,
+        # aiohttp's own reports (a malformed request, a handler that failed) as one summarised
+        # line each instead of a traceback on stderr
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, logger=one_line_logger(self._say),
                                      keepalive_timeout=self.keepalive_timeout, shutdown_timeout=websocket.CLOSE_TIMEOUT)
         await self._runner.setup()
         sock = self._bind()
         self._server = await listen(
             self._runner, sock, self.ssl_context, connections=self._connections,
             request_head_timeout=self.request_head_timeout, handshake_timeout=self.handshake_timeout,
-            shutdown_timeout=websocket.CLOSE_TIMEOUT, log=self.log,
+            shutdown_timeout=websocket.CLOSE_TIMEOUT, log=self._say,
         )
         self.address, self.port = sock.getsockname()[:2]
+        try:
+            self._refuse_self_targets()
+        except ServeOptionError:
+            await self.stop()
+            raise
+
+    def _targets(self) -> list[str]:
+        """Every upstream URL requests may be relayed to."""
+        return [self.proxy] if self.proxy is not None else []
+
+    def _refuse_self_targets(self) -> None:
+        """A relay target that is this server's own listening address would relay each request
+        to itself: refused at start (a loop through another name or server still ends at 508)."""
+        for target in self._targets():
+            if is_own_address(target, self.address or self.host, self.port):
+                raise ServeOptionError("{-proxy} {target} is this server's own address ({address} port {port}): it "
+                                       "would relay every request to itself; give the dev server's address",
+                                       target=target, address=self.address, port=self.port)
 
     def _bind(self) -> socket.socket:
         family, sockaddr = options.resolve_host(self.host)
@@ -138,6 +169,15 @@ class WSSServer:
         if self._proxy is not None:
             await self._proxy.close()
         self._server = self._runner = None
+        self._say.flush()
+
+    def loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """An event loop exception handler: asyncio's reports (a TLS handshake that failed, a
+        callback that raised) as one summarised line, never a traceback."""
+        err = context.get("exception")
+        detail = " ".join((str(err) or type(err).__name__).split()) if err is not None else ""
+        message = " ".join(str(context.get("message", "")).split())
+        self._say("warning", f"{message}: {detail}" if detail else message)
 
     def run_in_thread(self) -> ThreadRunner:
         """A context manager running the server on its own event loop in a thread."""
@@ -157,6 +197,8 @@ class WSSServer:
 
     async def _route(self, request: web.Request, conn: HeadDeadline | None) -> web.StreamResponse:
         if self._proxy is not None:
+            if has_passed(request, self._token):
+                return self._loop_detected(request)
             return await self._proxy.handle(request)
         if request.path == self.ws_path:
             if websocket.is_upgrade(request):
@@ -164,7 +206,7 @@ class WSSServer:
                     # replies to frames read together go out as one TLS record and one send
                     # (~1.7x pipelined echo, half the CPU per message)
                     conn.coalesce_writes(request)
-                return await echo(request, max_size=self.max_size, sockets=self._sockets, log=self.log)
+                return await echo(request, max_size=self.max_size, sockets=self._sockets, log=self._say)
             return web.Response(status=426, text=f"{self.ws_path} is a WebSocket endpoint: connect with wss://\n",
                                 headers={"Upgrade": "websocket"})
         if request.method not in ("GET", "HEAD"):
@@ -174,6 +216,42 @@ class WSSServer:
         if request.path in ("/", "/index.html"):
             return static.demo_page(self.ws_path or options.DEFAULT_WS_PATH)
         return web.Response(status=404, text="not found\n")
+
+
+    def _loop_detected(self, request: web.BaseRequest) -> web.Response:
+        self._say("warning", f"508 for {request.method} {request.rel_url} from {request.remote}: it came back "
+                            f"through this server (a relay target leads back here)")
+        return web.Response(status=508, text="devcert serve-wss: loop detected: this request already passed through "
+                                             "this server, so a relay target leads back to it\n")
+
+
+def is_own_address(target: str, bound: str, port: int) -> bool:
+    """Whether the upstream URL ``target`` reaches the socket bound at ``bound``:``port``."""
+    parts = urlsplit(target)
+    if parts.port != port or parts.hostname is None:
+        return False
+    try:
+        infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        return False  # an upstream that does not resolve is reported per request (502)
+    listening = ipaddress.ip_address(bound.split("%")[0])
+    for family, _, _, _, sockaddr in infos:
+        address = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
+        if address == listening:
+            return True
+        if listening.is_unspecified and address.version == listening.version and _is_local(family, sockaddr[0]):
+            return True
+    return False
+
+
+def _is_local(family: int, address: str) -> bool:
+    """Whether ``address`` is one of this machine's (it can be bound)."""
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((address, 0))
+        return True
+    except OSError:
+        return False
 
 
 class ThreadRunner:
@@ -203,6 +281,7 @@ class ThreadRunner:
 
     def _main(self) -> None:
         self.loop = loop = asyncio.new_event_loop()
+        loop.set_exception_handler(self.server.loop_exception)
         try:
             loop.run_until_complete(self._serve())
         finally:
@@ -252,6 +331,7 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 def run(server: WSSServer, *, on_ready: Callable[[WSSServer], None] | None = None) -> None:
     """Serve until SIGINT or SIGTERM, then close connections with 1001 and return."""
     loop = new_event_loop()
+    loop.set_exception_handler(server.loop_exception)
     asyncio.set_event_loop(loop)
     try:
         loop.run_until_complete(_serve_until_signal(loop, server, on_ready))

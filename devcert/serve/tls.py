@@ -6,7 +6,7 @@ import ssl
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..ca import LocalCA
+from ..ca import CERT_FILE, LocalCA, caroot
 from ..issue import Ensured, ensure_leaf, managed_leaf_paths
 from ..names import DEFAULT_NAMES, parse_names
 
@@ -30,4 +30,14 @@ def server_context(cert_path: str | Path, key_path: str | Path) -> ssl.SSLContex
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(str(cert_path), str(key_path))
     ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+def upstream_context() -> ssl.SSLContext:
+    """The TLS context for a ``wss://`` / ``https://`` upstream: the system's trust plus the
+    local CA, since such an upstream is most often another server with a devcert certificate."""
+    ctx = ssl.create_default_context()
+    ca_file = caroot() / CERT_FILE
+    if ca_file.is_file():
+        ctx.load_verify_locations(cafile=str(ca_file))
     return ctx

@@ -25,9 +25,10 @@ def is_upgrade(request: web.BaseRequest) -> bool:
         "upgrade" in request.headers.get("Connection", "").lower()
 
 
-def response(max_size: int, protocols: Iterable[str] = (), *, autoclose: bool = True) -> web.WebSocketResponse:
-    """A server-side WebSocket accepting messages of up to ``max_size`` bytes, uncompressed."""
-    return web.WebSocketResponse(protocols=tuple(protocols), max_msg_size=max_msg_size(max_size), compress=False,
+def response(max_size: int, protocols: Iterable[str] = (), *, autoclose: bool = True,
+             cls: type[web.WebSocketResponse] = web.WebSocketResponse) -> web.WebSocketResponse:
+    """A server-side WebSocket (of class ``cls``) accepting messages of up to ``max_size`` bytes, uncompressed."""
+    return cls(protocols=tuple(protocols), max_msg_size=max_msg_size(max_size), compress=False,
                                  writer_limit=WRITE_LIMIT, autoping=True, timeout=CLOSE_TIMEOUT, autoclose=autoclose)
 
 
