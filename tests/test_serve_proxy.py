@@ -246,14 +246,21 @@ class Serving:
     """``devcert serve-wss ARGS`` as a subprocess on ``port``, ready once it prints its first line;
     stopped with SIGINT by its PID."""
 
-    def __init__(self, args: list[str], env: dict, port: int) -> None:
+    def __init__(self, args: list[str], env: dict, port: int, cwd: Path | None = None) -> None:
         self.port = port
-        self.proc = subprocess.Popen([devcert_exe(), "serve-wss", "--port", str(port), *args], env=env,
+        self.proc = subprocess.Popen([devcert_exe(), "serve-wss", "--port", str(port), *args], env=env, cwd=cwd,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def __enter__(self) -> "Serving":
-        line = self.proc.stdout.readline()
-        assert line.startswith("Serving "), (line, self.proc.stderr.read() if self.proc.poll() is not None else "")
+        """Ready once the announcement (stdout up to its curl line, kept in ``out``) is printed."""
+        lines: list[str] = []
+        while line := self.proc.stdout.readline():
+            lines.append(line)
+            if line.startswith("  curl "):
+                break
+        self.out = "".join(lines)
+        assert lines and lines[0].startswith("Serving "), \
+            (self.out, self.proc.stderr.read() if self.proc.poll() is not None else "")
         return self
 
     def rss_kib(self) -> int:

@@ -19,12 +19,15 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from ..ca import LocalCA
 from ..errors import PortInUseError, ServeError, ServeOptionError
+from ..names import DEFAULT_NAMES
 from . import options, static, websocket
 from .aiohttp_internals import HeadDeadline, Log, listen
 from .echo import echo
 from .logs import Summarized, one_line_logger
 from .proxy import Proxy, has_passed
+from .tls import Certificates
 
 try:  # optional (the "fast" extra): a faster event loop for run()
     import uvloop
@@ -64,6 +67,13 @@ class WSSServer:
     #: serve names starting with a dot from ``directory`` too (else 404; ``/.well-known/`` is served)
     dotfiles: bool = False
     proxy: str | None = None
+    #: ``NAME=UPSTREAM`` strings or :class:`~devcert.serve.options.Route` s: requests for each name
+    #: (by SNI and Host) relayed to its upstream, each name with its own certificate, issued at
+    #: the handshake by ``ca`` (the CA in CAROOT when None); ``proxy`` then serves names without one
+    routes: Any = ()
+    ca: LocalCA | None = None
+    #: the names the default certificate (``ssl_context``'s) covers: no certificate is issued for them
+    default_names: Any = DEFAULT_NAMES
     max_size: int = options.DEFAULT_MAX_SIZE
     handshake_timeout: float = options.HANDSHAKE_TIMEOUT
     request_head_timeout: float = options.REQUEST_HEAD_TIMEOUT
@@ -74,6 +84,8 @@ class WSSServer:
     _sockets: set[Any] = field(default_factory=set, init=False, repr=False)
     _connections: dict[Any, HeadDeadline] = field(default_factory=dict, init=False, repr=False)
     _proxy: Proxy | None = field(default=None, init=False, repr=False)
+    _routed: dict[options.Route, Proxy] = field(default_factory=dict, init=False, repr=False)
+    _certificates: Certificates | None = field(default=None, init=False, repr=False)
     _runner: web.AppRunner | None = field(default=None, init=False, repr=False)
     _server: asyncio.AbstractServer | None = field(default=None, init=False, repr=False)
     #: marks the requests this server relays (``Forwarded: ...;by=_devcert-TOKEN``), so one that
@@ -85,18 +97,28 @@ class WSSServer:
         #: what the server's parts log through: problems summarised, see :mod:`devcert.serve.logs`
         self._say = Summarized(self.log)
         checked = options.check(host=self.host, port=self.port, ws_path=self.ws_path, directory=self.directory,
-                                dotfiles=self.dotfiles, proxy=self.proxy, max_size=self.max_size)
+                                dotfiles=self.dotfiles, proxy=self.proxy, max_size=self.max_size, routes=self.routes)
         options.check_timeouts(self.request_head_timeout, self.keepalive_timeout, self.handshake_timeout)
         self.host, self.port, self.ws_path = checked.host, checked.port, checked.ws_path
-        self.directory, self.proxy = checked.directory, checked.proxy
+        self.directory, self.proxy, self.routes = checked.directory, checked.proxy, checked.routes
         if self.proxy is not None:
-            self._proxy = Proxy(self.proxy, max_size=self.max_size, log=self._say, sockets=self._sockets,
-                                token=self._token)
+            self._proxy = self._new_proxy(self.proxy)
+        self._routed = {route: self._new_proxy(route.upstream) for route in self.routes}
+
+    def _new_proxy(self, upstream: str) -> Proxy:
+        return Proxy(upstream, max_size=self.max_size, log=self._say, sockets=self._sockets, token=self._token)
+
+    def _proxies(self) -> list[Proxy]:
+        return ([self._proxy] if self._proxy is not None else []) + list(self._routed.values())
 
     # --- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
         """Bind and start serving; raises :class:`PortInUseError` when the port is taken."""
+        if self.routes and self._certificates is None:
+            ca = self.ca if self.ca is not None else LocalCA.load_or_create()
+            self._certificates = Certificates(ca, self._is_routed, [str(n) for n in self.default_names], log=self._say)
+            self._certificates.install(self.ssl_context)
         app = web.Application(client_max_size=self.max_size)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         # aiohttp's own reports (a malformed request, a handler that failed) as one summarised
@@ -117,18 +139,19 @@ class WSSServer:
             await self.stop()
             raise
 
-    def _targets(self) -> list[str]:
-        """Every upstream URL requests may be relayed to."""
-        return [self.proxy] if self.proxy is not None else []
+    def _is_routed(self, name: str) -> bool:
+        return options.find_route(self.routes, name) is not None
 
     def _refuse_self_targets(self) -> None:
         """A relay target that is this server's own listening address would relay each request
         to itself: refused at start (a loop through another name or server still ends at 508)."""
-        for target in self._targets():
+        targets = [("proxy", self.proxy, "")] if self.proxy is not None else []
+        targets += [("route", route.upstream, f"{route.name}=") for route in self.routes]
+        for option, target, label in targets:
             if is_own_address(target, self.address or self.host, self.port):
-                raise ServeOptionError("{-proxy} {target} is this server's own address ({address} port {port}): it "
-                                       "would relay every request to itself; give the dev server's address",
-                                       target=target, address=self.address, port=self.port)
+                raise ServeOptionError("{-" + option + "} {label}{target} is this server's own address ({address} port "
+                                       "{port}): it would relay every request to itself; give the dev server's address",
+                                       label=label, target=target, address=self.address, port=self.port)
 
     def _bind(self) -> socket.socket:
         family, sockaddr = options.resolve_host(self.host)
@@ -162,12 +185,12 @@ class WSSServer:
         if self._server is not None:
             self._server.close()
         # proxied connections: both the client and the upstream side hear 1001
-        upstreams = self._proxy.upstreams if self._proxy is not None else {}
+        upstreams = {ws: up for proxy in self._proxies() for ws, up in proxy.upstreams.items()}
         await websocket.close_all(list(self._sockets) + [upstreams[ws] for ws in self._sockets if ws in upstreams])
         if self._runner is not None:
             await self._runner.cleanup()
-        if self._proxy is not None:
-            await self._proxy.close()
+        for proxy in self._proxies():
+            await proxy.close()
         self._server = self._runner = None
         self._say.flush()
 
@@ -196,6 +219,8 @@ class WSSServer:
             conn.request_done()
 
     async def _route(self, request: web.Request, conn: HeadDeadline | None) -> web.StreamResponse:
+        if self.routes:
+            return await self._by_name(request)
         if self._proxy is not None:
             if has_passed(request, self._token):
                 return self._loop_detected(request)
@@ -218,11 +243,46 @@ class WSSServer:
         return web.Response(status=404, text="not found\n")
 
 
+    async def _by_name(self, request: web.Request) -> web.StreamResponse:
+        """Route by the Host header; one that is not the name the TLS connection was made for
+        (SNI) gets 421, as the connection's certificate is another name's."""
+        host = request_host(request)
+        requested = None
+        if self._certificates is not None:
+            requested = self._certificates.server_name(request.transport.get_extra_info("ssl_object")
+                                                       if request.transport is not None else None)
+        if requested is not None and host != requested:
+            return static.routes_page(421, host, self.port, self._listing(),
+                                      f"This connection was made for {requested}, but the request is for {host}: "
+                                      f"open https://{host}:{self.port}/ in its own connection.")
+        route = options.find_route(self.routes, host)
+        proxy = self._routed[route] if route is not None else self._proxy
+        if proxy is not None:
+            if has_passed(request, self._token):
+                return self._loop_detected(request)
+            return await proxy.handle(request)
+        return static.routes_page(404, host, self.port, self._listing(),
+                                  f"No route on this server serves {host or 'a request without a Host'}.")
+
+    def _listing(self) -> list[tuple[str, str]]:
+        return [(route.name, route.upstream) for route in self.routes] + \
+            ([("any other name", self.proxy)] if self.proxy is not None else [])
+
     def _loop_detected(self, request: web.BaseRequest) -> web.Response:
         self._say("warning", f"508 for {request.method} {request.rel_url} from {request.remote}: it came back "
                             f"through this server (a relay target leads back here)")
         return web.Response(status=508, text="devcert serve-wss: loop detected: this request already passed through "
                                              "this server, so a relay target leads back to it\n")
+
+
+def request_host(request: web.BaseRequest) -> str:
+    """The host name a request is for (Host without its port, lower case, no final dot)."""
+    host = (request.host or "").strip().lower()
+    if host.startswith("["):
+        host = host[1:host.find("]")] if "]" in host else host
+    elif host.count(":") == 1:
+        host = host.rsplit(":", 1)[0]
+    return host.rstrip(".")
 
 
 def is_own_address(target: str, bound: str, port: int) -> bool:
