@@ -199,3 +199,140 @@ def test_cli_bad_route_is_one_usage_error(cli_env: dict) -> None:
     done = run_devcert("serve-wss", "--route", "app.localhost", env=cli_env)
     assert done.returncode == 2
     assert "--route takes NAME=UPSTREAM" in one_error_line(done.stderr)
+
+
+# --- two real upstreams behind two names, in headless Chromium --------------------------------
+
+VITE_MAIN_JS = """\
+document.getElementById('app').textContent = 'rendered by vite';
+// the other service, by its own name on the same port
+const ws = new WebSocket('wss://ws.localhost:' + location.port + '/echo');
+ws.onopen = () => ws.send('ping from app.localhost');
+ws.onmessage = (event) => { document.getElementById('ws').textContent = 'echo: ' + event.data; };
+ws.onerror = () => { document.getElementById('ws').textContent = 'ws error'; };
+if (import.meta.hot) {
+  // a round trip over Vite's own HMR socket, which came through wss://app.localhost
+  import.meta.hot.on('devcert:pong', (data) => {
+    document.getElementById('hmr').textContent = 'hmr pong ' + data.n + ' via ' + data.via;
+  });
+  import.meta.hot.send('devcert:ping', { n: 7 });
+}
+"""
+
+# answers devcert:ping on the HMR socket, saying whether the socket came through a proxy
+VITE_CONFIG_JS = """\
+export default {
+  plugins: [{
+    name: 'devcert-ping',
+    configureServer(server) {
+      const via = new WeakMap();
+      server.ws.on('connection', (socket, req) => via.set(socket, req.headers['x-forwarded-proto'] || 'direct'));
+      server.ws.on('devcert:ping', (data, client) =>
+        client.send('devcert:pong', { n: data.n, via: via.get(client.socket) || 'unknown' }));
+    },
+  }],
+};
+"""
+
+
+class Vite:
+    """``vite`` (the dev server, plain http on 127.0.0.1) in ``project``, stopped by its PID."""
+
+    def __init__(self, project: Path) -> None:
+        require_tool("node")
+        vite = NODE_BIN / "vite"
+        if not vite.exists():
+            message = f"npm vite is not installed in {NODE_BIN} (scripts/test installs it)"
+            pytest.fail(message) if IN_CI else pytest.skip(message)
+        self.port = free_port()
+        env = clean_env(PATH=f"{NODE_BIN}{os.pathsep}{os.environ.get('PATH', '')}", BROWSER="none", CI="true")
+        self.log = project.parent / "vite.log"
+        self._out = self.log.open("wb")
+        self.proc = subprocess.Popen(
+            [str(vite), "--host", "127.0.0.1", "--port", str(self.port), "--strictPort", "--clearScreen", "false"],
+            cwd=project, env=env, stdin=subprocess.DEVNULL, stdout=self._out, stderr=subprocess.STDOUT,
+            start_new_session=True)
+
+    def __enter__(self) -> "Vite":
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return self
+            except OSError:
+                time.sleep(0.1)
+        self.__exit__()
+        pytest.fail(f"vite did not listen on {self.port}:\n{self.log.read_text(errors='replace')}")
+
+    def __exit__(self, *exc) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        try:  # esbuild, started by this vite, in the session made for it
+            os.killpg(self.proc.pid, 9)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self._out.close()
+
+
+class EchoService:
+    """A Python ``websockets`` service on 127.0.0.1 echoing each message at /echo."""
+
+    def __init__(self) -> None:
+        from websockets.sync.server import serve as ws_serve
+
+        def handler(ws) -> None:
+            for message in ws:
+                ws.send(f"{message} (path {ws.request.path}, host {ws.request.headers['Host']})")
+
+        self.server = ws_serve(handler, "127.0.0.1", 0)
+        self.port = self.server.socket.getsockname()[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> "EchoService":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.thread.join(10)
+
+
+def private_nssdb(home: Path, ca_file: Path) -> None:
+    certutil = require_tool("certutil", "NSS database for Chromium")
+    db = home / ".pki" / "nssdb"
+    db.mkdir(parents=True)
+    subprocess.run([certutil, "-d", f"sql:{db}", "-N", "--empty-password"], check=True, capture_output=True)
+    subprocess.run([certutil, "-d", f"sql:{db}", "-A", "-t", "C,,", "-n", "devcert", "-i", str(ca_file)],
+                   check=True, capture_output=True)
+
+
+@pytest.mark.slow
+def test_chromium_vite_app_and_websockets_service_behind_two_names(caroot: Path, tmp_path: Path) -> None:
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / "index.html").write_text(
+        '<!doctype html><html><head><meta charset="utf-8"><title>two names</title></head>\n'
+        '<body><p id="app">not rendered</p><p id="hmr">no hmr</p><p id="ws">no ws</p>\n'
+        '<script type="module" src="/main.js"></script></body></html>\n')
+    (project / "main.js").write_text(VITE_MAIN_JS)
+    (project / "vite.config.js").write_text(VITE_CONFIG_JS)
+    with Vite(project) as vite, EchoService() as echo:
+        server, ca = make_server(routes=[f"app.localhost={vite.port}", f"ws.localhost=ws://127.0.0.1:{echo.port}"])
+        home = tmp_path / "home"
+        private_nssdb(home, ca.cert_path)
+        with server.run_in_thread():
+            # Chromium sends *.localhost to loopback itself (RFC 6761): no resolver rule needed
+            dom = wait_dom(f"https://app.localhost:{server.port}/", home,
+                           until=lambda d: "hmr pong" in d and "echo: " in d)
+    assert 'id="app">rendered by vite<' in dom, dom[-2000:]
+    assert f"echo: ping from app.localhost (path /echo, host ws.localhost:{server.port})" in dom, dom[-2000:]
+    assert "hmr pong 7 via https" in dom, dom[-2000:]
+    for name in ("app.localhost", "ws.localhost"):
+        assert (caroot / "leaves" / f"{name}.pem").is_file(), name
