@@ -29,7 +29,7 @@ from .logs import Summarized, one_line_logger
 from .proxy import Proxy, has_passed
 from .tls import Certificates
 
-try:  # optional (the "fast" extra): a faster event loop for run()
+try:  # a dependency where it installs (not Windows): see pyproject.toml for why
     import uvloop
 except ImportError:  # pragma: no cover - depends on what is installed
     uvloop = None
