@@ -154,6 +154,9 @@ class HeadDeadline(asyncio.Protocol):
         self.in_flight = 0
         self.got_bytes = False  # bytes since the clock started (or since the last request started)
         self.coalescer: CoalescingTransport | None = None
+        #: a proxied WebSocket relayed as bytes (:class:`devcert.serve.splice.Splice`): once set,
+        #: reads, the end of the connection and flow control go to it instead of aiohttp
+        self.splice: Any = None
 
     # asyncio protocol: everything goes on to aiohttp's handler
     def connection_made(self, transport: Any) -> None:
@@ -163,6 +166,9 @@ class HeadDeadline(asyncio.Protocol):
         self.inner.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
+        if self.splice is not None:
+            self.splice.from_client(data)
+            return
         if data:
             if self.in_flight == 0 and self.timer is None:
                 self._arm()  # the first byte of a new request head
@@ -177,12 +183,20 @@ class HeadDeadline(asyncio.Protocol):
     def connection_lost(self, exc: BaseException | None) -> None:
         self._disarm()
         self.connections.pop(self.transport, None)
+        if self.splice is not None:
+            self.splice.from_client_lost()
         self.inner.connection_lost(exc)
 
     def pause_writing(self) -> None:
+        if self.splice is not None:
+            self.splice.client_paused()
+            return
         self.inner.pause_writing()
 
     def resume_writing(self) -> None:
+        if self.splice is not None:
+            self.splice.client_resumed()
+            return
         self.inner.resume_writing()
 
     # the clock
@@ -277,10 +291,3 @@ class TransparentResponse(_Verbatim, web.StreamResponse):
 class TransparentWebSocketResponse(_Verbatim, web.WebSocketResponse):
     """A server WebSocket whose 101 carries the headers it was given plus the handshake's own."""
 
-
-def handshake_headers(ws: Any) -> Any:
-    """The headers of the upstream's 101 answer to an aiohttp client WebSocket (``ws_connect``).
-
-    aiohttp keeps the handshake response only as ``ClientWebSocketResponse._response``.
-    """
-    return ws._response.headers

@@ -184,9 +184,8 @@ class WSSServer:
         """Stop accepting, close open WebSockets with 1001 (going away), then stop."""
         if self._server is not None:
             self._server.close()
-        # proxied connections: both the client and the upstream side hear 1001
-        upstreams = {ws: up for proxy in self._proxies() for ws, up in proxy.upstreams.items()}
-        await websocket.close_all(list(self._sockets) + [upstreams[ws] for ws in self._sockets if ws in upstreams])
+        # proxied connections (splices) close both their client and their upstream side with 1001
+        await websocket.close_all(list(self._sockets))
         if self._runner is not None:
             await self._runner.cleanup()
         for proxy in self._proxies():
@@ -224,7 +223,7 @@ class WSSServer:
         if self._proxy is not None:
             if has_passed(request, self._token):
                 return self._loop_detected(request)
-            return await self._proxy.handle(request)
+            return await self._proxy.handle(request, conn)
         if request.path == self.ws_path:
             if websocket.is_upgrade(request):
                 if conn is not None:
@@ -260,7 +259,7 @@ class WSSServer:
         if proxy is not None:
             if has_passed(request, self._token):
                 return self._loop_detected(request)
-            return await proxy.handle(request)
+            return await proxy.handle(request, self._connections.get(request.transport))
         return static.routes_page(404, host, self.port, self._listing(),
                                   f"No route on this server serves {host or 'a request without a Host'}.")
 
