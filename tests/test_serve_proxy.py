@@ -326,3 +326,30 @@ def test_a_loop_between_two_servers_gets_508_and_memory_stays_bounded(cli_env: d
     assert "Traceback" not in logs, logs
     assert len(logs.splitlines()) < 40, logs
     assert "508" in b.stderr or "508" in a.stderr, logs
+
+
+def test_a_self_loop_the_start_check_cannot_see_gets_508_with_bounded_memory(caroot: Path, monkeypatch) -> None:
+    """The proxy pointed at its own port (as through a name only the resolver maps back here,
+    which the start-up check cannot know): with the check out of the way, each request goes
+    round once and is answered 508; 300 of them leave memory and open files bounded."""
+    import devcert.serve.server as server_module
+
+    monkeypatch.setattr(server_module, "is_own_address", lambda *args: False)
+    port = free_port()
+    server, ca_file = make_server(proxy=f"wss://localhost:{port}")
+    server.port = port
+    request = b"GET /again HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    status = Path("/proc/self/status")
+
+    def rss_kib() -> int:
+        return next(int(line.split()[1]) for line in status.read_text().splitlines() if line.startswith("VmRSS:"))
+
+    with server.run_in_thread():
+        first = tls_exchange(port, ca_file, request)
+        assert first.startswith(b"HTTP/1.1 508 Loop Detected"), first[:300]
+        rss, fds = rss_kib(), len(list(Path("/proc/self/fd").iterdir()))
+        for _ in range(300):
+            assert tls_exchange(port, ca_file, request).startswith(b"HTTP/1.1 508"), "not 508"
+        # the issue's loop: 2.8 GB and 7,425 open files after six requests
+        assert rss_kib() < rss + 64 * 1024, (rss_kib(), rss)
+        assert len(list(Path("/proc/self/fd").iterdir())) < fds + 100
