@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 import ssl
 from pathlib import Path
 
@@ -55,3 +56,43 @@ def test_summarized_counts_repeats_of_one_kind() -> None:
         ("warning", "the same happened 4 more times in 60 s; the last: closed a connection from 10.0.0.4: "
                     "no complete request within 10 s (408)"),
     ]
+
+
+def test_connections_past_the_limit_are_dropped_and_logged_once(caroot: Path) -> None:
+    from test_serve_proxy import make_server
+
+    lines: list[tuple[str, str]] = []
+    server, ca_file = make_server(max_connections=3, log=lambda level, message: lines.append((level, message)))
+    ctx = ssl.create_default_context(cafile=str(ca_file))
+
+    def open_tls() -> ssl.SSLSocket:
+        raw = socket.create_connection(("127.0.0.1", server.port), timeout=20)
+        return ctx.wrap_socket(raw, server_hostname="localhost")
+
+    def answers(tls: ssl.SSLSocket) -> bool:
+        try:
+            tls.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            return tls.recv(12).startswith(b"HTTP/1.1 200")
+        except (OSError, ssl.SSLError):
+            return False
+
+    with server.run_in_thread():
+        held = [open_tls() for _ in range(3)]
+        assert all(answers(tls) for tls in held)
+        extra = [open_tls() for _ in range(5)]
+        assert not any(answers(tls) for tls in extra)
+        held.pop().close()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # the server notices the close
+            again = open_tls()
+            if answers(again):
+                break
+            again.close()
+            time.sleep(0.05)
+        else:
+            raise AssertionError("no connection accepted after one closed")
+        for tls in held + extra + [again]:
+            tls.close()
+    dropped = [message for _, message in lines if message.startswith("dropped a connection")]
+    assert dropped and dropped[0] == "dropped a connection from 127.0.0.1: 3 connections are open already"
+    assert len(dropped) <= 2, lines  # the first, then one summary for the rest

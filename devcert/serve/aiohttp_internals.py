@@ -144,8 +144,10 @@ class HeadDeadline(asyncio.Protocol):
     ``request.transport``.
     """
 
-    def __init__(self, inner: asyncio.Protocol, connections: dict[Any, HeadDeadline], timeout: float, log: Log) -> None:
+    def __init__(self, inner: asyncio.Protocol, connections: dict[Any, HeadDeadline], timeout: float, log: Log,
+                 max_connections: int = 0) -> None:
         self.inner = inner
+        self.max_connections = max_connections
         self.connections = connections
         self.timeout = timeout
         self.log = log
@@ -161,6 +163,15 @@ class HeadDeadline(asyncio.Protocol):
     # asyncio protocol: everything goes on to aiohttp's handler
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
+        if self.max_connections and len(self.connections) >= self.max_connections:
+            # memory stays bounded whatever clients do: past the limit a connection is dropped
+            # before aiohttp sees it (it never got a handler, so its loss is not passed on)
+            peer = transport.get_extra_info("peername")
+            where = f" from {peer[0]}" if peer else ""
+            self.log("warning", f"dropped a connection{where}: {self.max_connections} connections are open already")
+            self.inner = asyncio.Protocol()
+            transport.abort()
+            return
         self.connections[transport] = self
         self._arm()
         self.inner.connection_made(transport)
@@ -250,9 +261,10 @@ class HeadDeadline(asyncio.Protocol):
 
 async def listen(runner: web.AppRunner, sock: socket.socket, ssl_context: ssl.SSLContext | None, *,
                  connections: dict[Any, HeadDeadline], request_head_timeout: float, handshake_timeout: float,
-                 shutdown_timeout: float, log: Log) -> asyncio.AbstractServer:
+                 shutdown_timeout: float, log: Log, max_connections: int = 0) -> asyncio.AbstractServer:
     """Serve ``runner``'s application on the listening ``sock``, each connection's aiohttp
-    handler wrapped in a :class:`HeadDeadline`. ``runner`` must be set up."""
+    handler wrapped in a :class:`HeadDeadline`; past ``max_connections`` open ones (0: no
+    limit) a new connection is dropped. ``runner`` must be set up."""
     handler_factory = runner.server
     if handler_factory is None:
         raise RuntimeError("the AppRunner is not set up")
@@ -261,7 +273,7 @@ async def listen(runner: web.AppRunner, sock: socket.socket, ssl_context: ssl.SS
     if ssl_context is not None:
         tls = {"ssl": ssl_context, "ssl_handshake_timeout": handshake_timeout, "ssl_shutdown_timeout": shutdown_timeout}
     return await loop.create_server(
-        lambda: HeadDeadline(handler_factory(), connections, request_head_timeout, log),
+        lambda: HeadDeadline(handler_factory(), connections, request_head_timeout, log, max_connections),
         sock=sock, backlog=512, **tls,
     )
 

@@ -31,6 +31,9 @@ DEFAULT_MAX_SIZE = 1024 * 1024
 MAX_MAX_SIZE = 2 * 1024 ** 3
 #: Seconds a client has to finish the TLS handshake; a stalled one is dropped, never waited on.
 HANDSHAKE_TIMEOUT = 10.0
+#: Connections open at once, at most: about 400 MB of idle wss:// connections with uvloop, and
+#: below the usual 20,000-descriptor limit with room for the proxy's upstream connections.
+MAX_CONNECTIONS = 8192
 #: Seconds an idle keep-alive HTTP connection is kept open.
 KEEPALIVE_TIMEOUT = 15.0
 #: Seconds a client has to send a complete request head (request line and headers), counted from
