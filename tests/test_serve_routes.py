@@ -100,11 +100,18 @@ def test_two_names_on_one_port_each_with_its_certificate_issued_at_the_handshake
             assert (status, body) == (200, f"app app.localhost:{server.port}".encode())
             assert dns_names(cert) == ["app.localhost"]
             assert (leaves / "app.localhost.pem").is_file() and (leaves / "app.localhost-key.pem").is_file()
-            # a name under the wildcard route gets its own certificate, for itself
+            # a name under the wildcard route: the route's wildcard certificate, kept in CAROOT
             status, body, cert = get(server.port, ca, "v2.api.localhost")
             assert (status, body) == (200, f"api v2.api.localhost:{server.port}".encode())
-            assert dns_names(cert) == ["v2.api.localhost"]
-            assert (leaves / "v2.api.localhost.pem").is_file()
+            assert dns_names(cert) == ["*.api.localhost"]
+            assert (leaves / "_wildcard.api.localhost.pem").is_file()
+            # a name deeper under it, which the wildcard does not cover: a certificate of its
+            # own, made in memory (made-up names do not fill CAROOT)
+            status, body, cert = get(server.port, ca, "a.b.api.localhost")
+            assert (status, body) == (200, f"api a.b.api.localhost:{server.port}".encode())
+            assert dns_names(cert) == ["a.b.api.localhost"]
+            assert sorted(p.name for p in leaves.iterdir() if "api" in p.name) == [
+                "_wildcard.api.localhost-key.pem", "_wildcard.api.localhost.pem"]
             # again: the same certificate, from memory
             assert get(server.port, ca, "app.localhost")[2].serial_number == \
                 x509.load_pem_x509_certificate((leaves / "app.localhost.pem").read_bytes()).serial_number
@@ -205,8 +212,8 @@ def test_cli_bad_route_is_one_usage_error(cli_env: dict) -> None:
 
 VITE_MAIN_JS = """\
 document.getElementById('app').textContent = 'rendered by vite';
-// the other service, by its own name on the same port
-const ws = new WebSocket('wss://ws.localhost:' + location.port + '/echo');
+// the other service, by its own name on the same port (under a wildcard route)
+const ws = new WebSocket('wss://echo.ws.localhost:' + location.port + '/echo');
 ws.onopen = () => ws.send('ping from app.localhost');
 ws.onmessage = (event) => { document.getElementById('ws').textContent = 'echo: ' + event.data; };
 ws.onerror = () => { document.getElementById('ws').textContent = 'ws error'; };
@@ -324,7 +331,7 @@ def test_chromium_vite_app_and_websockets_service_behind_two_names(caroot: Path,
     (project / "main.js").write_text(VITE_MAIN_JS)
     (project / "vite.config.js").write_text(VITE_CONFIG_JS)
     with Vite(project) as vite, EchoService() as echo:
-        server, ca = make_server(routes=[f"app.localhost={vite.port}", f"ws.localhost=ws://127.0.0.1:{echo.port}"])
+        server, ca = make_server(routes=[f"app.localhost={vite.port}", f"*.ws.localhost=ws://127.0.0.1:{echo.port}"])
         home = tmp_path / "home"
         private_nssdb(home, ca.cert_path)
         with server.run_in_thread():
@@ -332,7 +339,8 @@ def test_chromium_vite_app_and_websockets_service_behind_two_names(caroot: Path,
             dom = wait_dom(f"https://app.localhost:{server.port}/", home,
                            until=lambda d: "hmr pong" in d and "echo: " in d)
     assert 'id="app">rendered by vite<' in dom, dom[-2000:]
-    assert f"echo: ping from app.localhost (path /echo, host ws.localhost:{server.port})" in dom, dom[-2000:]
+    assert f"echo: ping from app.localhost (path /echo, host echo.ws.localhost:{server.port})" in dom, dom[-2000:]
     assert "hmr pong 7 via https" in dom, dom[-2000:]
-    for name in ("app.localhost", "ws.localhost"):
+    # each made at its first handshake: the app's own, the wildcard route's (Chromium accepts it)
+    for name in ("app.localhost", "_wildcard.ws.localhost"):
         assert (caroot / "leaves" / f"{name}.pem").is_file(), name

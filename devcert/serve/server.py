@@ -120,7 +120,8 @@ class WSSServer:
         """Bind and start serving; raises :class:`PortInUseError` when the port is taken."""
         if self.routes and self._certificates is None:
             ca = self.ca if self.ca is not None else LocalCA.load_or_create()
-            self._certificates = Certificates(ca, self._is_routed, [str(n) for n in self.default_names], log=self._say)
+            self._certificates = Certificates(ca, self._managed_name, [str(n) for n in self.default_names],
+                                              log=self._say)
             self._certificates.install(self.ssl_context)
         app = web.Application(client_max_size=self.max_size)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
@@ -142,8 +143,15 @@ class WSSServer:
             await self.stop()
             raise
 
-    def _is_routed(self, name: str) -> bool:
-        return options.find_route(self.routes, name) is not None
+    def _managed_name(self, name: str) -> str | None:
+        """The name of the certificate kept in CAROOT for requests to ``name``: its route's name,
+        or the wildcard route's for a name one label under it; None for any other name."""
+        route = options.find_route(self.routes, name)
+        if route is None:
+            return None
+        if route.name == name or name.count(".") == route.name.count("."):
+            return route.name
+        return None
 
     def _refuse_self_targets(self) -> None:
         """A relay target that is this server's own listening address would relay each request

@@ -58,12 +58,14 @@ MAX_CACHED = 256
 class Certificates:
     """Each name's certificate, chosen at the TLS handshake from the name the client sends (SNI).
 
-    A name some route serves (``routed(name)``) gets a managed leaf of its own under
-    CAROOT/leaves, issued the first time the name is seen and reissued by :func:`ensure_leaf`
-    once it is within its renewal margin (checked again whenever the cached one gets that
-    close). Any other name the CA may sign (within its name constraints) gets a leaf made in
-    memory only, so its 404 page can be shown over trusted TLS without a client filling CAROOT
-    with names it made up. A name in ``default_names``, a name the CA may not sign and a
+    A name some route serves gets a managed leaf under CAROOT/leaves for the name
+    ``managed(name)`` gives: the name itself for a route of that name, the route's wildcard
+    (``*.app.localhost``) for a name one label under a wildcard route. It is issued the first
+    time the name is seen and reissued by :func:`ensure_leaf` once it is within its renewal
+    margin (checked again whenever the cached one gets that close). Any other name the CA may
+    sign (within its name constraints: an unrouted name, or one deeper under a wildcard route,
+    which a wildcard certificate does not cover) gets a leaf made in memory only: a client
+    making up names can fill neither CAROOT nor memory (the cache is bounded). A name in ``default_names``, a name the CA may not sign and a
     client without SNI get the server's default certificate. At most :data:`MAX_CACHED`
     contexts are kept.
 
@@ -71,10 +73,10 @@ class Certificates:
     key, a signature, an fsync'ed write) once per name, which no client waits on again.
     """
 
-    def __init__(self, ca: LocalCA, routed: Callable[[str], bool], default_names: Iterable[str] = (),
+    def __init__(self, ca: LocalCA, managed: Callable[[str], str | None], default_names: Iterable[str] = (),
                  log: Callable[[str, str], None] | None = None) -> None:
         self.ca = ca
-        self.routed = routed
+        self.managed = managed
         self.default_names = {n.lower() for n in default_names}
         self.log = log or (lambda level, message: None)
         self._cache: OrderedDict[str, tuple[ssl.SSLContext, dt.datetime]] = OrderedDict()
@@ -121,10 +123,11 @@ class Certificates:
         constraints = self.ca.constraints
         if constraints is not None and not constraints.permits(parsed[0]):
             return None
-        if self.routed(name):
-            _, ensured = ensure_certificate([name], ca=self.ca)
+        kept_as = self.managed(name)
+        if kept_as is not None:
+            _, ensured = ensure_certificate([kept_as], ca=self.ca)
             if ensured.action != "kept":
-                self.log("info", f"{ensured.action.capitalize()} the certificate {ensured.cert_path} (for {name})")
+                self.log("info", f"{ensured.action.capitalize()} the certificate {ensured.cert_path} (for {kept_as})")
             ctx = server_context(ensured.cert_path, ensured.key_path)
             cert = x509.load_pem_x509_certificate(Path(ensured.cert_path).read_bytes())
             not_after = cert.not_valid_after_utc
