@@ -230,7 +230,7 @@ class WSSServer:
 
     async def _route(self, request: web.Request, conn: HeadDeadline | None) -> web.StreamResponse:
         if self.routes:
-            return await self._by_name(request)
+            return await self._by_name(request, conn)
         if self._proxy is not None:
             if has_passed(request, self._token):
                 return self._loop_detected(request)
@@ -252,8 +252,7 @@ class WSSServer:
             return static.demo_page(self.ws_path or options.DEFAULT_WS_PATH)
         return web.Response(status=404, text="not found\n")
 
-
-    async def _by_name(self, request: web.Request) -> web.StreamResponse:
+    async def _by_name(self, request: web.Request, conn: HeadDeadline | None) -> web.StreamResponse:
         """Route by the Host header; one that is not the name the TLS connection was made for
         (SNI) gets 421, as the connection's certificate is another name's."""
         host = request_host(request)
@@ -270,7 +269,7 @@ class WSSServer:
         if proxy is not None:
             if has_passed(request, self._token):
                 return self._loop_detected(request)
-            return await proxy.handle(request, self._connections.get(request.transport))
+            return await proxy.handle(request, conn)
         return static.routes_page(404, host, self.port, self._listing(),
                                   f"No route on this server serves {host or 'a request without a Host'}.")
 
