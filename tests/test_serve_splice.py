@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from test_serve_proxy import make_server
+from test_serve_proxy import RawUpstream, make_server, ws_answer
 
 from devcert.serve.splice import FrameCounter
 
@@ -79,3 +79,21 @@ def test_large_messages_and_a_burst_pass_through_the_proxy(caroot: Path) -> None
     finally:
         upstream.shutdown()
         thread.join(10)
+
+
+def test_an_upstream_that_drops_the_connection_is_reported_to_the_client_as_1001(caroot: Path) -> None:
+
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    # the raw upstream answers the handshake, reads once, then closes without a close frame
+    with RawUpstream(ws_answer) as up:
+        server, ca_file = make_server(proxy=f"ws://127.0.0.1:{up.port}")
+        with server.run_in_thread():
+            with connect(f"wss://localhost:{server.port}/", ssl=ssl.create_default_context(cafile=str(ca_file)),
+                         open_timeout=30) as ws:
+                ws.send("anything")  # the upstream's one read; then it hangs up
+                with pytest.raises(ConnectionClosed) as info:
+                    ws.recv(timeout=10)
+                assert info.value.rcvd is not None, info.value
+                assert (info.value.rcvd.code, info.value.rcvd.reason) == (1001, "the upstream connection was lost")

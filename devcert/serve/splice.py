@@ -42,10 +42,11 @@ def close_frame(code: int, reason: bytes, *, masked: bool) -> bytes:
 class FrameCounter:
     """Follows the frames in one direction from their headers: message sizes and boundaries."""
 
-    __slots__ = ("max_size", "head", "left", "message")
+    __slots__ = ("max_size", "head", "left", "message", "saw_close")
 
     def __init__(self, max_size: int) -> None:
         self.max_size = max_size
+        self.saw_close = False  # a close frame went this way
         self.head = b""  # the start of a header split across reads
         self.left = 0  # payload bytes of the current frame still to come
         self.message = 0  # bytes of the current (fragmented) message so far
@@ -79,11 +80,14 @@ class FrameCounter:
                 length = int.from_bytes(head[2:4], "big")
             elif length == 127:
                 length = int.from_bytes(head[2:10], "big")
-            if b0 & 0x0F < 8:  # a data or continuation frame: part of a message
+            opcode = b0 & 0x0F
+            if opcode < 8:  # a data or continuation frame: part of a message
                 size = self.message + length
                 if size > self.max_size:
                     return max(start, 0)
                 self.message = 0 if b0 & 0x80 else size
+            elif opcode == 8:
+                self.saw_close = True
             i += need - len(self.head)
             self.head = b""
             self.left = length
@@ -245,9 +249,14 @@ class Splice:
 
     def lost(self, side: str) -> None:
         """One side's connection ended: the other is closed once what it was sent is written
-        (its close frame among it, if one came)."""
+        (its close frame among it, if one came; if none did, it gets 1001 and why, between
+        frames, as a decoding relay would have said)."""
         other = self.upstream_transport if side == "client" else self.client_transport
+        towards = self.up if side == "client" else self.down
         if not other.is_closing():
+            if not self.closing and not towards.saw_close and towards.between_frames:
+                reason = f"the {'client' if side == 'client' else 'upstream'} connection was lost".encode()
+                other.write(close_frame(CLOSE_GOING_AWAY, reason, masked=side == "client"))
             other.close()
         if self.client_transport.is_closing() and self.upstream_transport.is_closing():
             self._finish()
