@@ -178,8 +178,8 @@ def test_request_body_streams_with_its_length(caroot: Path) -> None:
     with RawUpstream(answer) as up:
         server, ca_file = make_server(proxy=f"ws://127.0.0.1:{up.port}")
         with server.run_in_thread():
-            request = (f"POST /up HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n"
-                       f"Connection: close\r\n\r\nhello").encode()
+            request = (b"POST /up HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n"
+                       b"Connection: close\r\n\r\nhello")
             reply = tls_exchange(server.port, ca_file, request)
     assert reply.startswith(b"HTTP/1.1 204"), reply
     got = head_lines(up.heads[0])
