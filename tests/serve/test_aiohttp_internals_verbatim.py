@@ -12,6 +12,7 @@ import aiohttp
 from aiohttp import web
 
 from devcert.serve.aiohttp_internals import TransparentResponse, TransparentWebSocketResponse
+from tests.helpers import UNIT
 
 CHANGED = f"aiohttp {aiohttp.__version__} changed what devcert/serve/aiohttp_internals.py relies on: "
 
@@ -42,7 +43,7 @@ def test_transparent_response_adds_no_server_or_content_type() -> None:
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            data = await asyncio.wait_for(reader.read(), 20)
+            data = await asyncio.wait_for(reader.read(), 20 * UNIT)
             writer.close()
             return data
         finally:

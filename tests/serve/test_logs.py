@@ -3,25 +3,22 @@
 from __future__ import annotations
 
 import socket
-import time
 import ssl
 from pathlib import Path
 
-from conftest import free_port
-from test_serve_proxy import Serving, tls_exchange
-
 from devcert.serve.logs import Summarized
+from tests.helpers import UNIT, CLIServer, make_server, tls_exchange, wait_for
 
 
 def test_malformed_requests_and_broken_handshakes_are_summarised(cli_env: dict, caroot: Path) -> None:
-    port = free_port()
-    with Serving([], cli_env, port) as server:
+    with CLIServer([], cli_env) as server:
+        port = server.port
         ca_file = caroot / "rootCA.pem"
         for i in range(60):
             reply = tls_exchange(port, ca_file, b"GET / HTTP/1.1\r\nHost: localhost\r\nBad Header Line\r\n\r\n")
             assert reply.split(b" ", 2)[1] == b"400", reply[:200]
         for i in range(30):  # plain HTTP on the TLS port, and clients that give up mid-handshake
-            with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            with socket.create_connection(("127.0.0.1", port), timeout=10 * UNIT) as raw:
                 raw.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n" if i % 2 else b"\x16\x03\x01\x00\x05hello")
                 try:
                     raw.recv(100)
@@ -29,7 +26,7 @@ def test_malformed_requests_and_broken_handshakes_are_summarised(cli_env: dict, 
                     pass
         # the server still answers
         ctx = ssl.create_default_context(cafile=str(ca_file))
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with socket.create_connection(("127.0.0.1", port), timeout=10 * UNIT) as raw:
             with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
                 tls.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
                 assert tls.recv(100).startswith(b"HTTP/1.1 200")
@@ -59,14 +56,12 @@ def test_summarized_counts_repeats_of_one_kind() -> None:
 
 
 def test_connections_past_the_limit_are_dropped_and_logged_once(caroot: Path) -> None:
-    from test_serve_proxy import make_server
-
     lines: list[tuple[str, str]] = []
-    server, ca_file = make_server(max_connections=3, log=lambda level, message: lines.append((level, message)))
+    server, ca_file = make_server(caroot, max_connections=3, log=lambda level, message: lines.append((level, message)))
     ctx = ssl.create_default_context(cafile=str(ca_file))
 
     def open_tls() -> ssl.SSLSocket:
-        raw = socket.create_connection(("127.0.0.1", server.port), timeout=20)
+        raw = socket.create_connection(("127.0.0.1", server.port), timeout=20 * UNIT)
         return ctx.wrap_socket(raw, server_hostname="localhost")
 
     def answers(tls: ssl.SSLSocket) -> bool:
@@ -82,15 +77,16 @@ def test_connections_past_the_limit_are_dropped_and_logged_once(caroot: Path) ->
         extra = [open_tls() for _ in range(5)]
         assert not any(answers(tls) for tls in extra)
         held.pop().close()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:  # the server notices the close
+
+        def accepted_again() -> ssl.SSLSocket | None:
             again = open_tls()
             if answers(again):
-                break
+                return again
             again.close()
-            time.sleep(0.05)
-        else:
-            raise AssertionError("no connection accepted after one closed")
+            return None
+
+        # once the server notices the close
+        again = wait_for(accepted_again, what="a connection accepted after one closed", timeout=10 * UNIT)
         for tls in held + extra + [again]:
             tls.close()
     dropped = [message for _, message in lines if message.startswith("dropped a connection")]

@@ -8,20 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import http.server
-import os
 import socket
 import ssl
-import subprocess
-import threading
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from cryptography import x509
-
-from browser import wait_dom
-from conftest import IN_CI, ROOT, clean_env, free_port, one_error_line, require_tool, run_devcert
-from test_serve_proxy import Serving
 
 from devcert import serve
 from devcert.ca import LocalCA
@@ -29,44 +23,34 @@ from devcert.errors import ServeOptionError
 from devcert.issue import managed_leaf_paths
 from devcert.names import parse_names
 from devcert.serve import WSSServer
-
-NODE_BIN = ROOT / ".cache" / "node" / "node_modules" / ".bin"
-
-
-class Named:
-    """A plain HTTP upstream on 127.0.0.1 answering every GET with its ``label`` and the Host it got."""
-
-    def __init__(self, label: str) -> None:
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                body = f"{outer.label} {self.headers.get('Host')}".encode()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.label = label
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> "Named":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+from tests.browser import wait_dom
+from tests.helpers import (UNIT, VITE_CONFIG_JS, CLIServer, ViteServer, http_upstream, on_a_candidate_port, one_error_line,
+                           private_nssdb, run_devcert, ws_upstream)
 
 
-def make_server(**kwargs) -> tuple[WSSServer, LocalCA]:
+@contextmanager
+def named(label: str) -> Iterator[int]:
+    """A plain HTTP upstream on 127.0.0.1 answering every GET with its ``label`` and the Host it got: its port."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            body = f"{label} {self.headers.get('Host')}".encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    with http_upstream(Handler) as port:
+        yield port
+
+
+def make_routed_server(**kwargs) -> tuple[WSSServer, LocalCA]:
+    """A WSSServer on port 0 that issues each route's certificate from serve-wss's CA, and that CA."""
     ca, ensured = serve.ensure_certificate()
     return WSSServer(serve.server_context(ensured.cert_path, ensured.key_path), port=0, ca=ca, **kwargs), ca
 
@@ -75,7 +59,7 @@ def get(port: int, ca: LocalCA, server_name: str, host: str | None = None, path:
     """GET over TLS to 127.0.0.1:``port``, verifying the certificate for ``server_name`` (SNI),
     with ``Host: host`` (default: the same name): status, body and the certificate it presented."""
     ctx = ssl.create_default_context(cafile=str(ca.cert_path))
-    with socket.create_connection(("127.0.0.1", port), timeout=20) as raw:
+    with socket.create_connection(("127.0.0.1", port), timeout=20 * UNIT) as raw:
         with ctx.wrap_socket(raw, server_hostname=server_name) as tls:
             cert = x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
             tls.sendall(f"GET {path} HTTP/1.1\r\nHost: {host or server_name}:{port}\r\nConnection: close\r\n\r\n".encode())
@@ -91,8 +75,8 @@ def dns_names(cert: x509.Certificate) -> list[str]:
 
 
 def test_two_names_on_one_port_each_with_its_certificate_issued_at_the_handshake(caroot: Path) -> None:
-    with Named("app") as app, Named("api") as api:
-        server, ca = make_server(routes=[f"app.localhost={app.port}", f"*.api.localhost=127.0.0.1:{api.port}"])
+    with named("app") as app, named("api") as api:
+        server, ca = make_routed_server(routes=[f"app.localhost={app}", f"*.api.localhost=127.0.0.1:{api}"])
         leaves = caroot / "leaves"
         with server.run_in_thread():
             assert not (leaves / "app.localhost.pem").exists()  # not before a client asks for it
@@ -118,8 +102,8 @@ def test_two_names_on_one_port_each_with_its_certificate_issued_at_the_handshake
 
 
 def test_unrouted_name_gets_404_listing_routes_and_misdirected_host_421(caroot: Path) -> None:
-    with Named("app") as app:
-        server, ca = make_server(routes=[f"app.localhost={app.port}", f"*.pr.localhost={app.port}"])
+    with named("app") as app:
+        server, ca = make_routed_server(routes=[f"app.localhost={app}", f"*.pr.localhost={app}"])
         with server.run_in_thread():
             status, body, cert = get(server.port, ca, "other.localhost")
             assert status == 404, body
@@ -142,8 +126,8 @@ def test_a_name_near_expiry_is_reissued_at_the_handshake(caroot: Path) -> None:
     cert_path, key_path = managed_leaf_paths(ca, parse_names(["app.localhost"]))
     ca.issue("app.localhost", days=1).write(cert_path, key_path)
     old = x509.load_pem_x509_certificate(cert_path.read_bytes())
-    with Named("app") as app:
-        server, ca = make_server(routes=[f"app.localhost={app.port}"])
+    with named("app") as app:
+        server, ca = make_routed_server(routes=[f"app.localhost={app}"])
         with server.run_in_thread():
             status, _, cert = get(server.port, ca, "app.localhost")
     assert status == 200
@@ -153,13 +137,16 @@ def test_a_name_near_expiry_is_reissued_at_the_handshake(caroot: Path) -> None:
 
 
 def test_a_route_to_the_server_itself_is_refused(caroot: Path) -> None:
-    port = free_port()
-    server, _ = make_server(routes=[f"app.localhost={port}"])
-    server.port = port
-    with pytest.raises(ServeOptionError) as err:
-        with server.run_in_thread():
-            pass
-    assert f"route app.localhost=ws://127.0.0.1:{port} is this server's own address" in str(err.value)
+    def refused(port: int) -> None:
+        # the route names the server's own port, so the port is chosen before the server binds it
+        server, _ = make_routed_server(routes=[f"app.localhost={port}"])
+        server.port = port
+        with pytest.raises(ServeOptionError) as err:
+            with server.run_in_thread():
+                pass
+        assert f"route app.localhost=ws://127.0.0.1:{port} is this server's own address" in str(err.value)
+
+    on_a_candidate_port(refused)
 
 
 @pytest.mark.parametrize("routes, message", [
@@ -170,7 +157,7 @@ def test_a_route_to_the_server_itself_is_refused(caroot: Path) -> None:
 ])
 def test_bad_routes_are_usage_errors(caroot: Path, routes, message) -> None:
     with pytest.raises(ServeOptionError) as err:
-        make_server(routes=routes)
+        make_routed_server(routes=routes)
     assert message in str(err.value)
 
 
@@ -178,22 +165,22 @@ def test_bad_routes_are_usage_errors(caroot: Path, routes, message) -> None:
 
 
 def test_cli_routes_from_the_command_line_and_from_pyproject(cli_env: dict, caroot: Path, tmp_path: Path) -> None:
-    with Named("app") as app, Named("api") as api:
+    with named("app") as app, named("api") as api:
         project = tmp_path / "project"
         project.mkdir()
         (project / "pyproject.toml").write_text(
             '[project]\nname = "x"\n\n[tool.devcert.routes]\n'
-            f'"app.localhost" = {app.port}\n"api.localhost" = "ws://127.0.0.1:{api.port}"\n')
-        port = free_port()
-        with Serving([], cli_env, port, cwd=project) as srv:
+            f'"app.localhost" = {app}\n"api.localhost" = "ws://127.0.0.1:{api}"\n')
+        with CLIServer([], cli_env, cwd=project) as srv:
+            port = srv.port
             ca = LocalCA.load()
             assert get(port, ca, "app.localhost")[:2] == (200, f"app app.localhost:{port}".encode())
             assert get(port, ca, "api.localhost")[:2] == (200, f"api api.localhost:{port}".encode())
-        assert f"https://app.localhost:{port}/" in srv.out and f"ws://127.0.0.1:{app.port}" in srv.out
+        assert f"https://app.localhost:{port}/" in srv.out and f"ws://127.0.0.1:{app}" in srv.out
         assert str(project / "pyproject.toml") in srv.out
         # --route wins over the file's routes
-        port = free_port()
-        with Serving(["--route", f"api.localhost={app.port}"], cli_env, port, cwd=project) as srv:
+        with CLIServer(["--route", f"api.localhost={app}"], cli_env, cwd=project) as srv:
+            port = srv.port
             assert get(port, ca, "api.localhost")[:2] == (200, f"app api.localhost:{port}".encode())
             assert get(port, ca, "app.localhost")[0] == 404
         assert "Traceback" not in srv.stderr
@@ -226,98 +213,10 @@ if (import.meta.hot) {
 }
 """
 
-# answers devcert:ping on the HMR socket, saying whether the socket came through a proxy
-VITE_CONFIG_JS = """\
-export default {
-  plugins: [{
-    name: 'devcert-ping',
-    configureServer(server) {
-      const via = new WeakMap();
-      server.ws.on('connection', (socket, req) => via.set(socket, req.headers['x-forwarded-proto'] || 'direct'));
-      server.ws.on('devcert:ping', (data, client) =>
-        client.send('devcert:pong', { n: data.n, via: via.get(client.socket) || 'unknown' }));
-    },
-  }],
-};
-"""
-
-
-class Vite:
-    """``vite`` (the dev server, plain http on 127.0.0.1) in ``project``, stopped by its PID."""
-
-    def __init__(self, project: Path) -> None:
-        require_tool("node")
-        vite = NODE_BIN / "vite"
-        if not vite.exists():
-            message = f"npm vite is not installed in {NODE_BIN} (scripts/test installs it)"
-            pytest.fail(message) if IN_CI else pytest.skip(message)
-        self.port = free_port()
-        env = clean_env(PATH=f"{NODE_BIN}{os.pathsep}{os.environ.get('PATH', '')}", BROWSER="none", CI="true")
-        self.log = project.parent / "vite.log"
-        self._out = self.log.open("wb")
-        self.proc = subprocess.Popen(
-            [str(vite), "--host", "127.0.0.1", "--port", str(self.port), "--strictPort", "--clearScreen", "false"],
-            cwd=project, env=env, stdin=subprocess.DEVNULL, stdout=self._out, stderr=subprocess.STDOUT,
-            start_new_session=True)
-
-    def __enter__(self) -> "Vite":
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                break
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return self
-            except OSError:
-                time.sleep(0.1)
-        self.__exit__()
-        pytest.fail(f"vite did not listen on {self.port}:\n{self.log.read_text(errors='replace')}")
-
-    def __exit__(self, *exc) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        try:  # esbuild, started by this vite, in the session made for it
-            os.killpg(self.proc.pid, 9)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self._out.close()
-
-
-class EchoService:
-    """A Python ``websockets`` service on 127.0.0.1 echoing each message at /echo."""
-
-    def __init__(self) -> None:
-        from websockets.sync.server import serve as ws_serve
-
-        def handler(ws) -> None:
-            for message in ws:
-                ws.send(f"{message} (path {ws.request.path}, host {ws.request.headers['Host']})")
-
-        self.server = ws_serve(handler, "127.0.0.1", 0)
-        self.port = self.server.socket.getsockname()[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> "EchoService":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.thread.join(10)
-
-
-def private_nssdb(home: Path, ca_file: Path) -> None:
-    certutil = require_tool("certutil", "NSS database for Chromium")
-    db = home / ".pki" / "nssdb"
-    db.mkdir(parents=True)
-    subprocess.run([certutil, "-d", f"sql:{db}", "-N", "--empty-password"], check=True, capture_output=True)
-    subprocess.run([certutil, "-d", f"sql:{db}", "-A", "-t", "C,,", "-n", "devcert", "-i", str(ca_file)],
-                   check=True, capture_output=True)
+def echo_path_and_host(ws) -> None:
+    """Echo each message with the path and Host the WebSocket handshake reached the upstream with."""
+    for message in ws:
+        ws.send(f"{message} (path {ws.request.path}, host {ws.request.headers['Host']})")
 
 
 @pytest.mark.slow
@@ -330,8 +229,8 @@ def test_chromium_vite_app_and_websockets_service_behind_two_names(caroot: Path,
         '<script type="module" src="/main.js"></script></body></html>\n')
     (project / "main.js").write_text(VITE_MAIN_JS)
     (project / "vite.config.js").write_text(VITE_CONFIG_JS)
-    with Vite(project) as vite, EchoService() as echo:
-        server, ca = make_server(routes=[f"app.localhost={vite.port}", f"*.ws.localhost=ws://127.0.0.1:{echo.port}"])
+    with ViteServer(project) as vite, ws_upstream(echo_path_and_host) as echo:
+        server, ca = make_routed_server(routes=[f"app.localhost={vite.port}", f"*.ws.localhost=ws://127.0.0.1:{echo}"])
         home = tmp_path / "home"
         private_nssdb(home, ca.cert_path)
         with server.run_in_thread():

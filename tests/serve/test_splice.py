@@ -4,20 +4,19 @@ frames a real WebSocket library builds, fed in every split), and real clients th
 from __future__ import annotations
 
 import ssl
-import threading
 from pathlib import Path
 
 import pytest
-
-from test_serve_proxy import RawUpstream, make_server, ws_answer
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
+from websockets.sync.client import connect
 
 from devcert.serve.splice import FrameCounter
+from tests.helpers import UNIT, RawUpstream, make_server, ws_answer, ws_upstream
 
 
 def frames(messages: list[bytes], *, mask: bool, fragment: int | None = None) -> bytes:
     """The bytes of ``messages`` as the websockets library frames them (client frames masked)."""
-    from websockets.frames import Frame, Opcode
-
     out = b""
     for message in messages:
         parts = [message] if fragment is None else [message[i:i + fragment] for i in range(0, len(message), fragment)] or [b""]
@@ -52,48 +51,34 @@ def test_frame_counter_finds_the_frame_over_the_limit(fragment: int | None) -> N
 
 
 def test_large_messages_and_a_burst_pass_through_the_proxy(caroot: Path) -> None:
-    from websockets.sync.client import connect
-    from websockets.sync.server import serve as ws_serve
-
     def echo(ws) -> None:
         for message in ws:
             ws.send(message)
 
-    upstream = ws_serve(echo, "127.0.0.1", 0)
-    port = upstream.socket.getsockname()[1]
-    thread = threading.Thread(target=upstream.serve_forever, daemon=True)
-    thread.start()
-    try:
-        server, ca_file = make_server(proxy=f"ws://127.0.0.1:{port}")
+    with ws_upstream(echo) as port:
+        server, ca_file = make_server(caroot, proxy=f"ws://127.0.0.1:{port}")
         with server.run_in_thread():
             with connect(f"wss://localhost:{server.port}/", ssl=ssl.create_default_context(cafile=str(ca_file)),
-                         max_size=None, open_timeout=30) as ws:
+                         max_size=None, open_timeout=30 * UNIT) as ws:
                 # the client offered permessage-deflate; the relay does not pass offers on
                 assert ws.response.headers.get("Sec-WebSocket-Extensions") is None
                 big = bytes(range(256)) * 4000  # 1,024,000 bytes: within the 1 MiB default
                 ws.send(big)
-                assert ws.recv(timeout=30) == big
+                assert ws.recv(timeout=30 * UNIT) == big
                 for i in range(500):
                     ws.send(f"m{i}")
-                assert [ws.recv(timeout=30) for _ in range(500)] == [f"m{i}" for i in range(500)]
-    finally:
-        upstream.shutdown()
-        thread.join(10)
+                assert [ws.recv(timeout=30 * UNIT) for _ in range(500)] == [f"m{i}" for i in range(500)]
 
 
 def test_an_upstream_that_drops_the_connection_is_reported_to_the_client_as_1001(caroot: Path) -> None:
-
-    from websockets.exceptions import ConnectionClosed
-    from websockets.sync.client import connect
-
     # the raw upstream answers the handshake, reads once, then closes without a close frame
     with RawUpstream(ws_answer) as up:
-        server, ca_file = make_server(proxy=f"ws://127.0.0.1:{up.port}")
+        server, ca_file = make_server(caroot, proxy=f"ws://127.0.0.1:{up.port}")
         with server.run_in_thread():
             with connect(f"wss://localhost:{server.port}/", ssl=ssl.create_default_context(cafile=str(ca_file)),
-                         open_timeout=30) as ws:
+                         open_timeout=30 * UNIT) as ws:
                 ws.send("anything")  # the upstream's one read; then it hangs up
                 with pytest.raises(ConnectionClosed) as info:
-                    ws.recv(timeout=10)
+                    ws.recv(timeout=10 * UNIT)
                 assert info.value.rcvd is not None, info.value
                 assert (info.value.rcvd.code, info.value.rcvd.reason) == (1001, "the upstream connection was lost")
