@@ -49,7 +49,7 @@ __all__ = ["CONFIG_FILES", "CertSpec", "ConfigError", "Project", "SyncResult", "
            "parse_project", "sync"]
 
 CONFIG_FILES = ("devcert.toml", "pyproject.toml")
-TOP_KEYS = {"certs": "the list of certificates"}
+TOP_KEYS = {"certs": "the list of certificates", "routes": "serve-wss's routes, a table of NAME = UPSTREAM"}
 ENTRY_KEYS = {
     "names": "a non-empty list of strings (host names, IPs, emails, URIs)",
     "cert": "a string (path of the certificate file)",
@@ -177,7 +177,8 @@ def parse_project(path: Path, table: dict[str, Any]) -> Project:
     unknown = [k for k in table if k not in TOP_KEYS]
     if unknown:
         raise ConfigError(
-            f"{where} unknown key {unknown[0]!r}; the only setting is `certs = [...]`, a list of tables like {EXAMPLE}"
+            f"{where} unknown key {unknown[0]!r}; the settings are `certs = [...]`, a list of tables like {EXAMPLE}, "
+            f"and serve-wss's `routes`"
         )
     declared = table.get("certs", [])
     if not isinstance(declared, list):
@@ -467,3 +468,32 @@ def add_to_gitignore(project: Project, lines: list[str]) -> Path:
     mode = path.stat().st_mode & 0o777 if path.exists() else PUBLIC
     atomic_write(path, (old + block).encode(), mode)
     return path
+
+
+def project_routes(start: str | os.PathLike[str] | None = None) -> tuple[Path, list[tuple[str, str]]] | None:
+    """serve-wss's routes declared in the nearest configuration (found from ``start`` up), as
+    ``(file, [(name, upstream), ...])``; None when no configuration declares any::
+
+        [tool.devcert.routes]
+        "app.localhost" = 5173                  # a port on 127.0.0.1
+        "api.localhost" = "127.0.0.1:8000"      # host:port, or a ws:// / http:// URL
+        "*.preview.localhost" = "ws://127.0.0.1:4173"
+
+    Only the shape is checked here; names and upstreams are checked by serve-wss as its
+    ``--route`` options are.
+    """
+    path = find_config(start)
+    table = _devcert_table(path) if path is not None else None
+    if path is None or table is None or "routes" not in table:
+        return None
+    routes = table["routes"]
+    where = f"{path}: tool.devcert.routes" if path.name == "pyproject.toml" else f"{path}: routes"
+    if not isinstance(routes, dict):
+        raise ConfigError(f'{where} must be a table of names and upstreams, e.g. "app.localhost" = 5173')
+    listed = []
+    for name, upstream in routes.items():
+        if isinstance(upstream, bool) or not isinstance(upstream, (int, str)):
+            raise ConfigError(f'{where}: {name!r} must be a port or an address such as "127.0.0.1:5173", '
+                              f"not {type(upstream).__name__}")
+        listed.append((name, str(upstream)))
+    return path, listed

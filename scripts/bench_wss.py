@@ -12,10 +12,13 @@ bottleneck) with 1 KiB binary messages:
   conn   4 loops opening and closing fresh connections (TCP + TLS + upgrade) per second
 
 and the proxy overhead: round trips through `devcert serve-wss --proxy ws://...` against
-round trips straight to that upstream ws:// server (Node `ws` on plain http). When nginx is
-installed, the same round trips through nginx as a wss:// -> ws:// proxy (one worker, same leaf,
-same upstream) are measured too: the cost of any extra process hop plus TLS on this machine,
-which is the floor a proxy can reach here.
+round trips straight to that upstream ws:// server (Node `ws` on plain http), side by side with
+what developers use instead, each as a wss:// -> ws:// proxy with the same leaf and upstream:
+Caddy's `reverse_proxy`, local-ssl-proxy (npm, node-http-proxy) and nginx (one worker), each
+when installed.
+
+  memory  the server's resident memory per idle wss:// connection, --idle (1,000) held open by
+          one Node client: (RSS with them - RSS before) / count, devcert against Node
 
 Repetitions are interleaved (devcert, node, devcert, node, ...) so drift hits both alike;
 the table shows medians and ratios. devcert runs as its real CLI (`python -m devcert
@@ -132,6 +135,109 @@ def start_nginx(tmp: Path, port: int, upstream: int, cert: Path, key: Path) -> s
     return None
 
 
+CADDYFILE = """{{
+  admin off
+  auto_https off
+  skip_install_trust
+  storage file_system {tmp}/data
+  log {{
+    output discard
+  }}
+}}
+https://localhost:{port} {{
+  bind 127.0.0.1
+  tls {cert} {key}
+  reverse_proxy 127.0.0.1:{upstream}
+}}
+"""
+
+
+def wait_port(proc: subprocess.Popen, port: int, timeout: float = 15) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def stop(proc: subprocess.Popen | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def start_caddy(tmp: Path, port: int, upstream: int, cert: Path, key: Path) -> subprocess.Popen | None:
+    """Caddy's reverse_proxy as a wss:// -> ws:// proxy, or None when caddy is not installed."""
+    exe = shutil.which("caddy")
+    if exe is None:
+        return None
+    folder = tmp / "caddy"
+    folder.mkdir()
+    conf = folder / "Caddyfile"
+    conf.write_text(CADDYFILE.format(tmp=folder, port=port, upstream=upstream, cert=cert, key=key))
+    # HOME and XDG dirs in the scratch folder: Caddy writes nothing of the user's
+    caddy_env = env(HOME=str(folder), XDG_DATA_HOME=str(folder / "data"), XDG_CONFIG_HOME=str(folder / "config"))
+    proc = subprocess.Popen([exe, "run", "--config", str(conf), "--adapter", "caddyfile"], env=caddy_env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if wait_port(proc, port):
+        return proc
+    stop(proc)
+    return None
+
+
+def start_local_ssl_proxy(node: str, port: int, upstream: int, cert: Path, key: Path) -> subprocess.Popen | None:
+    """local-ssl-proxy (npm) as a wss:// -> ws:// proxy, or None when it is not installed. It listens on
+    every interface; loopback.js, preloaded, keeps it on 127.0.0.1."""
+    main = NODE_MODULES / "local-ssl-proxy" / "build" / "main.js"
+    if not main.is_file():
+        return None
+    proc = subprocess.Popen([node, "-r", str(NODE_DIR / "loopback.js"), str(main), "--source", str(port),
+                             "--target", str(upstream), "--hostname", "127.0.0.1", "--cert", str(cert),
+                             "--key", str(key)], env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if wait_port(proc, port):
+        return proc
+    stop(proc)
+    return None
+
+
+def rss_kib(pid: int) -> int:
+    out = subprocess.run(["ps", "-o", "rss=", "-p", str(pid)], capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[0])
+
+
+def idle_memory(node: str, url: str, ca: Path, pid: int, count: int) -> float:
+    """KiB of the server's resident memory per idle wss:// connection, ``count`` held open."""
+    measure(node, url, ca, "rtt", 0.3)  # warm: whatever loads on the first connection is loaded
+    before = rss_kib(pid)
+    client = subprocess.Popen([node, str(NODE_DIR / "wss_client.js"), "--url", url, "--ca", str(ca), "--mode", "hold",
+                               "--count", str(count), "--concurrency", "50"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
+    try:
+        line = client.stdout.readline()  # type: ignore[union-attr]
+        if '"held"' not in line:
+            raise SystemExit(f"bench_wss: holding {count} connections to {url} failed: {client.stderr.read()[-500:]}")  # type: ignore[union-attr]
+        time.sleep(1.0)
+        after = rss_kib(pid)
+    finally:
+        client.stdin.close()  # type: ignore[union-attr]
+        try:
+            client.wait(30)
+        except subprocess.TimeoutExpired:
+            client.kill()
+            client.wait()
+    return (after - before) / count
+
+
 def measure(node: str, url: str, ca: Path | None, mode: str, seconds: float) -> float:
     argv = [node, str(NODE_DIR / "wss_client.js"), "--url", url, "--mode", mode, "--seconds", str(seconds),
             "--size", "1024", "--window", "64", "--concurrency", "4"]
@@ -148,6 +254,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=2.5, help="length of each measurement")
     parser.add_argument("--reps", type=int, default=3, help="interleaved repetitions (medians are reported)")
     parser.add_argument("--json", action="store_true", help="print only the JSON object")
+    parser.add_argument("--idle", type=int, default=1000, help="idle connections held for the memory measure")
     args = parser.parse_args()
 
     node = shutil.which("node")
@@ -173,6 +280,8 @@ def main() -> int:
 
         procs: list[Proc] = []
         nginx: subprocess.Popen | None = None
+        others: list[subprocess.Popen | None] = []
+        memory: dict[str, float] = {}
         try:
             dport, nport, uport, pport = free_port(), free_port(), free_port(), free_port()
             procs.append(Proc([sys.executable, "-m", "devcert", "serve-wss", "--port", str(dport)], "Serving", py_env))
@@ -198,6 +307,16 @@ def main() -> int:
             if nginx is not None:
                 targets["via-nginx"] = (f"wss://localhost:{ngx_port}/ws", ca_file)
                 plan += [("rtt", "via-nginx"), ("rtt", "via-proxy")]
+            caddy_port, lsp_port = free_port(), free_port()
+            caddy = start_caddy(Path(tmp), caddy_port, uport, Path(leaf.cert_path), Path(leaf.key_path))
+            lsp = start_local_ssl_proxy(node, lsp_port, uport, Path(leaf.cert_path), Path(leaf.key_path))
+            others += [caddy, lsp]
+            if caddy is not None:
+                targets["via-caddy"] = (f"wss://localhost:{caddy_port}/ws", ca_file)
+                plan += [("rtt", "via-caddy"), ("rtt", "via-proxy")]
+            if lsp is not None:
+                targets["via-local-ssl-proxy"] = (f"wss://localhost:{lsp_port}/ws", ca_file)
+                plan += [("rtt", "via-local-ssl-proxy"), ("rtt", "via-proxy")]
             if loop_name == "uvloop":
                 targets["devcert-asyncio"] = (f"wss://localhost:{aport}/ws", ca_file)
                 plan += [("rtt", "devcert-asyncio"), ("pipe", "devcert-asyncio"), ("conn", "devcert-asyncio"), ("rtt", "node")]
@@ -208,10 +327,20 @@ def main() -> int:
                 for mode, target in order:
                     url, ca_arg = targets[target]
                     rate = measure(node, url, ca_arg, mode, args.seconds)
-                    results.setdefault(mode if target not in ("upstream-direct", "via-proxy", "via-nginx") else "proxy", {}).setdefault(target, []).append(rate)
+                    group = "proxy" if target == "upstream-direct" or target.startswith("via-") else mode
+                    results.setdefault(group, {}).setdefault(target, []).append(rate)
+            # memory per idle connection, one server after the other (each alone holds its connections)
+            pids = {"devcert": procs[0].proc.pid, "node": procs[2 if loop_name == "uvloop" else 1].proc.pid}
+            if loop_name == "uvloop":
+                pids["devcert-asyncio"] = procs[1].proc.pid
+            for name, pid in pids.items():
+                url, ca_arg = targets[name]
+                memory[name] = idle_memory(node, url, ca_file, pid, args.idle)
         finally:
             for p in procs:
                 p.stop()
+            for other in others:
+                stop(other)
             if nginx is not None:
                 nginx.terminate()
                 try:
@@ -233,8 +362,14 @@ def main() -> int:
         # the same added time against plain wss:// to Node (TLS included on both sides): what the hop costs
         "proxy_added_rtt_percent_vs_node_wss": (med["rtt"]["node"] / med["proxy"]["via-proxy"] - 1) * 100,
     }
+    report["peer_proxy_added_rtt_percent"] = {
+        peer: (med["proxy"]["upstream-direct"] / med["proxy"][f"via-{peer}"] - 1) * 100
+        for peer in ("nginx", "caddy", "local-ssl-proxy") if f"via-{peer}" in med["proxy"]}
     if "via-nginx" in med["proxy"]:
-        report["nginx_proxy_added_rtt_percent"] = (med["proxy"]["upstream-direct"] / med["proxy"]["via-nginx"] - 1) * 100
+        report["nginx_proxy_added_rtt_percent"] = report["peer_proxy_added_rtt_percent"]["nginx"]
+    report["idle_connections"] = args.idle
+    report["kib_per_idle_connection"] = memory
+    report["memory_ratio_devcert_over_node"] = memory["devcert"] / memory["node"] if memory.get("node") else None
     if not args.json:
         labels = {"rtt": "round trips/s (1 in flight)", "pipe": "pipelined msgs/s (64 in flight)",
                   "conn": "new connections/s (TCP+TLS+upgrade)"}
@@ -251,9 +386,13 @@ def main() -> int:
         print(f"{'proxy: round trips/s via --proxy wss://':38} {med['proxy']['via-proxy']:10.0f}")
         print(f"{'proxy: added round-trip time':38} {report['proxy_added_rtt_percent']:9.0f}%"
               f"   (vs Node wss:// direct: {report['proxy_added_rtt_percent_vs_node_wss']:.0f}%)")
-        if "nginx_proxy_added_rtt_percent" in report:
-            print(f"{'reference: round trips/s via nginx':38} {med['proxy']['via-nginx']:10.0f}")
-            print(f"{'reference: nginx added round-trip time':38} {report['nginx_proxy_added_rtt_percent']:9.0f}%")
+        for peer, added in report["peer_proxy_added_rtt_percent"].items():
+            print(f"{'peer: round trips/s via ' + peer:38} {med['proxy']['via-' + peer]:10.0f}")
+            print(f"{'peer: ' + peer + ' added round-trip time':38} {added:9.0f}%")
+        for name, kib in memory.items():
+            print(f"{'KiB per idle wss:// conn, ' + name:38} {kib:10.1f}")
+        if report["memory_ratio_devcert_over_node"] is not None:
+            print(f"{'memory per idle conn, devcert / node':38} {report['memory_ratio_devcert_over_node']:10.2f}")
     print(json.dumps(report, indent=None if not args.json else 2))
     return 0
 

@@ -1,7 +1,9 @@
 """What the tests share: the CLI as a user runs it, one timeout unit, ``wait_for``, one TLS
 server and round trip (TLSServer, tls_roundtrip), servers on port 0 that report the port they
-got (and, for servers that cannot, started_on_a_free_port), serve-wss as a library and as a
-command (make_server, CLIServer), the trust sandbox's scenarios, and data several files use.
+got (and, for servers that cannot, started_on_a_free_port and on_a_candidate_port), serve-wss
+as a library and as a command (make_server, CLIServer), raw exchanges with it and upstreams
+behind it (tls_exchange, RawUpstream, ws_upstream, http_upstream), a real Vite and Chromium's
+trust store (ViteServer, private_nssdb), the trust sandbox's scenarios, and data several files use.
 
 Imported as ``from tests.helpers import ...`` (``tests`` is a package, so this works the same
 under pytest's default import mode, with pytest-xdist, and from any sub-folder a test file is
@@ -17,8 +19,10 @@ from __future__ import annotations
 import hashlib
 import http.client
 import http.server
+import base64
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -36,9 +40,11 @@ from typing import Any, NoReturn, TypeVar
 
 import pytest
 from cryptography import x509
+from websockets.sync.server import serve as ws_serve
 from cryptography.hazmat.primitives import serialization
 
 from devcert import serve
+from devcert.errors import PortInUseError
 from devcert.serve import WSSServer
 from devcert.trust.linux import Family
 from tests import sandbox
@@ -483,12 +489,14 @@ def https_get(port: int, ca_file: Path, path: str, host: str = "localhost") -> t
         conn.close()
 
 
-def raw_tls(port: int, ca_file: Path, data: bytes, timeout: float = 5 * UNIT) -> bytes:
+def raw_tls(port: int, ca_file: Path, data: bytes, timeout: float = 5 * UNIT, *, server_name: str = "localhost",
+            until: Callable[[bytes], bool] | None = None) -> bytes:
     """Send ``data`` verbatim over TLS (no client-side path cleaning) and read the reply for at
-    most ``timeout`` seconds. Connecting and the handshake get 20 units whatever ``timeout`` is:
-    a loaded machine may be slow there, and a short read limit is what keeps a fuzz loop bounded."""
+    most ``timeout`` seconds, or until ``until(reply so far)`` is true. Connecting and the
+    handshake get 20 units whatever ``timeout`` is: a loaded machine may be slow there, and a
+    short read limit is what keeps a fuzz loop bounded."""
     with socket.create_connection(("127.0.0.1", port), timeout=20 * UNIT) as sock:
-        with ca_context(ca_file).wrap_socket(sock, server_hostname="localhost") as tls:
+        with ca_context(ca_file).wrap_socket(sock, server_hostname=server_name) as tls:
             tls.settimeout(timeout)
             tls.sendall(data)
             chunks = []
@@ -501,16 +509,137 @@ def raw_tls(port: int, ca_file: Path, data: bytes, timeout: float = 5 * UNIT) ->
                 if not chunk:
                     break
                 chunks.append(chunk)
+                if until is not None and until(b"".join(chunks)):
+                    break
             return b"".join(chunks)
+
+
+def head_lines(head: bytes) -> list[tuple[str, str]]:
+    """The header lines of a request or response head, as (name, value), in order."""
+    lines = head.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")[1:]
+    return [(name, value.strip()) for name, _, value in (line.partition(":") for line in lines)]
+
+
+def complete(reply: bytes) -> bool:
+    """Whether ``reply`` holds a whole response: a 101's head, or a head and its Content-Length."""
+    head, sep, body = reply.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    if b" 101 " in head.split(b"\r\n", 1)[0]:
+        return True
+    length = [v for n, v in head_lines(head) if n.lower() == "content-length"]
+    return bool(length) and len(body) >= int(length[0])
+
+
+def tls_exchange(port: int, ca_file: Path, data: bytes, server_name: str = "localhost") -> bytes:
+    """Send ``data`` verbatim over TLS and read one whole response (see :func:`complete`), until
+    the server closes, or for at most 10 units."""
+    return raw_tls(port, ca_file, data, 10 * UNIT, server_name=server_name, until=complete)
+
+
+def read_head(sock: socket.socket) -> bytes:
+    """What ``sock`` receives up to the end of a request head (or until it closes)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+class RawUpstream:
+    """A plain-TCP upstream on 127.0.0.1 port 0 that records each request head as it arrived and
+    answers with ``answer(head)`` (bytes), then closes the connection (after a 101, once the
+    proxy sends something or closes)."""
+
+    def __init__(self, answer: Callable[[bytes], bytes]) -> None:
+        self.answer = answer
+        self.heads: list[bytes] = []
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.sock.getsockname()[1]
+        self.sock.settimeout(0.2 * UNIT)  # how soon leaving the block is noticed
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+
+    def serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except (TimeoutError, OSError):
+                continue
+            with conn:
+                conn.settimeout(10 * UNIT)
+                try:
+                    head = read_head(conn)
+                    self.heads.append(head)
+                    conn.sendall(self.answer(head))
+                    if b" 101 " in self.answer(head).split(b"\r\n", 1)[0]:
+                        conn.recv(65536)  # hold the WebSocket until the proxy closes it
+                except OSError:
+                    pass
+
+    def __enter__(self) -> RawUpstream:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(10 * UNIT)
+        self.sock.close()
+
+
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def ws_answer(head: bytes) -> bytes:
+    """A RawUpstream answer: the WebSocket handshake's 101 for the request ``head``, with two
+    Set-Cookie lines and a header of its own."""
+    key = dict((n.lower(), v) for n, v in head_lines(head))["sec-websocket-key"]
+    accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+    return (f"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Accept: {accept}\r\nSet-Cookie: s=1\r\nX-Upstream: yes\r\n"
+            f"Set-Cookie: t=2\r\n\r\n").encode()
+
+
+@contextmanager
+def ws_upstream(handler: Callable[[Any], None]) -> Iterator[int]:
+    """A ws:// upstream (the websockets library, threaded) on 127.0.0.1 port 0 calling
+    ``handler(connection)`` for each client: its port."""
+    server = ws_serve(handler, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.socket.getsockname()[1]
+    finally:
+        server.shutdown()
+        thread.join(10 * UNIT)
+
+
+def on_a_candidate_port(attempt: Callable[[int], T], *, host: str = "127.0.0.1", attempts: int = 5) -> T:
+    """``attempt(port)`` for a server that must be told its port before it binds, because what
+    the test gives it names that port (a relay target that is the server itself, two servers
+    relaying to each other): a port that was free a moment ago. When another process took it
+    first (PortInUseError, or an AssertionError quoting a server saying so), again with another."""
+    for tried in range(1, attempts + 1):
+        port = candidate_port(host)
+        try:
+            return attempt(port)
+        except (PortInUseError, AssertionError) as err:
+            taken = isinstance(err, PortInUseError) or any(marker in str(err).lower() for marker in IN_USE)
+            if not taken or tried == attempts:
+                raise
+    raise AssertionError("unreachable")  # the last attempt returned or raised
 
 
 class CLIServer:
     """``devcert serve-wss --port 0 ARGS`` as a subprocess: ``out`` is stdout up to the printed
     curl command (URLs, notes, commands) and ``port`` the one its first line says it listens on;
-    leaving the block sends SIGINT and collects the rest (``rc``, ``stderr``)."""
+    leaving the block sends SIGINT and collects the rest (``rc``, ``stderr``). ``port`` other
+    than 0 only where the port must be known before it starts (see on_a_candidate_port)."""
 
-    def __init__(self, args: list[str], env: dict[str, str], cwd: Path | None = None) -> None:
-        self.proc = subprocess.Popen([devcert_exe(), "serve-wss", "--port", "0", *args], env=env, cwd=cwd,
+    def __init__(self, args: list[str], env: dict[str, str], cwd: Path | None = None, port: int = 0) -> None:
+        self.proc = subprocess.Popen([devcert_exe(), "serve-wss", "--port", str(port), *args], env=env, cwd=cwd,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.rc: int | None = None
         self.stderr = ""
@@ -527,8 +656,22 @@ class CLIServer:
             self.proc.wait()
             raise AssertionError(f"serve-wss printed no curl line within {30 * UNIT:g} s:\n{self.out}\n"
                                  f"{self.proc.stderr.read() if self.proc.stderr else ''}")
-        self.port = int(lines[0].split("listening on ")[1].rsplit(":", 1)[1].rstrip(")\n"))
+        # "(listening on 127.0.0.1:PORT)", "[::1]:PORT", or "...:PORT; routes from FILE)"
+        found = re.search(r"listening on .*?:(\d+)[);]", lines[0])
+        assert found, self.out
+        self.port = int(found[1])
         return self
+
+    def rss_kib(self) -> int:
+        """The server process's resident memory (KiB), as /proc says."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise AssertionError("no VmRSS")
+
+    def open_files(self) -> int:
+        """How many file descriptors the server process holds."""
+        return len(list(Path(f"/proc/{self.proc.pid}/fd").iterdir()))
 
     def _read_until_curl(self, lines: list[str]) -> None:
         assert self.proc.stdout is not None
@@ -556,6 +699,94 @@ class CLIServer:
             if self.proc.poll() is None:
                 self.proc.kill()
                 self.proc.wait()
+
+
+# -- a browser's trust store, a real dev server ------------------------------------------------
+
+
+def private_nssdb(home: Path, ca_file: Path) -> None:
+    """An NSS database at ``home``/.pki/nssdb trusting ``ca_file``: headless Chromium's trust store with HOME=``home``."""
+    certutil = require_tool("certutil", "NSS database for Chromium")
+    db = home / ".pki" / "nssdb"
+    db.mkdir(parents=True)
+    subprocess.run([certutil, "-d", f"sql:{db}", "-N", "--empty-password"], check=True, capture_output=True)
+    subprocess.run([certutil, "-d", f"sql:{db}", "-A", "-t", "C,,", "-n", "devcert", "-i", str(ca_file)],
+                   check=True, capture_output=True)
+
+
+#: A Vite plugin (no imports, so the project needs no node_modules) answering devcert:ping on the HMR
+#: socket (saying whether the socket came through a proxy), and holding /__devcert_hold open until the page sends devcert:done.
+VITE_CONFIG_JS = """\
+export default {
+  plugins: [{
+    name: 'devcert-ping',
+    configureServer(server) {
+      const held = new Set();
+      const release = () => { for (const res of held) res.end(); held.clear(); };
+      // how each HMR socket reached Vite: through devcert's proxy it carries X-Forwarded-Proto
+      const via = new WeakMap();
+      server.ws.on('connection', (socket, req) => via.set(socket, req.headers['x-forwarded-proto'] || 'direct'));
+      server.ws.on('devcert:ping', (data, client) =>
+        client.send('devcert:pong', { n: data.n, via: via.get(client.socket) || 'unknown' }));
+      server.ws.on('devcert:done', release);
+      server.middlewares.use('/__devcert_hold', (req, res) => {
+        held.add(res);
+        res.setHeader('Content-Type', 'image/gif');
+        setTimeout(() => { if (held.delete(res)) res.end(); }, 20000);
+      });
+    },
+  }],
+};
+"""
+
+
+class ViteServer:
+    """``vite`` (the dev server, plain http on 127.0.0.1) in ``project``, stopped by its PID."""
+
+    def __init__(self, project: Path) -> None:
+        vite = NODE_BIN / "vite"
+        require_tool("node")
+        if not vite.exists():
+            missing(f"npm vite is not installed in {NODE_BIN} (scripts/test installs it)")
+        env = clean_env(PATH=f"{NODE_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+                        NODE_PATH=str(NODE_BIN.parent), BROWSER="none", CI="true")
+        self.log = project.parent / "vite.log"
+        # Vite cannot listen on port 0 and report it (--port 0 means its default, 5173), so it
+        # gets a port that was free a moment ago with --strictPort; when another process took
+        # it in between, Vite exits saying so and we try another.
+        for attempt in range(5):
+            self.port = candidate_port()
+            self._out = self.log.open("wb")
+            self.proc = subprocess.Popen(
+                [str(vite), "--host", "127.0.0.1", "--port", str(self.port), "--strictPort", "--clearScreen", "false"],
+                cwd=project, env=env, stdin=subprocess.DEVNULL, stdout=self._out, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            try:
+                wait_listening(self.proc, self.port, timeout=60 * UNIT, what="vite")
+                return
+            except AssertionError as err:
+                exited = self.proc.poll() is not None  # by itself, before stop() ends it
+                self.stop()
+                said = self.log.read_text(errors="replace")
+                if attempt < 4 and exited and f"Port {self.port} is already in use" in said:
+                    continue
+                pytest.fail(f"{err}:\n{said}")
+
+    def stop(self) -> None:
+        stop(self.proc)
+        try:  # esbuild, started by this vite, in the session we made for it
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self._out.close()
+
+    def __enter__(self) -> ViteServer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
 
 
 # -- data and checks more than one test file uses ----------------------------------------------

@@ -6,6 +6,7 @@ The options are checked by :mod:`devcert.serve.options`, the URL host is chosen 
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import shlex
 from pathlib import Path
@@ -16,6 +17,7 @@ import typer
 
 from ..errors import ServeError
 from ..names import DEFAULT_NAMES, parse_names
+from ..project import project_routes
 from .application import app
 from .options import whole_number
 from .output import Failed, echo, warn
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
 
 #: The flag for each option the core names (``{-max_size}`` in its messages).
 FLAGS = {"host": "--host", "port": "--port", "ws_path": "--ws-path", "directory": "--dir",
-         "dotfiles": "--dotfiles", "proxy": "--proxy", "max_size": "--max-size"}
+         "dotfiles": "--dotfiles", "proxy": "--proxy", "max_size": "--max-size", "route": "--route"}
 
 
 @app.command(
@@ -37,6 +39,8 @@ FLAGS = {"host": "--host", "port": "--port", "ws_path": "--ws-path", "directory"
         "Examples:\n"
         "  devcert serve-wss                                # https://localhost:8443/ and wss://localhost:8443/ws\n"
         "  devcert serve-wss --proxy ws://127.0.0.1:5173    # wss:// and https:// in front of a dev server\n"
+        "  devcert serve-wss --route app.localhost=5173 --route api.localhost=8000 --route ws.localhost=8765\n"
+        "                                                   # one port, a name and a certificate per service\n"
         "  devcert serve-wss app.test --port 9443 --dir ./public"
     ),
 )
@@ -47,7 +51,8 @@ def serve_wss(
     directory: Annotated[Optional[Path], typer.Option("--dir", help="Serve this folder's files instead of the demo page (never CAROOT or a folder holding it).", metavar="DIRECTORY")] = None,
     dotfiles: Annotated[bool, typer.Option("--dotfiles", help="Also serve files and folders whose names start with a dot (.env, .git): off by default so secrets are not served. /.well-known/ is served either way.")] = False,
     ws_path: Annotated[Optional[str], typer.Option("--ws-path", help="Path of the WebSocket echo endpoint: /ws unless given (not /, no ? or #; not with --proxy).", show_default=False, metavar="WS_PATH")] = None,
-    proxy: Annotated[Optional[str], typer.Option("--proxy", help="Relay every WebSocket and HTTP request to this ws://HOST:PORT server.", show_default=False, metavar="PROXY")] = None,
+    proxy: Annotated[Optional[str], typer.Option("--proxy", help="Relay every WebSocket and HTTP request to this ws://HOST:PORT server (with --route: every name without a route).", show_default=False, metavar="PROXY")] = None,
+    route: Annotated[Optional[list[str]], typer.Option("--route", help="Relay requests for NAME (e.g. app.localhost, or *.app.localhost) to UPSTREAM (a port, HOST:PORT or ws:// / http:// URL), with a certificate for NAME made when a client first asks for it. Repeatable; without it, the routes in [tool.devcert.routes] of pyproject.toml or devcert.toml.", show_default=False, metavar="NAME=UPSTREAM")] = None,
     max_size: Annotated[str, typer.Option("--max-size", help="Largest WebSocket message accepted (bytes, or e.g. 4MiB; at most 2GiB).", metavar="MAX_SIZE")] = "1MiB",
 ) -> None:
     """Serve https:// and wss:// on one port with a certificate from the local CA.
@@ -55,16 +60,17 @@ def serve_wss(
     Makes the CA (first time) and a certificate for NAMES kept in CAROOT/leaves (renewed when
     near expiry), then serves until Ctrl-C: a demo page at /, a WebSocket echo at /ws, or
     with --proxy a TLS front for an existing ws:// / http:// dev server (pages, assets and
-    sockets on one port). Open connections are closed with code 1001 on exit.
+    sockets on one port), or with --route one name per dev server on one port, each with its
+    own certificate. Open connections are closed with code 1001 on exit.
     """
     try:
-        _serve(list(names) if names else list(DEFAULT_NAMES), max_size, host=host, port=port, directory=directory,
-               dotfiles=dotfiles, ws_path=ws_path, proxy=proxy)
+        _serve(list(names) if names else list(DEFAULT_NAMES), max_size, list(route or ()), host=host, port=port,
+               directory=directory, dotfiles=dotfiles, ws_path=ws_path, proxy=proxy)
     except ServeError as err:
         raise Failed(err.worded(FLAGS), code=err.exit_code) from None
 
 
-def _serve(chosen: list[str], max_size: str, **given: Any) -> None:
+def _serve(chosen: list[str], max_size: str, route: list[str], **given: Any) -> None:
     # Deferred: `devcert --help` loads every command module, and devcert.serve costs 170-230 ms
     # on top of the loaded CLI, 115-160 ms of it aiohttp (python -X importtime, this machine).
     from .. import serve
@@ -73,7 +79,14 @@ def _serve(chosen: list[str], max_size: str, **given: Any) -> None:
     # every option is checked before the CA or a certificate is made
     parsed = parse_names(chosen)
     size = options.parse_size(max_size)
-    checked = options.check(max_size=size, **given)
+    routes: list[Any] = list(route)
+    routes_file = None
+    if not routes and given["proxy"] is None and given["directory"] is None and given["ws_path"] is None:
+        declared = project_routes()
+        if declared is not None:
+            routes_file, listed = declared
+            routes = [options.route(name, upstream) for name, upstream in listed]
+    checked = options.check(max_size=size, routes=routes, **given)
     _, sockaddr = options.resolve_host(checked.host)
 
     ca = load_ca_for_issuing()
@@ -85,11 +98,15 @@ def _serve(chosen: list[str], max_size: str, **given: Any) -> None:
         warn(f"listening on {checked.host}: every machine that can reach this one can connect")
 
     # the same options again: WSSServer checks them with the same functions
-    server = serve.WSSServer(serve.server_context(ensured.cert_path, ensured.key_path), max_size=size, log=_log, **given)
+    server = serve.WSSServer(serve.server_context(ensured.cert_path, ensured.key_path), max_size=size, log=_log,
+                             routes=checked.routes, ca=ca, default_names=chosen, **given)
 
     def ready(srv: WSSServer) -> None:
-        plan = urls.url_plan(parsed, srv.address or srv.host, srv.port)
-        _announce(srv, plan, ca_file=str(ca.cert_path), cert_file=str(ensured.cert_path), names=chosen)
+        if srv.routes:
+            _announce_routes(srv, ca_file=str(ca.cert_path), routes_file=routes_file)
+        else:
+            plan = urls.url_plan(parsed, srv.address or srv.host, srv.port)
+            _announce(srv, plan, ca_file=str(ca.cert_path), cert_file=str(ensured.cert_path), names=chosen)
         echo("Press Ctrl-C to stop.", err=True)
         if not ca.created:  # a new CA's creation line already said to run `devcert install`
             not_trusted_hint(ca)
@@ -133,6 +150,29 @@ def _announce(srv: WSSServer, plan: UrlPlan, *, ca_file: str, cert_file: str, na
     echo(f"  SSL_CERT_FILE={quoted_ca} python -m websockets {shlex.quote(ws_url)}")
     resolve_option = f"--resolve {shlex.quote(plan.resolve)} " if plan.resolve else ""
     echo(f"  curl --cacert {quoted_ca} {resolve_option}{shlex.quote(f'https://{base}/')}")
+
+
+def _announce_routes(srv: WSSServer, *, ca_file: str, routes_file: Path | None) -> None:
+    """The lines on stdout for named routes: each name's URL and upstream, and a curl to try."""
+    listening = f"[{srv.address}]:{srv.port}" if srv.address and ":" in srv.address else f"{srv.address}:{srv.port}"
+    source = f"; routes from {routes_file}" if routes_file is not None else ""
+    echo(f"Serving {len(srv.routes)} route{'s' if len(srv.routes) != 1 else ''} over https:// and wss:// "
+         f"(listening on {listening}{source})")
+    width = max(len(f"https://{r.name}:{srv.port}/") for r in srv.routes)
+    for r in srv.routes:
+        echo(f"  {f'https://{r.name}:{srv.port}/':<{width}}  -> {r.upstream}")
+    if srv.proxy:
+        echo(f"  {'any other name':<{width}}  -> {srv.proxy}")
+    echo(f"  CA file:     {ca_file}")
+    echo("  certificates: one per name, made in CAROOT/leaves when a client first asks for it")
+    echo("Names under .localhost reach this machine in browsers and curl without /etc/hosts (RFC 6761); other "
+         "programs need systemd-resolved or an /etc/hosts line (and macOS resolves only localhost itself).")
+    first = next((r.name for r in srv.routes if not r.name.startswith("*.")), srv.routes[0].name.replace("*", "www"))
+    address = srv.address if srv.address and not ipaddress.ip_address(srv.address.split("%")[0]).is_unspecified \
+        else "127.0.0.1"
+    echo("Try it:")
+    echo(f"  curl --cacert {shlex.quote(ca_file)} --resolve {shlex.quote(f'{first}:{srv.port}:{address}')} "
+         f"{shlex.quote(f'https://{first}:{srv.port}/')}")
 
 
 def _note(plan: UrlPlan) -> str | None:

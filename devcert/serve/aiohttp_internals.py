@@ -144,8 +144,10 @@ class HeadDeadline(asyncio.Protocol):
     ``request.transport``.
     """
 
-    def __init__(self, inner: asyncio.Protocol, connections: dict[Any, HeadDeadline], timeout: float, log: Log) -> None:
+    def __init__(self, inner: asyncio.Protocol, connections: dict[Any, HeadDeadline], timeout: float, log: Log,
+                 max_connections: int = 0) -> None:
         self.inner = inner
+        self.max_connections = max_connections
         self.connections = connections
         self.timeout = timeout
         self.log = log
@@ -154,15 +156,30 @@ class HeadDeadline(asyncio.Protocol):
         self.in_flight = 0
         self.got_bytes = False  # bytes since the clock started (or since the last request started)
         self.coalescer: CoalescingTransport | None = None
+        #: a proxied WebSocket relayed as bytes (:class:`devcert.serve.splice.Splice`): once set,
+        #: reads, the end of the connection and flow control go to it instead of aiohttp
+        self.splice: Any = None
 
     # asyncio protocol: everything goes on to aiohttp's handler
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
+        if self.max_connections and len(self.connections) >= self.max_connections:
+            # memory stays bounded whatever clients do: past the limit a connection is dropped
+            # before aiohttp sees it (it never got a handler, so its loss is not passed on)
+            peer = transport.get_extra_info("peername")
+            where = f" from {peer[0]}" if peer else ""
+            self.log("warning", f"dropped a connection{where}: {self.max_connections} connections are open already")
+            self.inner = asyncio.Protocol()
+            transport.abort()
+            return
         self.connections[transport] = self
         self._arm()
         self.inner.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
+        if self.splice is not None:
+            self.splice.from_client(data)
+            return
         if data:
             if self.in_flight == 0 and self.timer is None:
                 self._arm()  # the first byte of a new request head
@@ -177,12 +194,20 @@ class HeadDeadline(asyncio.Protocol):
     def connection_lost(self, exc: BaseException | None) -> None:
         self._disarm()
         self.connections.pop(self.transport, None)
+        if self.splice is not None:
+            self.splice.from_client_lost()
         self.inner.connection_lost(exc)
 
     def pause_writing(self) -> None:
+        if self.splice is not None:
+            self.splice.client_paused()
+            return
         self.inner.pause_writing()
 
     def resume_writing(self) -> None:
+        if self.splice is not None:
+            self.splice.client_resumed()
+            return
         self.inner.resume_writing()
 
     # the clock
@@ -236,9 +261,10 @@ class HeadDeadline(asyncio.Protocol):
 
 async def listen(runner: web.AppRunner, sock: socket.socket, ssl_context: ssl.SSLContext | None, *,
                  connections: dict[Any, HeadDeadline], request_head_timeout: float, handshake_timeout: float,
-                 shutdown_timeout: float, log: Log) -> asyncio.AbstractServer:
+                 shutdown_timeout: float, log: Log, max_connections: int = 0) -> asyncio.AbstractServer:
     """Serve ``runner``'s application on the listening ``sock``, each connection's aiohttp
-    handler wrapped in a :class:`HeadDeadline`. ``runner`` must be set up."""
+    handler wrapped in a :class:`HeadDeadline`; past ``max_connections`` open ones (0: no
+    limit) a new connection is dropped. ``runner`` must be set up."""
     handler_factory = runner.server
     if handler_factory is None:
         raise RuntimeError("the AppRunner is not set up")
@@ -247,6 +273,33 @@ async def listen(runner: web.AppRunner, sock: socket.socket, ssl_context: ssl.SS
     if ssl_context is not None:
         tls = {"ssl": ssl_context, "ssl_handshake_timeout": handshake_timeout, "ssl_shutdown_timeout": shutdown_timeout}
     return await loop.create_server(
-        lambda: HeadDeadline(handler_factory(), connections, request_head_timeout, log),
+        lambda: HeadDeadline(handler_factory(), connections, request_head_timeout, log, max_connections),
         sock=sock, backlog=512, **tls,
     )
+
+
+class _Verbatim:
+    """What :class:`TransparentResponse` and :class:`TransparentWebSocketResponse` share.
+
+    aiohttp's ``StreamResponse._prepare_headers`` (private) fills in ``Server: Python/...
+    aiohttp/...`` and, for a response with a body, ``Content-Type: application/octet-stream``
+    when the handler set none. A proxy passing on an upstream's response must add neither: after
+    aiohttp's own step, whichever of the two the upstream did not send is removed again.
+    ``Date`` stays: RFC 9110 6.6.1 asks a forwarding recipient with a clock to add it when missing.
+    """
+
+    async def _prepare_headers(self) -> None:
+        headers = self.headers  # type: ignore[attr-defined]
+        absent = [name for name in ("Server", "Content-Type") if name not in headers]
+        await super()._prepare_headers()  # type: ignore[misc]
+        for name in absent:
+            headers.popall(name, None)
+
+
+class TransparentResponse(_Verbatim, web.StreamResponse):
+    """A streamed response that carries exactly the headers it was given (plus framing and Date)."""
+
+
+class TransparentWebSocketResponse(_Verbatim, web.WebSocketResponse):
+    """A server WebSocket whose 101 carries the headers it was given plus the handshake's own."""
+

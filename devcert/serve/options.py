@@ -11,11 +11,13 @@ import ipaddress
 import os
 import socket
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from ..ca import caroot
-from ..errors import ServeOptionError
+from ..errors import ServeOptionError, UsageError
+from ..names import parse_dns_name
 
 DEFAULT_PORT = 8443
 DEFAULT_HOST = "127.0.0.1"
@@ -29,6 +31,9 @@ DEFAULT_MAX_SIZE = 1024 * 1024
 MAX_MAX_SIZE = 2 * 1024 ** 3
 #: Seconds a client has to finish the TLS handshake; a stalled one is dropped, never waited on.
 HANDSHAKE_TIMEOUT = 10.0
+#: Connections open at once, at most: about 400 MB of idle wss:// connections with uvloop, and
+#: below the usual 20,000-descriptor limit with room for the proxy's upstream connections.
+MAX_CONNECTIONS = 8192
 #: Seconds an idle keep-alive HTTP connection is kept open.
 KEEPALIVE_TIMEOUT = 15.0
 #: Seconds a client has to send a complete request head (request line and headers), counted from
@@ -41,6 +46,19 @@ _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024 ** 2
                "mib": 1024 ** 2, "g": 1024 ** 3, "gb": 1024 ** 3, "gib": 1024 ** 3}
 
 
+class Route(NamedTuple):
+    """Requests for ``name`` (a host name, or a wildcard ``*.app.localhost`` for every name under
+    it) relayed to ``upstream`` (``ws://HOST:PORT``)."""
+
+    name: str
+    upstream: str
+
+    def matches(self, host: str) -> bool:
+        if self.name.startswith("*."):
+            return host.endswith(self.name[1:]) and len(host) > len(self.name) - 1
+        return host == self.name
+
+
 class Checked(NamedTuple):
     """The options as the server uses them, every one checked."""
 
@@ -51,11 +69,12 @@ class Checked(NamedTuple):
     dotfiles: bool
     proxy: str | None
     max_size: int
+    routes: tuple[Route, ...] = ()
 
 
 def check(*, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, ws_path: str | None = None,
           directory: str | Path | None = None, dotfiles: bool = False, proxy: str | None = None,
-          max_size: int = DEFAULT_MAX_SIZE) -> Checked:
+          max_size: int = DEFAULT_MAX_SIZE, routes: Iterable[Route | str] = ()) -> Checked:
     """All options together, in the order a person fixes them; ``ws_path`` None is /ws.
 
     Raises :class:`ServeOptionError` (a usage error) for the first one that cannot be used. The
@@ -69,11 +88,65 @@ def check(*, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, ws_path: str | 
             raise ServeOptionError("{-directory} and {-proxy} cannot be combined: in proxy mode the upstream serves the pages")
         if ws_path is not None:
             raise ServeOptionError("{-ws_path} does not apply with {-proxy}: every path, /ws included, goes to the upstream")
+    checked_routes = check_routes(routes)
+    if checked_routes:
+        if directory is not None:
+            raise ServeOptionError("{-directory} and {-route} cannot be combined: each route's upstream serves its "
+                                   "pages (serve the folder from a dev server and route a name to it)")
+        if ws_path is not None:
+            raise ServeOptionError("{-ws_path} does not apply with {-route}: every path of a routed name goes to "
+                                   "its upstream")
     path = check_ws_path(DEFAULT_WS_PATH if ws_path is None else ws_path)
     if dotfiles and directory is None:
         raise ServeOptionError("{-dotfiles} applies only with {-directory}: it says which of the folder's files are served")
     folder = check_directory(directory) if directory is not None else None
-    return Checked(check_host(host), port, path, folder, dotfiles, proxy, size)
+    return Checked(check_host(host), port, path, folder, dotfiles, proxy, size, checked_routes)
+
+
+def parse_route(text: str) -> Route:
+    """``NAME=UPSTREAM`` as ``--route`` takes it: UPSTREAM a port (on 127.0.0.1), ``host:port``,
+    or a ws:// / http:// URL; NAME a host name or a wildcard such as ``*.app.localhost``."""
+    name, sep, upstream = text.partition("=")
+    if not sep or not name.strip() or not upstream.strip():
+        raise ServeOptionError("{-route} takes NAME=UPSTREAM, e.g. app.localhost=5173 (got {text!r})", text=text)
+    return route(name, upstream)
+
+
+def route(name: str, upstream: str | int) -> Route:
+    """A checked :class:`Route` (``upstream`` as :func:`parse_route` takes it)."""
+    try:
+        host = parse_dns_name(name.strip(), allow_wildcard=True)
+    except UsageError as err:
+        raise ServeOptionError("{-route} {name!r} is not a host name: {why}", name=name, why=str(err)) from None
+    if "*" in host and not host.startswith("*."):
+        raise ServeOptionError("{-route} {name!r}: a wildcard is a first label *, as in *.app.localhost", name=name)
+    text = str(upstream).strip()
+    if text.isdigit():
+        text = f"127.0.0.1:{text}"
+    return Route(host.lower(), parse_proxy(text, option="route"))
+
+
+def check_routes(routes: Iterable[Route | str]) -> tuple[Route, ...]:
+    """Each route checked (strings parsed as ``NAME=UPSTREAM``); a name routed twice is refused."""
+    checked: dict[str, Route] = {}
+    for item in routes:
+        one = parse_route(item) if isinstance(item, str) else route(item.name, item.upstream)
+        if one.name in checked and checked[one.name].upstream != one.upstream:
+            raise ServeOptionError("{-route} {name} is given twice ({first} and {second}): give each name one upstream",
+                                   name=one.name, first=checked[one.name].upstream, second=one.upstream)
+        checked[one.name] = one
+    return tuple(checked.values())
+
+
+def find_route(routes: Iterable[Route], host: str) -> Route | None:
+    """The route for ``host``: its exact name, else the wildcard with the longest suffix."""
+    best: Route | None = None
+    for one in routes:
+        if one.name == host:
+            return one
+        if one.matches(host) and (best is None or len(one.name) > len(best.name)):
+            best = one
+    return best
 
 
 def check_port(port: int) -> int:
@@ -89,27 +162,27 @@ def check_host(host: str) -> str:
     return host
 
 
-def parse_proxy(url: str) -> str:
+def parse_proxy(url: str, option: str = "proxy") -> str:
     """Check a proxy URL and return it as ``ws://host:port`` (or ``wss://``) with no path.
 
     The port is required: a dev server is never on 80/443, and a guessed port would only fail
-    later, once per request.
+    later, once per request. ``option`` is the option the URL was given with, for messages.
     """
     parts = urlsplit(url if "://" in url else f"ws://{url}")
     if parts.scheme not in ("ws", "wss", "http", "https"):
-        raise ServeOptionError("{-proxy} takes ws://HOST:PORT (got {url!r})", url=url)
+        raise ServeOptionError("{-" + option + "} takes ws://HOST:PORT (got {url!r})", url=url)
     if not parts.hostname:
-        raise ServeOptionError("{-proxy} needs a host, e.g. ws://127.0.0.1:5173 (got {url!r})", url=url)
+        raise ServeOptionError("{-" + option + "} needs a host, e.g. ws://127.0.0.1:5173 (got {url!r})", url=url)
     try:
         port = parts.port
     except ValueError:
         port = -1
     if port is None:
-        raise ServeOptionError("{-proxy} needs a port, e.g. ws://127.0.0.1:5173 (got {url!r})", url=url)
+        raise ServeOptionError("{-" + option + "} needs a port, e.g. ws://127.0.0.1:5173 (got {url!r})", url=url)
     if not 1 <= port <= 65535:
-        raise ServeOptionError("{-proxy} needs a port between 1 and 65535 (got {url!r})", url=url)
+        raise ServeOptionError("{-" + option + "} needs a port between 1 and 65535 (got {url!r})", url=url)
     if parts.path not in ("", "/") or parts.query:
-        raise ServeOptionError("{-proxy} takes only ws://HOST:PORT; paths and queries come from each request "
+        raise ServeOptionError("{-" + option + "} takes only ws://HOST:PORT; paths and queries come from each request "
                                "(got {url!r})", url=url)
     scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
     return f"{scheme}://{parts.netloc}"

@@ -3,6 +3,7 @@ asked) and the demo page."""
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -84,3 +85,19 @@ def demo_page(ws_path: str) -> web.Response:
     # a JS string literal inside <script>: JSON, with "<" escaped so "</script>" cannot end it
     page = page.replace("__WS_PATH_JSON__", json.dumps(ws_path).replace("<", "\\u003c"))
     return web.Response(text=page, content_type="text/html", charset="utf-8", headers={"Cache-Control": "no-store"})
+
+
+def routes_page(status: int, host: str, port: int, routes: Iterable[tuple[str, str]], why: str) -> web.Response:
+    """The page for a name without a route (404), or for a request whose Host is not the name
+    its TLS connection was made for (421): what was asked, and every route with its link."""
+    rows = []
+    for name, upstream in routes:
+        shown = html.escape(name)
+        link = shown if name.startswith("*.") else f'<a href="https://{shown}:{port}/">https://{shown}:{port}/</a>'
+        rows.append(f"<li>{link} &rarr; {html.escape(upstream)}</li>")
+    title = {404: "No route for this name", 421: "Misdirected request"}.get(status, "devcert serve-wss")
+    page = (f'<!doctype html><html><head><meta charset="utf-8"><title>{title}</title></head><body>'
+            f"<h1>{title}</h1><p>{html.escape(why)}</p><p>Routes on this server:</p>"
+            f'<ul id="routes">{"".join(rows) or "<li>none</li>"}</ul></body></html>\n')
+    return web.Response(status=status, text=page, content_type="text/html", charset="utf-8",
+                        headers={"Cache-Control": "no-store"})

@@ -4,6 +4,8 @@ the response both make, close codes and their time limits."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -25,10 +27,17 @@ def is_upgrade(request: web.BaseRequest) -> bool:
         "upgrade" in request.headers.get("Connection", "").lower()
 
 
-def response(max_size: int, protocols: Iterable[str] = (), *, autoclose: bool = True) -> web.WebSocketResponse:
-    """A server-side WebSocket accepting messages of up to ``max_size`` bytes, uncompressed."""
-    return web.WebSocketResponse(protocols=tuple(protocols), max_msg_size=max_msg_size(max_size), compress=False,
+def response(max_size: int, protocols: Iterable[str] = (), *, autoclose: bool = True,
+             cls: type[web.WebSocketResponse] = web.WebSocketResponse) -> web.WebSocketResponse:
+    """A server-side WebSocket (of class ``cls``) accepting messages of up to ``max_size`` bytes, uncompressed."""
+    return cls(protocols=tuple(protocols), max_msg_size=max_msg_size(max_size), compress=False,
                                  writer_limit=WRITE_LIMIT, autoping=True, timeout=CLOSE_TIMEOUT, autoclose=autoclose)
+
+
+def accept_for(key: str) -> str:
+    """The Sec-WebSocket-Accept a server answers to ``key`` (RFC 6455 4.2.2)."""
+    digest = hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()
+    return base64.b64encode(digest).decode()
 
 
 def sendable_close_code(code: int | None) -> int:

@@ -9,6 +9,8 @@
 //   pipe: one connection, keep --window messages in flight (echoed messages/s)
 //   conn: --concurrency loops each opening a new connection (TCP + TLS + upgrade) and closing
 //         it (completed connections/s); no TLS session reuse, as ws does not cache sessions.
+//   hold: open --count connections (--concurrency at a time), print {"held": n} once all are
+//         open, keep them idle until stdin closes (for the server's memory per idle connection)
 'use strict';
 const fs = require('fs');
 const WebSocket = require('ws');
@@ -81,5 +83,21 @@ async function conn() {
   done(count, started);
 }
 
-setTimeout(() => fail('timed out'), (opts.seconds + 20) * 1000).unref();
-(opts.mode === 'conn' ? conn() : rttOrPipe()).catch(fail);
+async function hold() {
+  const count = Number(opts.count || 1000);
+  const held = [];
+  while (held.length < count) {
+    const batch = [];
+    for (let i = 0; i < opts.concurrency && held.length + batch.length < count; i++) batch.push(open());
+    for (const ws of await Promise.all(batch)) { ws.on('error', () => {}); held.push(ws); }
+  }
+  process.stdout.write(JSON.stringify({ mode: 'hold', held: held.length }) + '\n');
+  process.stdin.resume();
+  process.stdin.on('end', () => { for (const ws of held) ws.terminate(); process.exit(0); });
+}
+
+if (opts.mode === 'hold') hold().catch(fail);
+else {
+  setTimeout(() => fail('timed out'), (opts.seconds + 20) * 1000).unref();
+  (opts.mode === 'conn' ? conn() : rttOrPipe()).catch(fail);
+}

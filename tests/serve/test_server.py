@@ -20,9 +20,9 @@ import pytest
 from devcert import serve
 from devcert.serve import WSSServer
 from tests.browser import wait_dom
-from tests.helpers import (NODE_BIN, UNIT, CLIServer, ca_context, candidate_port, clean_env, http_upstream, https_get,
-                           make_server, missing, one_error_line, raw_tls, require_tool, run_devcert, stop, wait_for,
-                           wait_listening)
+from tests.helpers import (NODE_BIN, UNIT, VITE_CONFIG_JS, CLIServer, ViteServer, ca_context, clean_env, http_upstream, https_get,
+                           make_server, one_error_line, private_nssdb, raw_tls, require_tool, run_devcert,
+                           wait_for)
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -132,15 +132,6 @@ def test_wscat_with_ca(caroot: Path) -> None:
 
 
 # --- headless Chromium -----------------------------------------------------------------------
-
-
-def private_nssdb(home: Path, ca_file: Path) -> None:
-    certutil = require_tool("certutil", "NSS database for Chromium")
-    db = home / ".pki" / "nssdb"
-    db.mkdir(parents=True)
-    subprocess.run([certutil, "-d", f"sql:{db}", "-N", "--empty-password"], check=True, capture_output=True)
-    subprocess.run([certutil, "-d", f"sql:{db}", "-A", "-t", "C,,", "-n", "devcert", "-i", str(ca_file)],
-                   check=True, capture_output=True)
 
 
 #: What the demo page shows once its wss:// echo came back
@@ -544,31 +535,6 @@ if (import.meta.hot) {
 }
 """
 
-# A plugin (no imports, so the project needs no node_modules) answering devcert:ping on the HMR
-# socket (saying whether the socket came through a proxy), and holding /__devcert_hold open until the page sends devcert:done.
-VITE_CONFIG_JS = """\
-export default {
-  plugins: [{
-    name: 'devcert-ping',
-    configureServer(server) {
-      const held = new Set();
-      const release = () => { for (const res of held) res.end(); held.clear(); };
-      // how each HMR socket reached Vite: through devcert's proxy it carries X-Forwarded-Proto
-      const via = new WeakMap();
-      server.ws.on('connection', (socket, req) => via.set(socket, req.headers['x-forwarded-proto'] || 'direct'));
-      server.ws.on('devcert:ping', (data, client) =>
-        client.send('devcert:pong', { n: data.n, via: via.get(client.socket) || 'unknown' }));
-      server.ws.on('devcert:done', release);
-      server.middlewares.use('/__devcert_hold', (req, res) => {
-        held.add(res);
-        res.setHeader('Content-Type', 'image/gif');
-        setTimeout(() => { if (held.delete(res)) res.end(); }, 20000);
-      });
-    },
-  }],
-};
-"""
-
 
 def vite_project(root: Path) -> Path:
     root.mkdir()
@@ -579,54 +545,6 @@ def vite_project(root: Path) -> Path:
     (root / "main.js").write_text(VITE_MAIN_JS.replace("VERSION", "v1"))
     (root / "vite.config.js").write_text(VITE_CONFIG_JS)
     return root
-
-
-class ViteServer:
-    """``vite`` (the dev server, plain http on 127.0.0.1) in ``project``, stopped by its PID."""
-
-    def __init__(self, project: Path) -> None:
-        vite = NODE_BIN / "vite"
-        require_tool("node")
-        if not vite.exists():
-            missing(f"npm vite is not installed in {NODE_BIN} (scripts/test installs it)")
-        env = clean_env(PATH=f"{NODE_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-                        NODE_PATH=str(NODE_BIN.parent), BROWSER="none", CI="true")
-        self.log = project.parent / "vite.log"
-        # Vite cannot listen on port 0 and report it (--port 0 means its default, 5173), so it
-        # gets a port that was free a moment ago with --strictPort; when another process took
-        # it in between, Vite exits saying so and we try another.
-        for attempt in range(5):
-            self.port = candidate_port()
-            self._out = self.log.open("wb")
-            self.proc = subprocess.Popen(
-                [str(vite), "--host", "127.0.0.1", "--port", str(self.port), "--strictPort", "--clearScreen", "false"],
-                cwd=project, env=env, stdin=subprocess.DEVNULL, stdout=self._out, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            try:
-                wait_listening(self.proc, self.port, timeout=60 * UNIT, what="vite")
-                return
-            except AssertionError as err:
-                exited = self.proc.poll() is not None  # by itself, before stop() ends it
-                self.stop()
-                said = self.log.read_text(errors="replace")
-                if attempt < 4 and exited and f"Port {self.port} is already in use" in said:
-                    continue
-                pytest.fail(f"{err}:\n{said}")
-
-    def stop(self) -> None:
-        stop(self.proc)
-        try:  # esbuild, started by this vite, in the session we made for it
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self._out.close()
-
-    def __enter__(self) -> "ViteServer":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
 
 def recv_json_until(ws, accept, timeout: float = 20 * UNIT) -> dict:
