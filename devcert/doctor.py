@@ -31,6 +31,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from . import certs, keys
+from .advice import Advice
 from .ca import LocalCA
 from .env import find_node, pem_certificates_der
 from .errors import CAError, InputFileError, UnsafeCARootError
@@ -51,7 +52,8 @@ WARN_DAYS = 90
 CRITICAL_DAYS = 30
 #: Bound on each client's handshake (process start included: Java compiles its source).
 CLIENT_TIMEOUT = 60.0
-ENV_FIX = 'eval "$(devcert env)"'
+#: The remedy that covers every runtime without the OS store (worded by the CLI as `eval "$(devcert env)"`).
+ENV_FIX = "{env}"
 
 
 @dataclass
@@ -60,10 +62,13 @@ class Check:
     name: str
     status: str  # ok | warn | problem | not present | skipped
     detail: str = ""
-    fix: str = ""
+    #: What to do: an :class:`Advice` where the remedy is a devcert command (the CLI words it),
+    #: else plain words.
+    fix: Advice | str = ""
 
     def to_dict(self) -> dict[str, str]:
-        return asdict(self)
+        """The row as JSON-ready text, the advice in neutral words (the CLI words it first)."""
+        return {**asdict(self), "fix": str(self.fix)}
 
 
 @dataclass
@@ -98,7 +103,7 @@ def check_ca(root: Path | None = None) -> tuple[list[Check], LocalCA | None]:
         checks.append(Check("ca", "CAROOT", PROBLEM, f"{unsafe.path}: {unsafe.reason}", unsafe.remedy))
     if not cert_file.exists():
         checks.append(Check("ca", "CA certificate", PROBLEM, f"there is no CA in {folder}",
-                            "devcert ca init (then devcert install)"))
+                            Advice("{init_ca} (then {install})")))
         return checks, None
     # LocalCA.load reads both files whole: make sure first that neither is a FIFO (it would hang
     # doctor), a device or huge (it would never end), so doctor can say so instead.
@@ -110,7 +115,7 @@ def check_ca(root: Path | None = None) -> tuple[list[Check], LocalCA | None]:
         except InputFileError as err:
             checks.append(Check("ca", "CA certificate" if path is cert_file else "CA key", PROBLEM,
                                 f"cannot read {what} {path}: {err.reason}",
-                                "move it aside and restore the CA's files, or devcert ca init --force"))
+                                Advice("move it aside and restore the CA's files, or {replace_ca}")))
             return checks, None
     try:
         ca = LocalCA.load(folder, require_key=False)
@@ -119,16 +124,16 @@ def check_ca(root: Path | None = None) -> tuple[list[Check], LocalCA | None]:
             checks.append(Check("ca", "CAROOT", PROBLEM, f"{err.path}: {err.reason}", err.remedy))
         return checks, None
     except CAError as err:
-        checks.append(Check("ca", "CA certificate", PROBLEM, str(err), "devcert ca init --force"))
+        checks.append(Check("ca", "CA certificate", PROBLEM, str(err), Advice("{replace_ca}")))
         return checks, None
     checks.append(Check("ca", "CA certificate", OK, f"{ca.common_name} in {cert_file}"))
 
     if ca.key_problem:
         checks.append(Check("ca", "CA key", PROBLEM, f"{ca.key_problem}: the CA cannot sign new certificates",
-                            "restore the key from a backup, or devcert ca init --force"))
+                            Advice("restore the key from a backup, or {replace_ca}")))
     elif ca.key is None:
         checks.append(Check("ca", "CA key", WARN, f"{key_file} is missing: the CA cannot sign new certificates",
-                            "restore the key, or devcert ca init --force"))
+                            Advice("restore the key, or {replace_ca}")))
     elif os.name == "posix":
         mode = stat.S_IMODE(key_file.stat().st_mode)
         if mode & 0o077:
@@ -148,17 +153,17 @@ def check_ca(root: Path | None = None) -> tuple[list[Check], LocalCA | None]:
     left = ca.not_after - now
     days_left = certs.days_left(ca.not_after, now)
     when = f"{ca.not_after:%Y-%m-%d}"
-    renew = "devcert ca init --force, then devcert install and reissue certificates"
+    renew = "{replace_ca}, then {install} and reissue certificates"
     weakness = ca_weakness(ca.cert, now)
     if ca.cert.not_valid_before_utc > now:
         checks.append(Check("ca", "CA validity", PROBLEM, f"the CA is not valid yet: {weakness}",
-                            f"fix the clock, or {renew}"))
+                            Advice(f"fix the clock, or {renew}")))
         weakness = None  # the only thing ca_weakness looked at; its key is checked below
     elif left <= dt.timedelta(0):
-        checks.append(Check("ca", "CA validity", PROBLEM, f"the CA expired on {when}", renew))
+        checks.append(Check("ca", "CA validity", PROBLEM, f"the CA expired on {when}", Advice(renew)))
         weakness = None
     elif left < dt.timedelta(days=CRITICAL_DAYS):
-        checks.append(Check("ca", "CA validity", PROBLEM, f"the CA expires in {days_left} days ({when})", renew))
+        checks.append(Check("ca", "CA validity", PROBLEM, f"the CA expires in {days_left} days ({when})", Advice(renew)))
     elif left < dt.timedelta(days=WARN_DAYS):
         checks.append(Check("ca", "CA validity", WARN, f"the CA expires in {days_left} days ({when})", renew))
     else:
@@ -169,7 +174,7 @@ def check_ca(root: Path | None = None) -> tuple[list[Check], LocalCA | None]:
         weakness = ca_weakness(ca.cert, ca.cert.not_valid_before_utc)
     if weakness:
         checks.append(Check("ca", "CA strength", PROBLEM,
-                            f"the CA is too weak for clients to trust: {weakness}", renew))
+                            f"the CA is too weak for clients to trust: {weakness}", Advice(renew)))
     else:
         checks.append(Check("ca", "CA strength", OK, _key_description(ca.cert)))
     return checks, ca
@@ -204,7 +209,7 @@ def check_stores(ca: LocalCA, environ: dict[str, str] | None = None) -> list[Che
         if installed:
             checks.append(Check("store", name, OK, f"the CA is installed in {described}"))
         else:
-            checks.append(Check("store", name, PROBLEM, f"the CA is not installed in {described}", "devcert install"))
+            checks.append(Check("store", name, PROBLEM, f"the CA is not installed in {described}", Advice("{install}")))
     checks += check_stale(ca, stores)
     return checks
 
@@ -219,7 +224,7 @@ def check_stale(ca: LocalCA, stores: list) -> list[Check]:  # type: ignore[type-
         where = "; ".join(f"{store.name}: {entry.name} ({entry.where})" for store, entry in found)
         checks.append(Check("store", "stale CAs", PROBLEM,
                             f"{len(found)} devcert CA entr{'y' if len(found) == 1 else 'ies'} that are not the "
-                            f"current CA still trusted: {where}", "devcert uninstall --stale"))
+                            f"current CA still trusted: {where}", Advice("{uninstall_stale}")))
     if unreadable:
         checks.append(Check("store", "stale CAs", WARN, "cannot list devcert's entries in " + "; ".join(unreadable)))
     return checks
@@ -324,13 +329,13 @@ def check_env(ca: LocalCA, environ: dict[str, str] | None = None) -> list[Check]
         found = _read_trust_file(value)
         if found.data is None:
             checks.append(Check("env", name, PROBLEM, f"{name}={value} {found.problem}",
-                                f"{ENV_FIX}, or unset {name}"))
+                                Advice(ENV_FIX + ", or unset {name}", {"name": name})))
         elif der in pem_certificates_der(found.data):
             checks.append(Check("env", name, OK, f"{name}={value} holds the CA"))
         else:
             effect = ("adds these certificates to Node's roots, but not the CA" if name in ADDING
                       else "replaces the default roots with a file that lacks the CA")
-            checks.append(Check("env", name, PROBLEM, f"{name}={value} {effect}", f"{ENV_FIX}, or unset {name}"))
+            checks.append(Check("env", name, PROBLEM, f"{name}={value} {effect}", Advice(ENV_FIX + ", or unset {name}", {"name": name})))
     cert_dir = environ.get("SSL_CERT_DIR")
     if cert_dir:
         for part in cert_dir.split(os.pathsep):
@@ -446,7 +451,7 @@ def local_server(ca: LocalCA) -> Iterator[str]:
 class ClientResult:
     status: str  # OK, PROBLEM, ABSENT
     detail: str
-    fix: str = ""  # when set, replaces the client's usual fix (the cause is known)
+    fix: Advice | str = ""  # when set, replaces the client's usual fix (the cause is known)
     version: str = ""  # e.g. "v22.15.0", named in the row
 
 
@@ -527,11 +532,11 @@ def client_node(url: str, env: dict[str, str]) -> ClientResult:
     detail = _last_line(done.stderr) or f"node exit status {done.returncode}"
     if not node.reads_system_ca:
         return ClientResult(PROBLEM, detail, version=node.text,
-                            fix=f"{ENV_FIX} (NODE_EXTRA_CA_CERTS): Node {node.text} does not read the OS store")
+                            fix=Advice(ENV_FIX + " (NODE_EXTRA_CA_CERTS): Node {node} does not read the OS store", {"node": node.text}))
     if env.get("NODE_USE_SYSTEM_CA") == "1":
         return ClientResult(PROBLEM, detail, version=node.text,
-                            fix=f"devcert install (NODE_USE_SYSTEM_CA=1 makes Node {node.text} read the OS store), "
-                                f"or {ENV_FIX}")
+                            fix=Advice("{install} (NODE_USE_SYSTEM_CA=1 makes Node {node} read the OS store), or " + ENV_FIX,
+                                       {"node": node.text}))
     # This Node can read the OS store: say whether that alone would do, by trying it.
     try:
         again = _run([node.path, "-e", _NODE_CLIENT, url], {**env, "NODE_USE_SYSTEM_CA": "1"})
@@ -539,10 +544,11 @@ def client_node(url: str, env: dict[str, str]) -> ClientResult:
     except subprocess.TimeoutExpired:
         would = False
     if would:
-        fix = (f"export NODE_USE_SYSTEM_CA=1 (Node {node.text} then reads the OS store, which trusts the CA), "
-               f"or {ENV_FIX}")
+        fix = Advice("export NODE_USE_SYSTEM_CA=1 (Node {node} then reads the OS store, which trusts the CA), or " + ENV_FIX,
+                     {"node": node.text})
     else:
-        fix = f"devcert install, then export NODE_USE_SYSTEM_CA=1 (Node {node.text} reads the OS store), or {ENV_FIX}"
+        fix = Advice("{install}, then export NODE_USE_SYSTEM_CA=1 (Node {node} reads the OS store), or " + ENV_FIX,
+                     {"node": node.text})
     return ClientResult(PROBLEM, detail, version=node.text, fix=fix)
 
 
@@ -568,7 +574,7 @@ def deno_version(deno: str, env: dict[str, str]) -> str:
 #: URI), Bun and Deno refuse the leaf with these errors whatever the trust settings.
 BUN_CONSTRAINT_ERROR = "UNSUPPORTED_CONSTRAINT_TYPE"
 DENO_CONSTRAINT_ERROR = "NameConstraintViolation"
-ROTATE_FIX = ("devcert ca rotate (makes a CA with the default DNS-only profile and keeps it trusted where "
+ROTATE_FIX = Advice("{rotate_ca} (makes a CA with the default DNS-only profile and keeps it trusted where "
               "this one is)")
 
 _BUN_CLIENT = r"""
@@ -750,15 +756,15 @@ def client_java(url: str, env: dict[str, str]) -> ClientResult:
 
 #: (name, probe, fix when it does not trust the CA)
 CLIENTS: tuple[tuple[str, Callable[[str, dict[str, str]], ClientResult], str], ...] = (
-    ("python ssl", client_python_ssl, f"devcert install (the OS store), or {ENV_FIX} (SSL_CERT_FILE)"),
-    ("requests", client_requests, f"{ENV_FIX}: requests reads certifi's bundle, never the OS store (REQUESTS_CA_BUNDLE)"),
-    ("httpx", client_httpx, f"{ENV_FIX}: httpx reads certifi's bundle unless SSL_CERT_FILE is set"),
-    ("curl", client_curl, f"devcert install, or {ENV_FIX} (CURL_CA_BUNDLE)"),
-    ("node", client_node, f"{ENV_FIX} (NODE_EXTRA_CA_CERTS): Node does not read the OS store"),
-    ("bun", client_bun, f"{ENV_FIX} (NODE_EXTRA_CA_CERTS, which Bun reads as Node does)"),
-    ("deno", client_deno, f"{ENV_FIX} (DENO_CERT), or DENO_TLS_CA_STORE=system after devcert install"),
-    ("go", client_go, f"devcert install (Go reads the OS bundle), or {ENV_FIX} (SSL_CERT_FILE)"),
-    ("java", client_java, "devcert install (the Java keystore)"),
+    ("python ssl", client_python_ssl, Advice("{install} (the OS store), or {env} (SSL_CERT_FILE)")),
+    ("requests", client_requests, Advice("{env}: requests reads certifi's bundle, never the OS store (REQUESTS_CA_BUNDLE)")),
+    ("httpx", client_httpx, Advice("{env}: httpx reads certifi's bundle unless SSL_CERT_FILE is set")),
+    ("curl", client_curl, Advice("{install}, or {env} (CURL_CA_BUNDLE)")),
+    ("node", client_node, Advice("{env} (NODE_EXTRA_CA_CERTS): Node does not read the OS store")),
+    ("bun", client_bun, Advice("{env} (NODE_EXTRA_CA_CERTS, which Bun reads as Node does)")),
+    ("deno", client_deno, Advice("{env} (DENO_CERT), or DENO_TLS_CA_STORE=system after {install}")),
+    ("go", client_go, Advice("{install} (Go reads the OS bundle), or {env} (SSL_CERT_FILE)")),
+    ("java", client_java, Advice("{install} (the Java keystore)")),
 )
 
 
@@ -774,7 +780,7 @@ def check_clients(ca: LocalCA, environ: dict[str, str] | None = None,
         checks.append(Check("client", "environment", WARN,
                             f"{'; '.join(left_out)}: left out of the clients' environment, where {it} could "
                             f"hang them or exhaust their memory; the verdicts below are without {it}",
-                            f"{ENV_FIX}, or unset or fix what is named"))
+                            Advice(ENV_FIX + ", or unset or fix what is named")))
     chosen = [c for c in CLIENTS if only is None or c[0] in only]
     results: dict[str, ClientResult] = {}
     with local_server(ca) as url:

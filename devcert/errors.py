@@ -35,6 +35,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .advice import Advice
+
 
 class DevcertError(Exception):
     """Base class: an operation failed. The CLI exits with ``exit_code`` (1).
@@ -183,7 +185,15 @@ class FileWriteError(DevcertError):
 
 
 class TrustStoreError(DevcertError):
-    """A trust store could not be read or changed."""
+    """A trust store could not be read or changed.
+
+    ``advice``: the message as :class:`~devcert.advice.Advice` when its remedy is a devcert
+    command (``str(err)`` is its neutral words; the CLI words it with the command).
+    """
+
+    def __init__(self, *args: object, advice: Advice | None = None, **kwargs: Any) -> None:
+        self.advice = advice
+        super().__init__(*(args or ((str(advice),) if advice is not None else ())), **kwargs)
 
 
 class ServeError(DevcertError):

@@ -16,6 +16,7 @@ import certifi
 import pytest
 
 from devcert import doctor
+from devcert.cli.messages import word
 from tests import sandbox
 from tests.helpers import (NODE22_BIN, NODE_BIN, UNIT, clean_env, devcert_exe, file_mode, require_sandbox, require_tool,
                            run_devcert)
@@ -219,7 +220,7 @@ def test_clients_verdicts_by_real_handshake(caroot, tmp_path):
     bare = clean_env()
     results = {c.name: c for c in doctor.check_clients(ca, bare, only=("python ssl", "requests", "httpx", "curl"))}
     assert results["python ssl"].status == "problem" and "CERTIFICATE_VERIFY_FAILED" in results["python ssl"].detail
-    assert results["requests"].status == "problem" and "devcert env" in results["requests"].fix
+    assert results["requests"].status == "problem" and "devcert env" in word(results["requests"].fix)
     bundle = str(ensure_bundle(ca).path)
     trusting = clean_env(SSL_CERT_FILE=bundle, REQUESTS_CA_BUNDLE=bundle, CURL_CA_BUNDLE=bundle)
     results = {c.name: c for c in doctor.check_clients(ca, trusting, only=("python ssl", "requests", "httpx", "curl"))}
@@ -493,7 +494,7 @@ def test_constraint_support_names_bun_and_deno_under_a_strict_ca(tmp_path):
     assert deno.status == "problem" and f"Deno {doctor.deno_version(str(NODE_BIN / 'deno'), env)}" in deno.detail
     assert "email" in deno.detail and "URI" in deno.detail and "NameConstraintViolation" in deno.detail
     for row in (bun, deno):
-        assert row.fix == ("devcert ca rotate (makes a CA with the default DNS-only profile and keeps it "
+        assert word(row.fix) == ("devcert ca rotate (makes a CA with the default DNS-only profile and keeps it "
                            "trusted where this one is)")
     # Neither client on PATH: nothing to warn about.
     empty = tmp_path / "empty-bin"
@@ -527,8 +528,8 @@ def test_bun_deno_and_go_rows_by_real_handshake(tmp_path, monkeypatch):
     bare = clean_env(PATH=_path_with(NODE_BIN), XDG_CACHE_HOME=str(tmp_path / "cache"))
     rows = {c.name: c for c in doctor.check_clients(ca, bare, only=only)}
     assert {n: c.status for n, c in rows.items()} == dict.fromkeys(only, "problem"), rows
-    assert "NODE_EXTRA_CA_CERTS" in rows["bun"].fix and "DENO_CERT" in rows["deno"].fix
-    assert "unknown authority" in rows["go"].detail and "SSL_CERT_FILE" in rows["go"].fix
+    assert "NODE_EXTRA_CA_CERTS" in word(rows["bun"].fix) and "DENO_CERT" in word(rows["deno"].fix)
+    assert "unknown authority" in rows["go"].detail and "SSL_CERT_FILE" in word(rows["go"].fix)
     bundle = str(ensure_bundle(ca).path)
     trusting = {**bare, "NODE_EXTRA_CA_CERTS": str(ca.cert_path), "DENO_CERT": bundle, "SSL_CERT_FILE": bundle}
     rows = {c.name: c for c in doctor.check_clients(ca, trusting, only=only)}
@@ -548,7 +549,7 @@ def test_bun_row_under_a_strict_ca_names_the_constraint_and_the_rotation(tmp_pat
     (row,) = doctor.check_clients(ca, env, only=("bun",))
     # Trusted by NODE_EXTRA_CA_CERTS, and still refused: the leaf has an IP address.
     assert row.status == "problem" and "UNSUPPORTED_CONSTRAINT_TYPE" in row.detail, row
-    assert row.fix.startswith("devcert ca rotate")
+    assert word(row.fix).startswith("devcert ca rotate")
 
 
 def test_go_row_absent_without_go(tmp_path):
@@ -573,15 +574,15 @@ def test_node_row_names_the_version_and_the_fix_it_supports(tmp_path):
     (row,) = doctor.check_clients(ca, clean_env(), only=("node",))
     assert row.status == "problem" and row.detail.startswith(f"node {system.text}: does not trust the CA")
     if system.reads_system_ca:
-        assert "NODE_USE_SYSTEM_CA=1" in row.fix
+        assert "NODE_USE_SYSTEM_CA=1" in word(row.fix)
     else:
-        assert "NODE_EXTRA_CA_CERTS" in row.fix and "NODE_USE_SYSTEM_CA" not in row.fix
+        assert "NODE_EXTRA_CA_CERTS" in word(row.fix) and "NODE_USE_SYSTEM_CA" not in word(row.fix)
     node22 = find_node(str(NODE22_BIN))
     assert node22 is not None and node22.reads_system_ca
     (row,) = doctor.check_clients(ca, clean_env(PATH=_path_with(NODE22_BIN)), only=("node",))
     assert row.status == "problem" and row.detail.startswith(f"node {node22.text}: ")
     # The CA is not in the machine's store, so the fix starts with installing it.
-    assert row.fix.startswith("devcert install, then export NODE_USE_SYSTEM_CA=1"), row.fix
+    assert word(row.fix).startswith("devcert install, then export NODE_USE_SYSTEM_CA=1"), word(row.fix)
     (row,) = doctor.check_clients(ca, clean_env(PATH=_path_with(NODE22_BIN), NODE_EXTRA_CA_CERTS=str(ca.cert_path)),
                                   only=("node",))
     assert row.status == "ok" and row.detail == f"node {node22.text}: trusts the CA (real TLS handshake)"

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 import typer
 
-from ..doctor import ENV_FIX, Check, run_doctor
+from ..advice import Advice
+from ..doctor import ENV_FIX, Check, Report, run_doctor
 from .application import app
+from .messages import word
 from .options import JsonOption
 from .output import Failed, echo, print_json
 
@@ -28,7 +31,7 @@ def _compact_env(checks: list) -> list:  # type: ignore[type-arg]
         if check is not members[0]:
             continue
         names = [c.name for c in members]
-        fix = f"{ENV_FIX}, or unset {' '.join(names)}" if check.fix else ""
+        fix = word(Advice(ENV_FIX)) + f", or unset {' '.join(names)}" if check.fix else ""
         # "=/path holds the CA" -> "/path holds the CA (SSL_CERT_FILE, ...)": the verdict is about the
         # file, which every listed variable names.
         out.append(Check("env", f"{len(names)} variables", check.status, f"{key[1][1:]} ({', '.join(names)})", fix))
@@ -61,7 +64,9 @@ def doctor(
         # --json output stays one object).
         echo("devcert: checking the CA, the trust stores and each client (real TLS handshakes; a few seconds)...",
              err=True)
-    report = run_doctor(clients=not no_clients)
+    found = run_doctor(clients=not no_clients)
+    # Every fix in the CLI's words (its commands), in the table and in --json alike.
+    report = Report([replace(check, fix=word(check.fix)) for check in found.checks])
     if json_output:
         print_json(report.to_dict())
     else:

@@ -6,6 +6,7 @@ from ..ca import LocalCA, caroot
 from ..errors import DevcertError, TrustStoreError
 from ..trust import entry_name
 from .application import app
+from .messages import said, word
 from .options import DryRunOption, RootOption, StoreJsonOption, StoreOption
 from .store_report import (
     StoreReport,
@@ -66,11 +67,11 @@ def install(
     for s in stores:
         report.header(s)
         if not s.available():
-            report.result(s.name, "failed", s.not_available_reason())
+            report.result(s.name, "failed", word(s.not_available_reason()))
             continue
         problem = s.problem()
         if problem:
-            report.result(s.name, "failed", problem)
+            report.result(s.name, "failed", word(problem))
             continue
         try:
             if s.is_installed(ca):
@@ -78,7 +79,7 @@ def install(
                 continue
             s.install(ca, runner)
         except DevcertError as err:  # TrustStoreError, or a file write error: one line each
-            report.result(s.name, "failed", str(err))
+            report.result(s.name, "failed", said(err))
             continue
         report.store_result(s, "would be installed" if dry_run else "installed")
         if s.restart_hint and not dry_run:

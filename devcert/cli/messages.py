@@ -9,12 +9,15 @@ An exception without a ``fix`` the CLI knows reads as the core wrote it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ..errors import DevcertError, NameNotPermittedError, NotRenewableError, OptionConflictError, OptionError
+from ..advice import Advice
+from ..errors import (DevcertError, NameNotPermittedError, NotRenewableError, OptionConflictError, OptionError,
+                      TrustStoreError)
 
 if TYPE_CHECKING:  # inventory loads cryptography: `devcert --help` must not pay for it
     from ..inventory import Skipped
+    from ..trust import StoreStatus
 
 #: The flag of each Python API keyword an option error names.
 FLAGS = {
@@ -65,6 +68,38 @@ FIXES: dict[str, str | Callable[[DevcertError], str]] = {
 }
 
 
+#: The CLI's words for each remedy an :class:`~devcert.advice.Advice` names (the core's neutral
+#: ones are ``advice.NEUTRAL``): the commands a user runs.
+REMEDIES: dict[str, str] = {
+    "init_ca": "devcert ca init",
+    "replace_ca": "devcert ca init --force",
+    "rotate_ca": "devcert ca rotate",
+    "install": "devcert install",
+    "install_store": "devcert install --store {store}",
+    "install_system": "devcert install --store system",
+    "uninstall_stale": "devcert uninstall --stale",
+    "env": 'eval "$(devcert env)"',
+    "caroot": "`devcert caroot`",
+}
+
+
+def word(advice: Advice | str) -> str:
+    """Advice from the core (a doctor row's fix, a store's hint) as the CLI says it."""
+    return advice.worded(REMEDIES) if isinstance(advice, Advice) else advice
+
+
+def said(err: DevcertError) -> str:
+    """A store's error as a per-store report line says it: as the core wrote it, or its advice worded."""
+    if isinstance(err, TrustStoreError) and err.advice is not None:
+        return word(err.advice)
+    return str(err)
+
+
+def store_row(status: StoreStatus) -> dict[str, Any]:
+    """``status --json``'s row of a store: the core's row with its advice in the CLI's words."""
+    return {**status.as_dict(), "detail": word(status.detail), "fix": None if status.fix is None else word(status.fix)}
+
+
 def _fix_words(err: DevcertError) -> str | None:
     words = FIXES.get(err.fix) if err.fix else None
     if words is None:
@@ -79,6 +114,8 @@ def describe(err: DevcertError) -> str:
     if isinstance(err, OptionConflictError):
         return (f"{FLAGS.get(err.option, err.option)} ({err.option}=) {err.reason}; it cannot be used with "
                 f"{FLAGS.get(err.other, err.other)} ({err.other})")
+    if isinstance(err, TrustStoreError) and err.advice is not None:
+        return word(err.advice)
     words = _fix_words(err)
     if words is None:
         return str(err)

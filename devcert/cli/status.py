@@ -9,6 +9,7 @@ import typer
 from ..ca import LocalCA, caroot
 from ..trust import entry_name, selected_stores, stale_entries
 from .application import app
+from .messages import store_row, word
 from .options import RootOption
 from .output import echo, print_json
 from .store_report import check_caroot, chosen_stores
@@ -40,7 +41,7 @@ def status(
             "caroot": str(caroot()),
             "ca": None if ca is None else {"subject": ca.subject, "sha256": ca.fingerprint, "entry": entry_name(ca)},
             "trusted_anywhere": any(r.installed for r in rows),
-            "stores": [r.as_dict() for r in rows],
+            "stores": [store_row(r) for r in rows],
             "stale": [{"store": s.name, **entry.as_dict()} for s, entry in stale],
             "stale_unknown": unlisted,
         })
@@ -51,8 +52,9 @@ def status(
         echo(f"Local CA: {ca.common_name} (SHA-256 {ca.fingerprint[:16]}..., entries named {entry_name(ca)})")
     table = [("STORE", "STATE", "WHERE", "FIX")]
     for r in rows:
-        state = ("installed" if r.installed else r.detail) if r.available else "not found"
-        table.append((r.name, state, r.where, r.fix or ("" if r.available else r.detail)))
+        detail, fix = word(r.detail), None if r.fix is None else word(r.fix)
+        state = ("installed" if r.installed else detail) if r.available else "not found"
+        table.append((r.name, state, r.where, fix or ("" if r.available else detail)))
     widths = [max(len(row[i]) for row in table) for i in range(3)]
     for row in table:
         echo("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3])

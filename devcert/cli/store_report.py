@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..trust import Runner, TrustStore, entry_name, selected_stores, sudo_caroot_problem
 from ..trust.rootfs import RootFSStore
+from .messages import word
 from .output import Failed, echo, print_json, warn
 
 
@@ -25,7 +26,8 @@ def check_sudo() -> None:
     problem = sudo_caroot_problem()
     if problem is None:
         return
-    message, fatal = problem
+    advice, fatal = problem
+    message = word(advice)
     if fatal:
         raise UsageError(message)
     warn(message)

@@ -10,6 +10,7 @@ from ..ca import LocalCA, caroot
 from ..errors import DevcertError
 from ..trust import entry_name, stale_entries
 from .application import app
+from .messages import said
 from .options import DryRunOption, RootOption, StoreJsonOption, StoreOption
 from .store_report import (
     StoreReport,
@@ -65,7 +66,7 @@ def uninstall(
             before = len(runner.actions)
             s.uninstall(ca, runner)
         except DevcertError as err:
-            report.result(s.name, "failed", str(err))
+            report.result(s.name, "failed", said(err))
             continue
         if len(runner.actions) == before:
             report.result(s.name, "not installed")
@@ -88,7 +89,7 @@ def _uninstall_stale(ca, stores, report: StoreReport) -> None:  # type: ignore[n
             found = [entry for _, entry in stale_entries(ca, [s])]
             failed = {id(entry): err for entry, err in s.remove_entries(found, runner)} if found else {}
         except DevcertError as err:  # TrustStoreError, or a file error: one line for the store
-            report.result(s.name, "failed", str(err))
+            report.result(s.name, "failed", said(err))
             continue
         if not found:
             report.result(s.name, "no stale entries")
@@ -96,7 +97,7 @@ def _uninstall_stale(ca, stores, report: StoreReport) -> None:  # type: ignore[n
         done = "would be removed" if report.dry_run else "removed"
         for entry in found:
             err = failed.get(id(entry))
-            report.entry(s.name, entry, "failed" if err else done, None if err is None else str(err))
+            report.entry(s.name, entry, "failed" if err else done, None if err is None else said(err))
         noun = "stale entry" if len(found) == 1 else "stale entries"
         if failed:
             report.result(s.name, f"{len(found) - len(failed)} of {len(found)} {noun} {done}, {len(failed)} failed")

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..advice import Advice
 from ..errors import TrustStoreError, UsageError
 from ..layout import CERT_FILE, caroot
 from .base import Entry, Runner, StoreStatus, TrustStore, default_runner, entry_name, platform_key
@@ -223,10 +224,10 @@ def _default_caroot_for(home: str) -> Path:
 
 
 def sudo_caroot_problem(environ: Mapping[str, str] | None = None, *, euid: int | None = None,
-                        home_of: object = None) -> tuple[str, bool] | None:
+                        home_of: object = None) -> tuple[Advice, bool] | None:
     """Explain running under sudo with root's CAROOT instead of the invoking user's.
 
-    Returns ``(message, fatal)`` or None. Fatal when root has no CA but the user has one:
+    Returns ``(message, fatal)`` or None; the message is :class:`Advice` (its remedy is the install). Fatal when root has no CA but the user has one:
     installing would make and trust a second CA nobody issues from. ``home_of`` (for tests)
     maps a user name to a home folder; by default the password database is used.
     """
@@ -252,10 +253,9 @@ def sudo_caroot_problem(environ: Mapping[str, str] | None = None, *, euid: int |
     if theirs == mine or not (theirs / CERT_FILE).exists():
         return None
     fatal = not (mine / CERT_FILE).exists()
-    message = (
-        f"running under sudo: devcert is using root's CAROOT {mine}, not {user}'s {theirs} (where "
-        f"{user}'s CA is). Run `devcert install` without sudo (it asks for sudo itself, for the "
-        f"commands that need it), or keep sudo and name the CA: "
-        f"`sudo DEVCERT_CAROOT={theirs} devcert install`"
-    )
+    message = Advice(
+        "running under sudo: devcert is using root's CAROOT {mine}, not {user}'s {theirs} (where "
+        "{user}'s CA is). Run `{install}` without sudo (it asks for sudo itself, for the "
+        "commands that need it), or keep sudo and name the CA: "
+        "`sudo DEVCERT_CAROOT={theirs} {install}`", {"mine": str(mine), "user": user, "theirs": str(theirs)})
     return message, fatal

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from cryptography import x509
 
 from .. import certs
+from ..advice import Advice
 from ..errors import TrustStoreError
 from ..files import PUBLIC, atomic_write
 
@@ -291,14 +292,17 @@ class StoreStatus(NamedTuple):
     where: str
     available: bool
     installed: bool | None  # None: unknown (store missing, tool missing, or no CA yet)
-    detail: str = ""
-    fix: str | None = None
+    #: Advice where the words name a devcert command (the CLI words it: ``cli.messages.word``).
+    detail: Advice | str = ""
+    fix: Advice | str | None = None
     locations: list[dict[str, Any]] = []  # never mutated: each status gets its own list
 
     def as_dict(self) -> dict[str, Any]:
+        """The row as JSON-ready values, advice in neutral words (the CLI words it first)."""
         return {
             "store": self.name, "where": self.where, "available": self.available,
-            "installed": self.installed, "detail": self.detail, "fix": self.fix,
+            "installed": self.installed, "detail": str(self.detail),
+            "fix": None if self.fix is None else str(self.fix),
             "locations": self.locations,
         }
 
@@ -327,7 +331,7 @@ class TrustStore:
     def available(self) -> bool:
         raise NotImplementedError
 
-    def problem(self) -> str | None:
+    def problem(self) -> Advice | str | None:
         return None
 
     def is_installed(self, ca: LocalCA) -> bool:
@@ -350,7 +354,7 @@ class TrustStore:
         """Per location: ``{"where": str, "installed": bool}`` (stores with several override)."""
         return []
 
-    def not_available_reason(self) -> str:
+    def not_available_reason(self) -> Advice | str:
         return f"no {self.name} trust store found on this machine"
 
     # -- every devcert entry, for stale ones ------------------------------------------------
@@ -392,7 +396,7 @@ class TrustStore:
         problem = self.problem()
         if ca is None:
             return StoreStatus(self.name, self.describe(), True, None, "no local CA yet",
-                               "devcert install")
+                               Advice("{install}"))
         locs: list[dict[str, Any]] = []
         try:
             installed: bool | None = self.is_installed(ca)
@@ -405,7 +409,8 @@ class TrustStore:
             return StoreStatus(self.name, self.describe(), True, True, "installed", None, locs)
         partly = [loc for loc in locs if loc.get("installed")]
         detail = f"installed in {len(partly)} of {len(locs)}" if partly else "not installed"
-        return StoreStatus(self.name, self.describe(), True, False, detail, f"devcert install --store {self.name}", locs)
+        return StoreStatus(self.name, self.describe(), True, False, detail,
+                           Advice("{install_store}", {"store": self.name}), locs)
 
     def fix_for_problem(self) -> str | None:
         return None

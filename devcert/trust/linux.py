@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
+from ..advice import Advice
 from ..errors import DevcertError, TrustStoreError
 from .base import ENTRY_PREFIX, Entry, Runner, TrustStore, entry_name, pem_facts, which
 
@@ -149,14 +150,13 @@ class LinuxSystemStore(TrustStore):
     def available(self) -> bool:
         return True  # every Linux has one; an unknown family is explained by problem()
 
-    def problem(self) -> str | None:
+    def problem(self) -> Advice | str | None:
         if self.family is None:
-            return (
-                f"devcert does not know how this Linux distribution (ID={self.distro}) manages its CA "
-                f"store: copy the CA certificate (`devcert caroot`/rootCA.pem) into its anchors folder "
-                f"(often /usr/local/share/ca-certificates/ as a .crt file) and run its update command "
-                f"(often `sudo update-ca-certificates`)"
-            )
+            return Advice(
+                "devcert does not know how this Linux distribution (ID={distro}) manages its CA "
+                "store: copy the CA certificate ({caroot}/rootCA.pem) into its anchors folder "
+                "(often /usr/local/share/ca-certificates/ as a .crt file) and run its update command "
+                "(often `sudo update-ca-certificates`)", {"distro": str(self.distro)})
         if which(self.family.update[0]) is None:
             return f"{self.family.update[0]} is missing: install the {self.family.package} package"
         return None
@@ -204,7 +204,7 @@ class LinuxSystemStore(TrustStore):
     def _check(self) -> None:
         problem = self.problem()
         if problem:
-            raise TrustStoreError(problem)
+            raise TrustStoreError(problem) if isinstance(problem, str) else TrustStoreError(advice=problem)
 
     def install(self, ca: LocalCA, runner: Runner | None = None) -> None:
         self._check()

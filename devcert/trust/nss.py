@@ -44,6 +44,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ..advice import Advice
 from ..errors import TrustStoreError
 from .base import (ENTRY_PREFIX, Entry, Runner, StoreStatus, TrustStore, cert_file, entry_name, first_pem, last_line,
                    pem_file, pem_facts, platform_key, query, which)
@@ -265,11 +266,11 @@ def os_store_covers_firefox(platform: str | None = None) -> bool:
     return (platform or platform_key()) in ("darwin", "windows")
 
 
-def covered_reason(platform: str | None = None) -> str:
+def covered_reason(platform: str | None = None) -> Advice:
     """Why the nss store has nothing it must do on macOS / Windows without NSS's certutil."""
     system = "the macOS System keychain" if (platform or platform_key()) == "darwin" else "the Windows Root store"
-    return (f"Firefox here trusts the roots of {system} (security.enterprise_roots.enabled, on by default): "
-            "`devcert install --store system` covers it, no certutil needed")
+    return Advice("Firefox here trusts the roots of {system} (security.enterprise_roots.enabled, on by default): "
+                  "`{install_system}` covers it, no certutil needed", {"system": system})
 
 
 class NSSStore(TrustStore):
@@ -302,7 +303,7 @@ class NSSStore(TrustStore):
         # `devcert install` then skips this store instead of failing on a missing certutil.
         return bool(self.scan()) and not self._covered_by_os_store()
 
-    def not_available_reason(self) -> str:
+    def not_available_reason(self) -> Advice | str:
         if self.scan() and self._covered_by_os_store():
             return covered_reason(self._platform())
         return "no Firefox profile or Chromium NSS database found"
@@ -324,7 +325,7 @@ class NSSStore(TrustStore):
             # "not found", with the store that does the work as the fix.
             locs = [{**db.as_dict(), "installed": None} for db in dbs]
             return StoreStatus(self.name, self.describe(), True, None, covered_reason(self._platform()),
-                               "devcert install --store system", locs)
+                               Advice("{install_system}"), locs)
         return super().status(ca)
 
     def describe(self) -> str:

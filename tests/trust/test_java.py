@@ -19,6 +19,7 @@ import pytest
 from tests import sandbox
 from tests.helpers import UNIT, CLIENT_JAVA, IN_CI, TLSServer, require_sandbox, require_tool, run_in_sandbox, sandbox_marks
 
+from devcert.cli.messages import store_row
 from devcert.ca import LocalCA
 from devcert.errors import TrustStoreError
 from devcert.trust import entry_name
@@ -197,7 +198,7 @@ def test_status_lists_each_keystore_with_its_jdks(tmp_path, no_current_java, no_
     b = make_jdk(root / "b", cacerts=shared)
     c = make_jdk(root / "c")
     store = JavaStore(roots=[root])
-    row = store.status(ca).as_dict()
+    row = store_row(store.status(ca))  # `devcert status --json`'s row
     assert row["installed"] is False and row["fix"] == "devcert install --store java"
     locations = row["locations"]
     assert [(loc["file"], loc["jdks"], loc["installed"]) for loc in locations] == [

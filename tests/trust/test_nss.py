@@ -18,6 +18,7 @@ import pytest
 from tests.helpers import CHROMIUM, require_tool, run_in_sandbox, sandbox_marks
 
 from devcert.ca import LocalCA
+from devcert.cli.messages import store_row, word
 from devcert.trust import entry_name
 from devcert.trust import nss as nss_mod
 from devcert.trust.nss import NSSStore, chromium_database, find_databases, scan_databases
@@ -198,10 +199,10 @@ def test_firefox_on_macos_and_windows_needs_no_certutil(tmp_path, monkeypatch, c
     assert nss_mod.find_certutil() is None
     assert store.problem() is None  # not "certutil is missing"
     assert not store.available()  # so a plain `devcert install` skips it
-    reason = store.not_available_reason()
+    reason = word(store.not_available_reason())  # as the CLI says it
     assert "enterprise_roots" in reason and "devcert install --store system" in reason
     assert ("macOS" if platform == "darwin" else "Windows") in reason
-    row = store.status(ca).as_dict()
+    row = store_row(store.status(ca))  # `devcert status --json`'s row
     assert row["available"] is True and row["installed"] is None
     assert row["where"] == f"NSS databases: ~/{profile} (Firefox trusts the system store here)"
     assert row["detail"] == reason and row["fix"] == "devcert install --store system"

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from devcert.ca import LocalCA
+from devcert.cli.messages import word
 from devcert.errors import TrustStoreError, UsageError
 from devcert.trust import entry_name, selected_stores, sudo_caroot_problem, trusted_anywhere
 from devcert.trust import macos as macos_mod
@@ -104,7 +105,7 @@ def test_os_release_quotes():
 def test_unknown_distribution_names_the_file_and_the_command(ca):
     store = LinuxSystemStore.__new__(LinuxSystemStore)  # detection would probe this machine: set the outcome
     store.family, store.distro = None, "weird"
-    problem = store.problem()
+    problem = word(store.problem())  # as install's report says it
     assert "ID=weird" in problem and "rootCA.pem" in problem and "update-ca-certificates" in problem
     with pytest.raises(TrustStoreError, match="does not know"):
         store.install(ca, Runner(dry_run=True))
@@ -341,8 +342,9 @@ def test_sudo_with_the_users_ca_elsewhere_is_explained(tmp_path, caroot):
     theirs.mkdir(parents=True)
     (theirs / "rootCA.pem").write_text("x")
     env = {"SUDO_USER": "alice"}
-    message, fatal = sudo_caroot_problem(env, euid=0, home_of=lambda user: alice_home)
+    advice, fatal = sudo_caroot_problem(env, euid=0, home_of=lambda user: alice_home)
     assert fatal is True  # root has no CA: install would make a different one
+    message = word(advice)  # what the CLI prints
     assert str(theirs) in message and "without sudo" in message and f"DEVCERT_CAROOT={theirs}" in message
     LocalCA.create(caroot)
     message, fatal = sudo_caroot_problem(env, euid=0, home_of=lambda user: alice_home)
