@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import certifi
 from cryptography.hazmat.primitives import serialization
 
+from .advice import Advice
 from .errors import InputFileError, OptionError, UsageError
 from .files import PUBLIC, atomic_write
 from .safety import read_regular
@@ -200,7 +201,8 @@ def ensure_bundle(ca: LocalCA) -> Bundle:
 class EnvVar:
     name: str
     value: str
-    why: str
+    #: Advice when the reason names a devcert command (the CLI words it; ``str()`` is neutral).
+    why: Advice | str
 
 
 #: (name, "bundle" | "ca", why). "bundle" variables replace a client's roots, so they get the
@@ -296,15 +298,16 @@ def env_vars(ca: LocalCA, bundle: Path, node: NodeInfo | None = None, system_has
     if ca.cert_path is None:
         raise UsageError("an in-memory CA has no file for clients to read")
     out = []
-    for name, kind, why in ENV_SPEC:
+    for name, kind, spec_why in ENV_SPEC:
+        why: Advice | str = spec_why
         if name == "NODE_EXTRA_CA_CERTS" and node is not None and node.reads_system_ca:
             if system_has_ca:
                 out.append(EnvVar("NODE_USE_SYSTEM_CA", "1",
-                                  f"Node {node.text} ({node.path}) reads the OS trust store under this, and the "
-                                  f"OS store holds the CA (devcert install)"))
+                                  Advice("Node {node} ({path}) reads the OS trust store under this, and the "
+                                         "OS store holds the CA ({install})", {"node": node.text, "path": str(node.path)})))
                 continue
-            why = (f"{why}. Node {node.text} could read the OS store (NODE_USE_SYSTEM_CA=1), but the CA is "
-                   f"not in it: `devcert install` first")
+            why = Advice("{why}. Node {node} could read the OS store (NODE_USE_SYSTEM_CA=1), but the CA is "
+                         "not in it: `{install}` first", {"why": spec_why, "node": node.text})
         out.append(EnvVar(name, str(ca.cert_path if kind == "ca" else bundle), why))
     return out
 

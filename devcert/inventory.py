@@ -24,6 +24,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from . import certs, keys
+from .advice import Advice
 from .errors import DevcertError, FileWriteError, NotRecordedError, NotRenewableError
 from .files import PRIVATE, ensure_dir, write_together
 from .keys import KEY_TYPES
@@ -342,7 +343,7 @@ def select_for_renewal(entries: Sequence[dict[str, Any]], ca: LocalCA | None, *,
     return selected, skipped
 
 
-def reissue(ca: LocalCA, entry: dict[str, Any]) -> tuple[Leaf, list[str]]:
+def reissue(ca: LocalCA, entry: dict[str, Any]) -> tuple[Leaf, list[Advice | str]]:
     """Issue a new certificate with ``entry``'s names and options to its paths; record it.
 
     Raises :class:`NotRenewableError` for an entry whose key devcert does not hold.

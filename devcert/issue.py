@@ -19,6 +19,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from . import certs, inventory, keys
+from .advice import Advice
 from .certs import BACKDATE
 from .errors import CAError, CSRError, DevcertError, OptionError, UsageError
 from .files import PRIVATE, PUBLIC, ensure_private_dir, output_basename, write_together
@@ -57,13 +58,14 @@ class Leaf:
     """An issued certificate and, unless it came from a CSR, its new private key."""
 
     def __init__(self, cert: x509.Certificate, key: keys.PrivateKey | None, names: list[Name],
-                 ca_cert: x509.Certificate | None = None, warnings: list[str] | None = None):
+                 ca_cert: x509.Certificate | None = None, warnings: list[Advice | str] | None = None):
         self.cert = cert
         self.key = key
         self.names = names
         self.ca_cert = ca_cert
         #: Things the user should know about these names (e.g. what a wildcard does not cover).
-        self.warnings: list[str] = warnings if warnings is not None else []
+        #: Advice where a warning names a devcert command (the CLI words it: ``cli.messages.word``)
+        self.warnings: list[Advice | str] = warnings if warnings is not None else []
 
     @property
     def cert_pem(self) -> bytes:
@@ -186,7 +188,7 @@ def _general_name(name: Name) -> x509.GeneralName:
     return x509.UniformResourceIdentifier(name.value)
 
 
-def _warnings(names: list[Name]) -> list[str]:
+def _warnings(names: list[Name]) -> list[Advice | str]:
     out = []
     for name in names:
         if name.is_wildcard:
@@ -253,7 +255,7 @@ def _signing_key(ca: LocalCA) -> keys.PrivateKey:
     return ca.key
 
 
-def _ca_limit(ca: LocalCA, days: int) -> tuple[dt.datetime, list[str]]:
+def _ca_limit(ca: LocalCA, days: int) -> tuple[dt.datetime, list[Advice | str]]:
     """The latest end a leaf of ``ca`` may have, and a warning when ``days`` would pass it.
 
     A leaf that outlives its CA fails in every client on the day the CA expires, with an error
@@ -265,8 +267,8 @@ def _ca_limit(ca: LocalCA, days: int) -> tuple[dt.datetime, list[str]]:
         raise CAError(f"the CA expired on {end:%Y-%m-%d}, so it cannot sign; replace it everywhere", fix="with-rotate-ca")
     if now + dt.timedelta(days=days) <= end:
         return end, []
-    return end, [f"the CA expires on {end:%Y-%m-%d}, so this certificate is valid only until then (not {days} days); "
-                 f"`devcert ca rotate` makes a new CA"]
+    return end, [Advice("the CA expires on {end}, so this certificate is valid only until then (not {days} days); "
+                        "`{rotate_ca}` makes a new CA", {"end": f"{end:%Y-%m-%d}", "days": str(days)})]
 
 
 def issue_leaf(ca: LocalCA, names: list[Name], *, client: bool = False, key_type: str = "ecdsa",

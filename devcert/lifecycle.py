@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import inventory, keys
+from .advice import Advice
 from .ca import DEFAULT_PROFILE, LocalCA, backup, check_profile, open_folder
 from .errors import CAError, DevcertError, UsageError
 from .files import PRIVATE, atomic_write, ensure_private_dir, pending_journals, write_together
@@ -51,7 +52,7 @@ class RotateReport:
     #: Certificates of the old CA left as they are (file missing, or a key devcert does not hold).
     skipped: list[Skipped] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[Advice | str] = field(default_factory=list)  # Advice: worded by the CLI
     #: True when this finished a rotation that an earlier, interrupted run had started.
     resumed: bool = False
     #: Store steps left for a later run (only when resumed by a command that may not use sudo).
@@ -72,7 +73,7 @@ class RotateReport:
             "reissued": self.reissued,
             "skipped": [str(s) for s in self.skipped],
             "errors": self.errors,
-            "warnings": self.warnings,
+            "warnings": [str(w) for w in self.warnings],
             "pending": self.pending,
         }
 

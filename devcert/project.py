@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from cryptography import x509
 
 from . import certs
+from .advice import Advice
 from .errors import ConfigError, DevcertError, InputFileError, NameNotPermittedError, OptionError
 from .files import PUBLIC, TEMP_SUFFIX, atomic_write, ensure_dir, temp_prefix
 from .issue import RENEW_BEFORE_DAYS, check_days, ensure_leaf
@@ -271,7 +272,7 @@ class SyncResult:
     action: str  # "kept", "created", "renewed"
     reason: str = ""
     not_after: str | None = None
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[Advice | str] = field(default_factory=list)  # Advice: worded by the CLI
 
     @property
     def changed(self) -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import io
+import re
 import tokenize
 from dataclasses import dataclass
 from pathlib import Path
@@ -288,3 +289,95 @@ def test_the_checks_see_the_package() -> None:
     # a comment above a group of imports covers the group; code in between breaks it
     assert _commented(3, comments={1}, imports={2, 3}, blank=set())
     assert not _commented(5, comments={1}, imports={2, 5}, blank=set())
+
+
+# -- no CLI command lines or flags in the core's strings ------------------------------------
+
+#: (module, part of a string) the core may keep although it looks like devcert's command line,
+#: each with why; the part must be what looks like it.
+ALLOWED_STRINGS = {
+    # node's own flag, in the row that says node did not answer it
+    ("devcert.doctor", "node does not answer `node --version`"),
+    # headers of files devcert writes, naming the command that rewrites them (read in the file,
+    # not advice to a user of the Python API)
+    ("devcert.env", "# Written by `devcert env`, rewritten when any of them changes; do not edit."),
+    ("devcert.project", "# development certificates made by `devcert sync`"),
+}
+#: Package managers whose command lines rootfs returns for an image's next RUN line.
+PACKAGE_MANAGERS = ("apt-get ", "apk ", "dnf ", "pacman ", "zypper ")
+
+
+def _cli_flags() -> set[str]:
+    """Every ``--flag`` of devcert's own CLI, from the typer app itself."""
+    import typer.main  # the CLI's app, loaded only by this check
+
+    from devcert.cli.application import load_commands
+
+    flags: set[str] = set()
+
+    def walk(command: object) -> None:
+        for param in getattr(command, "params", []):
+            flags.update(o for o in [*getattr(param, "opts", []), *getattr(param, "secondary_opts", [])]
+                         if o.startswith("--"))
+        for sub in getattr(command, "commands", {}).values():
+            walk(sub)
+
+    walk(typer.main.get_command(load_commands()))
+    return flags
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    """ids of the docstring constants (they document the CLI; they are not returned to anyone)."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                found.add(id(body[0].value))
+    return found
+
+
+def _argv_strings(tree: ast.AST) -> set[int]:
+    """ids of the strings in a list literal given to a call: argv lists for other programs."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            for arg in [*node.args, *(k.value for k in node.keywords)]:
+                if isinstance(arg, ast.List):
+                    found.update(id(e) for e in arg.elts if isinstance(e, ast.Constant))
+    return found
+
+
+_FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
+
+
+def _command_line_strings(module: str, flags: set[str]) -> list[str]:
+    path = SOURCES[module]
+    tree = ast.parse(path.read_text(), str(path))
+    skip = _docstrings(tree) | _argv_strings(tree)
+    bad = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Constant) and isinstance(node.value, str)) or id(node) in skip:
+            continue
+        text = node.value
+        if any(module == where and part in text for where, part in ALLOWED_STRINGS):
+            continue
+        if module == "devcert.trust.rootfs" and text.startswith(PACKAGE_MANAGERS):
+            continue
+        ours = sorted(set(_FLAG.findall(text)) & flags)
+        if "`devcert " in text or ours:
+            bad.append(f"{path.relative_to(PACKAGE_DIR.parent)}:{node.lineno}: {text!r}"
+                       + (f" (flags {', '.join(ours)})" if ours else ""))
+    return bad
+
+
+def test_no_command_lines_in_the_core() -> None:
+    """Advice the core returns names remedies (``devcert.advice.Advice``); only ``cli/`` spells
+    devcert's commands and flags, and the snippets' templates (files for users) may show them."""
+    flags = _cli_flags()
+    assert {"--force", "--store", "--max-size", "--stale"} <= flags  # sanity: the walk sees the app
+    core = [m for m in _modules("core") if not _within(m, "devcert.snippets")]
+    bad = [line for m in core for line in _command_line_strings(m, flags)]
+    assert not bad, "\n".join(bad)
+    # and the check sees what it looks for
+    assert _FLAG.findall("run it with --store system, not ---x") == ["--store"]

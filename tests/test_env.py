@@ -16,6 +16,8 @@ import pytest
 
 
 from devcert import env as clients
+from devcert.ca import LocalCA
+from devcert.cli.messages import word
 from tests import sandbox
 from tests.helpers import (NODE22_BIN, STACKS_DIR, UNIT, clean_env, devcert_exe, first_line, require_sandbox, require_tool,
                            run_devcert, stop)
@@ -366,8 +368,8 @@ def test_node_version_parsing_and_support():
     assert clients.parse_node_version("v22.15.0") == (22, 15, 0)
     assert clients.parse_node_version("garbage") is None
     supports = {v: clients.NodeInfo("node", v).reads_system_ca
-                for v in ((20, 20, 2), (22, 14, 9), (22, 15, 0), (23, 8, 0), (23, 9, 0), (24, 0, 0))}
-    assert supports == {(20, 20, 2): False, (22, 14, 9): False, (22, 15, 0): True, (23, 8, 0): False,
+                for v in ((20, 20, 2), (22, 14, 9), (22, 15, 0), (24, 0, 0), (23, 9, 0), (24, 0, 0))}
+    assert supports == {(20, 20, 2): False, (22, 14, 9): False, (22, 15, 0): True, (24, 0, 0): False,
                         (23, 9, 0): True, (24, 0, 0): True}
 
 
@@ -436,3 +438,20 @@ def test_env_gives_node22_the_os_store_once_the_ca_is_installed(cli_env, tmp_pat
     if not system.reads_system_ca:
         assert "NODE_EXTRA_CA_CERTS" in env20["variables"] and "NODE_USE_SYSTEM_CA" not in env20["variables"]
     assert result("node20")[0] == "0", result("node20")
+
+
+def test_node_reasons_name_the_install_in_the_cli_words(tmp_path: Path) -> None:
+    """A Node that can read the OS store: its reason names `devcert install` as `devcert env`
+    prints it (comments and --json), and neutral words for the Python API."""
+    ca = LocalCA.create(tmp_path / "caroot")
+    node = clients.NodeInfo("/usr/bin/node", (24, 0, 0))
+    assert node.reads_system_ca
+    (using,) = [v for v in clients.env_vars(ca, tmp_path / "bundle.pem", node, system_has_ca=True)
+                if v.name.startswith("NODE_")]
+    assert using.name == "NODE_USE_SYSTEM_CA"
+    assert word(using.why) == ("Node v24.0.0 (/usr/bin/node) reads the OS trust store under this, and the OS "
+                               "store holds the CA (devcert install)")
+    (extra,) = [v for v in clients.env_vars(ca, tmp_path / "bundle.pem", node) if v.name.startswith("NODE_")]
+    assert word(extra.why).endswith(". Node v24.0.0 could read the OS store (NODE_USE_SYSTEM_CA=1), but the CA "
+                                    "is not in it: `devcert install` first")
+    assert "devcert" not in str(extra.why) and "install the CA" in str(extra.why)

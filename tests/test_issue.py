@@ -17,10 +17,11 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID as EKU
 from cryptography.x509.oid import NameOID
 
-from devcert import LocalCA
+from devcert import LocalCA, certs
 from devcert.ca import CERT_FILE
+from devcert.cli.messages import word
 from devcert.errors import CSRError, InvalidNameError, NameNotPermittedError, UsageError
-from devcert.issue import ensure_leaf, issue_self_signed, leaf_problem, managed_leaf_paths
+from devcert.issue import ensure_leaf, issue_leaf, issue_self_signed, leaf_problem, managed_leaf_paths
 from devcert.names import parse_names
 from tests.helpers import UNIT, clean_env, file_mode, handshake, one_error_line, require_tool, run_devcert
 
@@ -476,3 +477,17 @@ def test_bad_ca_options_leave_no_folder(tmp_path: Path) -> None:
         with pytest.raises(UsageError):
             LocalCA.create(tmp_path / "ca", **kwargs)  # type: ignore[arg-type]
         assert not (tmp_path / "ca").exists()
+
+
+def test_leaf_cut_to_the_ca_end_says_so_in_the_cli_words(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A leaf that would outlive its CA ends with it; the warning names the rotation as the CLI
+    says it (``devcert create`` prints it), and neutrally for the Python API."""
+    ca = LocalCA.ephemeral()
+    end = ca.cert.not_valid_after_utc
+    monkeypatch.setattr(certs, "now", lambda: end - dt.timedelta(days=100))
+    leaf = issue_leaf(ca, parse_names(["localhost"]), days=200)
+    assert leaf.not_after == end
+    (warning,) = leaf.warnings
+    assert word(warning) == (f"the CA expires on {end:%Y-%m-%d}, so this certificate is valid only until then "
+                             f"(not 200 days); `devcert ca rotate` makes a new CA")
+    assert "devcert" not in str(warning) and "rotate the CA" in str(warning)

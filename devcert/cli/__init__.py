@@ -26,7 +26,7 @@ from typing import NoReturn
 from ..ca import NEXT_DIR, PENDING_DIR, ROTATION_FILE, caroot
 from ..errors import DevcertError
 from ..files import pending_journals
-from .messages import describe
+from .messages import describe, word
 from .output import Failed, echo, warn
 
 
@@ -98,7 +98,7 @@ def _recover() -> None:
     if report is None:
         return
     for line in report.errors + report.warnings:
-        warn(line)
+        warn(word(line))
     if report.pending:
         warn("an interrupted `devcert ca rotate` still has store changes to make ("
              + "; ".join(report.pending) + "): run `devcert ca rotate` to finish it")

@@ -11,7 +11,7 @@ from ..ca import LocalCA, caroot, check_profile
 from ..errors import UsageError
 from ..lifecycle import rotate
 from .application import ca_app
-from .messages import describe_skipped
+from .messages import describe_skipped, word
 from .options import JsonOption
 from .output import Failed, echo, print_json, warn
 
@@ -40,11 +40,12 @@ def ca_rotate(
         if not typer.confirm(f"Replace the CA {old.common_name} (SHA-256 {old.short_id}) with a new one?", default=False):
             raise Failed("not rotated: the CA and its certificates are unchanged")
     report = rotate(caroot(), progress=None if json_output else echo, profile=profile)
-    for message in report.warnings:
+    warnings = [word(w) for w in report.warnings]  # in the CLI's words
+    for message in warnings:
         warn(message)
     skipped = [describe_skipped(s) for s in report.skipped]
     if json_output:
-        print_json({**report.as_dict(), "skipped": skipped})
+        print_json({**report.as_dict(), "warnings": warnings, "skipped": skipped})
     else:
         for s in skipped:
             echo(f"skipped {s}")

@@ -22,6 +22,7 @@ from ..keys import check_key_type
 from ..lock import locked
 from ..names import parse_names
 from ..safety import read_regular
+from .messages import word
 from .output import echo, print_json, warn
 from .shared import load_ca_for_issuing, not_trusted_hint
 
@@ -235,7 +236,8 @@ def run_create(
     request = _Request(names, cert_file, key_file, p12_file, p12_password, p12_password_file, client, key_type,
                        days, csr, self_signed)
     leaf, ca, written, notes = request.issue_and_write()
-    for message in leaf.warnings + notes:
+    warnings = [word(w) for w in leaf.warnings]  # in the CLI's words
+    for message in warnings + notes:
         warn(message)
     if json_output:
         print_json({
@@ -246,7 +248,7 @@ def run_create(
             "serial": leaf.serial,
             "sha256": leaf.sha256,
             "self_signed": self_signed,
-            "warnings": leaf.warnings,
+            "warnings": warnings,
         })
         return
     kind = "client certificate" if client else "certificate"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 import typer
@@ -17,6 +18,7 @@ from ..env import (
     unset_lines,
 )
 from .application import app
+from .messages import word
 from .options import JsonOption
 from .output import echo, print_json
 from .shared import load_ca_for_issuing
@@ -58,8 +60,9 @@ def env(
     ca = load_ca_for_issuing()
     bundle = ensure_bundle(ca)
     node = find_node()
-    variables = env_vars(ca, bundle.path, node, system_has_ca=node is not None and node.reads_system_ca
-                         and system_store_has(ca))
+    found = env_vars(ca, bundle.path, node, system_has_ca=node is not None and node.reads_system_ca
+                     and system_store_has(ca))
+    variables = [replace(v, why=word(v.why)) for v in found]  # each reason in the CLI's words
     if json_output:
         print_json({
             "bundle": str(bundle.path),

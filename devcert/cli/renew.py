@@ -11,7 +11,7 @@ from .. import inventory
 from ..ca import caroot
 from ..errors import DevcertError, NotRenewableError, UsageError
 from .application import app
-from .messages import describe, describe_skipped
+from .messages import describe, describe_skipped, word
 from .options import JsonOption, whole_number
 from .output import Failed, echo, print_json, warn
 from .shared import check_days, date, existing_ca, load_ca_for_issuing
@@ -58,7 +58,7 @@ def renew(
             errors.append(f"{entry['cert']}: {describe(err)}")
             continue
         for message in warns:
-            warn(message)
+            warn(word(message))
         done.append({"cert": entry["cert"], "key": entry.get("key"), "names": entry["names"],
                      "not_after": leaf.not_after.isoformat(), "serial": leaf.serial})
     if json_output:

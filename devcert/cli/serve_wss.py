@@ -99,7 +99,7 @@ def _serve(chosen: list[str], max_size: str, route: list[str], **given: Any) -> 
 
     # the same options again: WSSServer checks them with the same functions
     server = serve.WSSServer(serve.server_context(ensured.cert_path, ensured.key_path), max_size=size, log=_log,
-                             routes=checked.routes, ca=ca, default_names=chosen, **given)
+                             routes=checked.routes, ca=ca, default_names=chosen, option_names=FLAGS, **given)
 
     def ready(srv: WSSServer) -> None:
         if srv.routes:

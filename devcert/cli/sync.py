@@ -11,6 +11,7 @@ import typer
 from ..project import add_to_gitignore, expiring_soon, gitignore_suggestions, load_project, warning_window
 from ..project import sync as do_sync
 from .application import app
+from .messages import word
 from .options import JsonOption, whole_number
 from .output import Failed, echo, print_json, warn
 from .shared import check_days, date, existing_ca, load_ca_for_issuing
@@ -77,7 +78,8 @@ def sync(
             "certs": [
                 {
                     "cert": str(r.spec.cert), "key": str(r.spec.key), "names": [n.value for n in r.spec.names],
-                    "action": r.action, "reason": r.reason, "not_after": r.not_after, "warnings": r.warnings,
+                    "action": r.action, "reason": r.reason, "not_after": r.not_after,
+                    "warnings": [word(w) for w in r.warnings],
                 }
                 for r in results
             ],
@@ -88,7 +90,7 @@ def sync(
     else:
         for r in results:
             for message in r.warnings:
-                warn(message)
+                warn(word(message))
             if not r.changed:
                 continue
             rel = project.relative(r.spec.cert)

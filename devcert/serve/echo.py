@@ -11,9 +11,11 @@ from . import websocket
 from .aiohttp_internals import Log
 
 
-async def echo(request: web.BaseRequest, *, max_size: int, sockets: set[Any], log: Log) -> web.WebSocketResponse:
+async def echo(request: web.BaseRequest, *, max_size: int, sockets: set[Any], log: Log,
+               limit_words: str = "") -> web.WebSocketResponse:
     """Answer the upgrade, then echo until the client closes; ``sockets`` holds the connection
-    while it is open (so shutdown can close it with 1001)."""
+    while it is open (so shutdown can close it with 1001). ``limit_words`` names the size limit in
+    the log line (``websocket.describe_size_limit``'s, by default)."""
     ws = websocket.response(max_size)
     await ws.prepare(request)
     sockets.add(ws)
@@ -36,5 +38,5 @@ async def echo(request: web.BaseRequest, *, max_size: int, sockets: set[Any], lo
         sockets.discard(ws)
     if getattr(error, "code", None) == 1009:
         log("warning", f"closed a connection from {request.remote}: message larger than "
-                       f"{websocket.describe_size_limit(max_size)} (1009)")
+                       f"{limit_words or websocket.describe_size_limit(max_size)} (1009)")
     return ws

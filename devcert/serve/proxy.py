@@ -119,9 +119,11 @@ class Proxy:
     are in ``sockets`` (shared with the server, which closes them on shutdown, both sides). ``token`` marks what passed through this server
     (see :func:`has_passed`)."""
 
-    def __init__(self, upstream: str, *, max_size: int, log: Log, sockets: set[Any], token: str = "") -> None:
+    def __init__(self, upstream: str, *, max_size: int, log: Log, sockets: set[Any], token: str = "",
+                 limit_words: str = "") -> None:
         self.upstream = upstream
         self.max_size = max_size
+        self.limit_words = limit_words
         self.log = log
         self.sockets = sockets
         self.token = token
@@ -176,7 +178,8 @@ class Proxy:
                                     cls=TransparentWebSocketResponse)
         # the upstream's 101 headers (cookies, custom ones, the extensions it agreed to) reach the client
         client.headers.extend(response_headers(answer, UPSTREAM_101_OWN))
-        splice = Splice(request.transport, transport, max_size=self.max_size, log=self.log, what=what)
+        splice = Splice(request.transport, transport, max_size=self.max_size, log=self.log, what=what,
+                        limit_words=self.limit_words)
         conn.splice = splice  # the client's frames after the 101 go to the upstream as they are
         try:
             await client.prepare(request)

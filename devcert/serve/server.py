@@ -12,6 +12,7 @@ import signal
 import socket
 import ssl
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -82,6 +83,9 @@ class WSSServer:
     #: ones are dropped, so memory stays bounded whatever clients do
     max_connections: int = options.MAX_CONNECTIONS
     log: Log = _quiet
+    #: how log lines and close reasons name options (``{"max_size": "--max-size"}`` from the CLI);
+    #: by default their Python names
+    option_names: Mapping[str, str] = field(default_factory=dict)
     #: the address actually listened on, once started (``--host localhost`` may be 127.0.0.1)
     address: str | None = field(default=None, init=False)
     _sockets: set[Any] = field(default_factory=set, init=False, repr=False)
@@ -89,6 +93,7 @@ class WSSServer:
     _proxy: Proxy | None = field(default=None, init=False, repr=False)
     _routed: dict[options.Route, Proxy] = field(default_factory=dict, init=False, repr=False)
     _certificates: Certificates | None = field(default=None, init=False, repr=False)
+    _limit_words: str = field(default="", init=False, repr=False)
     _runner: web.AppRunner | None = field(default=None, init=False, repr=False)
     _server: asyncio.AbstractServer | None = field(default=None, init=False, repr=False)
     #: marks the requests this server relays (``Forwarded: ...;by=_devcert-TOKEN``), so one that
@@ -99,6 +104,7 @@ class WSSServer:
     def __post_init__(self) -> None:
         #: what the server's parts log through: problems summarised, see :mod:`devcert.serve.logs`
         self._say = Summarized(self.log)
+        self._limit_words = websocket.describe_size_limit(self.max_size, self.option_names)
         checked = options.check(host=self.host, port=self.port, ws_path=self.ws_path, directory=self.directory,
                                 dotfiles=self.dotfiles, proxy=self.proxy, max_size=self.max_size, routes=self.routes)
         options.check_timeouts(self.request_head_timeout, self.keepalive_timeout, self.handshake_timeout)
@@ -109,7 +115,8 @@ class WSSServer:
         self._routed = {route: self._new_proxy(route.upstream) for route in self.routes}
 
     def _new_proxy(self, upstream: str) -> Proxy:
-        return Proxy(upstream, max_size=self.max_size, log=self._say, sockets=self._sockets, token=self._token)
+        return Proxy(upstream, max_size=self.max_size, log=self._say, sockets=self._sockets, token=self._token,
+                     limit_words=self._limit_words)
 
     def _proxies(self) -> list[Proxy]:
         return ([self._proxy] if self._proxy is not None else []) + list(self._routed.values())
@@ -241,7 +248,8 @@ class WSSServer:
                     # replies to frames read together go out as one TLS record and one send
                     # (~1.7x pipelined echo, half the CPU per message)
                     conn.coalesce_writes(request)
-                return await echo(request, max_size=self.max_size, sockets=self._sockets, log=self._say)
+                return await echo(request, max_size=self.max_size, sockets=self._sockets, log=self._say,
+                                  limit_words=self._limit_words)
             return web.Response(status=426, text=f"{self.ws_path} is a WebSocket endpoint: connect with wss://\n",
                                 headers={"Upgrade": "websocket"})
         if request.method not in ("GET", "HEAD"):

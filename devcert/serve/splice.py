@@ -164,7 +164,8 @@ class Splice:
     on with :meth:`client_paused` / :meth:`client_resumed`. ``done`` resolves once both
     connections are closed. ``close()`` is what shutdown calls (as on a WebSocket)."""
 
-    def __init__(self, client_transport: Any, upstream_transport: Any, *, max_size: int, log: Log, what: str) -> None:
+    def __init__(self, client_transport: Any, upstream_transport: Any, *, max_size: int, log: Log, what: str,
+                 limit_words: str = "") -> None:
         self.client_transport = client_transport
         self.upstream_transport = upstream_transport
         self.log = log
@@ -175,6 +176,8 @@ class Splice:
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._timer: asyncio.TimerHandle | None = None
         self.max_size = max_size
+        #: the size limit as the log line and close reason name it
+        self.limit_words = limit_words or describe_size_limit(max_size)
 
     @property
     def closed(self) -> bool:
@@ -214,7 +217,7 @@ class Splice:
 
     # closing
     def _too_big(self, side: str, sender: Any, other: Any, *, client_sent: bool) -> None:
-        why = f"{side} sent a message larger than {describe_size_limit(self.max_size)}"
+        why = f"{side} sent a message larger than {self.limit_words}"
         self.log("warning", f"closed the proxied WebSocket {self.what}: {why} ({CLOSE_TOO_BIG})")
         # frames to the upstream are masked (we are its client), frames to the client are not
         sender.write(close_frame(CLOSE_TOO_BIG, b"", masked=not client_sent))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -54,11 +54,10 @@ async def close_all(sockets: Iterable[Any], timeout: float = CLOSE_TIMEOUT) -> N
         await asyncio.wait(tasks, timeout=timeout)
 
 
-def describe_size_limit(max_size: int) -> str:
-    """How log lines and close reasons name the message size limit.
+def describe_size_limit(max_size: int, option_names: Mapping[str, str] | None = None) -> str:
+    """How log lines and close reasons name the message size limit: ``max_size 1000 bytes``.
 
-    The one place the package spells a CLI flag: these words reach serve-wss's users on the
-    console and peers in close reasons, and the Python API's callers (and tests) see the same
-    text. Moving it to the CLI needs the log to carry fields instead of lines.
+    ``option_names`` maps the option's Python name to the name its reader knows (the CLI
+    passes its flags: ``--max-size``), so the core never spells a command line.
     """
-    return f"--max-size {max_size} bytes"
+    return f"{(option_names or {}).get('max_size', 'max_size')} {max_size} bytes"

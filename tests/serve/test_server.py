@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 
 from devcert import serve
+from devcert.cli.serve_wss import FLAGS
 from devcert.serve import WSSServer
+from devcert.serve.websocket import describe_size_limit
 from tests.browser import wait_dom
 from tests.helpers import (NODE_BIN, UNIT, VITE_CONFIG_JS, CLIServer, ViteServer, ca_context, clean_env, http_upstream, https_get,
                            make_server, one_error_line, private_nssdb, raw_tls, require_tool, run_devcert,
@@ -368,7 +370,9 @@ def test_oversized_message_closes_with_1009(caroot: Path) -> None:
     from websockets.exceptions import ConnectionClosed
 
     lines: list[tuple[str, str]] = []
-    server, ca_file = make_server(caroot, max_size=1000, log=lambda lvl, msg: lines.append((lvl, msg)))
+    # named as the CLI names its options (serve-wss passes its flags)
+    server, ca_file = make_server(caroot, max_size=1000, log=lambda lvl, msg: lines.append((lvl, msg)),
+                                  option_names=FLAGS)
     with server.run_in_thread():
         with ws_connect(f"wss://localhost:{server.port}/ws", ca_file, max_size=None) as ws:
             ws.send(b"x" * 1000)
@@ -382,6 +386,12 @@ def test_oversized_message_closes_with_1009(caroot: Path) -> None:
         assert_echo(server.port, ca_file)
     assert [m for lvl, m in lines if lvl == "warning"] == \
         ["closed a connection from 127.0.0.1: message larger than --max-size 1000 bytes (1009)"], lines
+
+
+def test_size_limit_words() -> None:
+    """The Python API names the limit by its parameter; serve-wss by its flag."""
+    assert describe_size_limit(1000) == "max_size 1000 bytes"
+    assert describe_size_limit(1000, FLAGS) == "--max-size 1000 bytes"
 
 
 def test_bad_inputs_never_stall_the_server(caroot: Path) -> None:
@@ -874,7 +884,7 @@ def test_proxy_oversized_client_message(caroot: Path) -> None:
     lines: list[tuple[str, str]] = []
     with Upstream() as upstream:
         server, ca_file = make_server(caroot, proxy=f"ws://127.0.0.1:{upstream.port}", max_size=1000,
-                                      log=lambda lvl, msg: lines.append((lvl, msg)))
+                                      log=lambda lvl, msg: lines.append((lvl, msg)), option_names=FLAGS)
         with server.run_in_thread():
             with ws_connect(f"wss://localhost:{server.port}/big", ca_file, max_size=None, subprotocols=["chat.v1"]) as ws:
                 ws.send(b"x" * 1000)
