@@ -22,6 +22,9 @@ from pathlib import Path
 
 import pytest
 
+from devcert.advice import NEUTRAL
+from devcert.cli.messages import REMEDIES
+
 PACKAGE_DIR = Path(__file__).resolve().parent.parent / "devcert"
 #: ``python -m devcert`` (devcert/__main__.py) is the command line's entry point, so it is CLI.
 SCOPES = {
@@ -381,3 +384,5 @@ def test_no_command_lines_in_the_core() -> None:
     assert not bad, "\n".join(bad)
     # and the check sees what it looks for
     assert _FLAG.findall("run it with --store system, not ---x") == ["--store"]
+    # every remedy the core may name has the CLI's words and neutral ones
+    assert set(REMEDIES) == set(NEUTRAL)
