@@ -20,7 +20,7 @@ from devcert.errors import TrustStoreError, UsageError
 from devcert.trust import entry_name, selected_stores, sudo_caroot_problem, trusted_anywhere
 from devcert.trust import macos as macos_mod
 from devcert.trust import windows as windows_mod
-from devcert.trust.base import Runner
+from devcert.trust.base import SBIN, Runner, which
 from devcert.trust.java import JavaStore, java_home
 from devcert.trust.linux import FAMILIES, LinuxSystemStore, detect_family, parse_os_release
 from devcert.trust.nss import certutil_package, find_databases, firefox_profiles
@@ -42,6 +42,27 @@ def test_entry_name_comes_from_the_fingerprint(ca):
 
 
 # -- selection ------------------------------------------------------------------------------------
+
+
+def test_which_finds_what_shutil_which_finds_and_looks_in_sbin(tmp_path, monkeypatch):
+    import shutil
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder in (first, second):
+        folder.mkdir()
+    (first / "tool").write_text("#!/bin/sh\n")  # not executable: skipped
+    (second / "tool").write_text("#!/bin/sh\n")
+    (second / "tool").chmod(0o755)
+    (first / "folder-tool").mkdir(mode=0o755)  # a folder is never a program
+    monkeypatch.setenv("PATH", f"{first}{os.pathsep}{second}")
+    for name in ("tool", "folder-tool", "missing", str(second / "tool"), str(first / "tool")):
+        assert which(name) == shutil.which(name), name
+    assert which("tool") == str(second / "tool")
+    # a program only in an sbin folder (not on a non-root PATH) is still found
+    in_sbin = next((name for folder in SBIN if os.path.isdir(folder) for name in sorted(os.listdir(folder))
+                    if shutil.which(name, path=folder) and not shutil.which(name)), None)
+    if in_sbin is not None:
+        assert which(in_sbin) is not None
 
 
 def test_selected_stores_by_name_env_and_default(monkeypatch):
