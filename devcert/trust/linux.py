@@ -36,12 +36,18 @@ class Family(NamedTuple):
     update: tuple[str, ...]  # the command that rebuilds the bundle
     bundles: tuple[str, ...]  # where the rebuilt PEM bundle lands (first existing one is read)
     package: str  # the package that provides ``update``
+    #: Where ``update`` links each anchor (Debian: ``NAME.pem``, Alpine: ``ca-cert-NAME.pem``),
+    #: with OpenSSL's hash links (``HASH.0``) to those. Debian's tool leaves a removed anchor's
+    #: links dangling (only ``--fresh`` drops them, and with them every link others made), so
+    #: uninstall removes them itself (:meth:`LinuxSystemStore.links_to`); Alpine's removes its
+    #: own, and its hook rehashes. None: the family makes no links to its anchors.
+    links: str | None = None
 
 
 FAMILIES: dict[str, Family] = {
     "debian": Family(
         "debian", "Debian/Ubuntu", "/usr/local/share/ca-certificates", ".crt", ("update-ca-certificates",),
-        ("/etc/ssl/certs/ca-certificates.crt",), "ca-certificates",
+        ("/etc/ssl/certs/ca-certificates.crt",), "ca-certificates", "/etc/ssl/certs",
     ),
     "fedora": Family(
         "fedora", "Fedora/RHEL", "/etc/pki/ca-trust/source/anchors", ".pem", ("update-ca-trust", "extract"),
@@ -57,7 +63,7 @@ FAMILIES: dict[str, Family] = {
     ),
     "alpine": Family(
         "alpine", "Alpine", "/usr/local/share/ca-certificates", ".crt", ("update-ca-certificates",),
-        ("/etc/ssl/certs/ca-certificates.crt",), "ca-certificates",
+        ("/etc/ssl/certs/ca-certificates.crt",), "ca-certificates", "/etc/ssl/certs",
     ),
 }
 
@@ -227,6 +233,8 @@ class LinuxSystemStore(TrustStore):
             raise
 
     def uninstall(self, ca: LocalCA, runner: Runner | None = None) -> None:
+        """Remove the anchor, rebuild the bundle, then remove the links the rebuild left
+        leading to the removed anchor: the store is then as before the install."""
         if self.family is None:
             return
         path = self.entry_path(ca)
@@ -235,12 +243,10 @@ class LinuxSystemStore(TrustStore):
         self._check()
         self._remove_and_update(self._runner(runner), ca, path)
 
-    def _remove_and_update(self, runner: Runner, ca: LocalCA, path: Path, also: Sequence[Path] = ()) -> None:
-        """Remove the anchor (and ``also``: links the rebuild made to it), then rebuild the
-        bundle; if the rebuild fails, put the anchor back so the store is as it was."""
+    def _remove_and_update(self, runner: Runner, ca: LocalCA, path: Path) -> None:
+        """Remove the anchor, rebuild the bundle, then remove the anchor's links; if the rebuild
+        fails, put the anchor back (its links were not touched), so the store is as it was."""
         runner.remove_file(path)
-        for extra in also:
-            runner.remove_file(extra)
         try:
             self._update(runner)
         except TrustStoreError:
@@ -249,6 +255,48 @@ class LinuxSystemStore(TrustStore):
             except TrustStoreError:
                 pass
             raise
+        self._remove_links(runner, path)
+
+    # -- the links the update tool made -----------------------------------------------------
+
+    def links_to(self, anchor: Path) -> list[Path]:
+        """The symlinks in the family's links folder (:attr:`Family.links`) that lead to
+        ``anchor``: directly (Debian's ``devcert-<fp>.pem``) or through another link (OpenSSL's
+        ``<hash>.0``). A link is followed to its end, existing or not, so a link left dangling
+        by the anchor's removal is found, and only links to this file are: any other leads elsewhere."""
+        if self.family is None or self.family.links is None:
+            return []
+        folder = Path(self.family.links)
+        try:
+            children = sorted(folder.iterdir())
+        except OSError:
+            return []
+        target = self._resolved(anchor)
+        found: list[Path] = []
+        for child in children:
+            if not child.is_symlink():
+                continue
+            try:
+                leads_to = self._resolved(child)
+            except (OSError, TrustStoreError):  # a link loop, or unreadable: not a link to the anchor
+                continue
+            if leads_to == target:
+                found.append(child)
+        return found
+
+    def _resolved(self, path: Path) -> Path:
+        """``path`` with every symlink followed, a missing last part kept (a dangling link's
+        end). The root file system store resolves inside its root instead."""
+        return Path(os.path.realpath(path))
+
+    def _remove_links(self, runner: Runner, anchor: Path) -> None:
+        """Remove the links that still lead to the removed ``anchor`` (see :attr:`Family.links`),
+        through the runner, so a dry run shows them and sudo is used when needed."""
+        for link in self.links_to(anchor):
+            try:
+                runner.remove_file(link)
+            except TrustStoreError as err:
+                raise TrustStoreError(f"{anchor} was removed and the bundle rebuilt, but {err}") from None
 
     # -- every devcert entry --------------------------------------------------------------
 
@@ -284,9 +332,10 @@ class LinuxSystemStore(TrustStore):
             raise failed[0][1]
 
     def remove_entries(self, entries: Sequence[Entry], runner: Runner | None = None) -> list[tuple[Entry, TrustStoreError]]:
-        """Remove the files, then rebuild the bundle once (not once per entry: it takes seconds);
-        if the rebuild fails, every file is written back from the content read by entries()
-        (the store as it was) and each entry is reported with that one reason."""
+        """Remove the files, rebuild the bundle once (not once per entry: it takes seconds), then
+        remove each file's links (as :meth:`uninstall` does). If the rebuild fails, every file is
+        written back from the content read by entries() (the store as it was; no link was
+        touched) and each entry is reported with that one reason."""
         entries = list(entries)
         if not entries:
             return []
@@ -313,4 +362,10 @@ class LinuxSystemStore(TrustStore):
                     except DevcertError:  # TrustStoreError (sudo tee) or FileWriteError: keep going
                         pass
             failed.extend((entry, err) for entry in removed)
+            return failed
+        for entry in removed:
+            try:
+                self._remove_links(runner, Path(entry.where))
+            except TrustStoreError as err:
+                failed.append((entry, err))
         return failed

@@ -110,6 +110,7 @@ class RootFSStore(LinuxSystemStore):
             family = family._replace(
                 anchors=str(resolve_in(self.root, family.anchors)),
                 bundles=tuple(str(resolve_in(self.root, b)) for b in family.bundles),
+                links=str(resolve_in(self.root, family.links)) if family.links else None,
             )
         # Not LinuxSystemStore.__init__: given no family, it would detect this machine's.
         self.family = family
@@ -198,40 +199,15 @@ class RootFSStore(LinuxSystemStore):
         super().install(ca, runner)
 
     def uninstall(self, ca: LocalCA, runner: Runner | None = None) -> None:
-        """Remove the anchor, the links the last rebuild made to it, and rebuild: the root is then
-        byte for byte as before the install (Debian's update-ca-certificates leaves a removed
-        anchor's links in /etc/ssl/certs dangling unless it is run with --fresh, which would
-        also drop links that others made)."""
-        if self.family is None:
-            return
-        path = self.entry_path(ca)
-        self._check_inside(path)
-        if not path.is_file():
-            return
-        self._check()
-        self._remove_and_update(self._runner(runner), ca, path, also=self.links_to(path))
+        """As on this machine (the anchor, then the links the rebuild left to it: the root is
+        then byte for byte as before the install), never outside the root."""
+        if self.family is not None:
+            self._check_inside(self.entry_path(ca))
+        super().uninstall(ca, runner)
 
-    def links_to(self, anchor: Path) -> list[Path]:
-        """Symlinks in the root's /etc/ssl/certs that lead to ``anchor`` (directly, or through
-        another such link, as OpenSSL's hash links do), found inside the root."""
-        folder = resolve_in(self.root, "/etc/ssl/certs")
-        try:
-            children = sorted(folder.iterdir())
-        except OSError:
-            return []
-        inner = {"/" + str(anchor.relative_to(self.root))}
-        found: list[Path] = []
-        for _ in range(2):  # anchor <- name.pem <- hash.0
-            for child in children:
-                if child in found or not child.is_symlink():
-                    continue
-                target = os.readlink(child)
-                if not target.startswith("/"):
-                    target = "/" + str((child.parent / target).relative_to(self.root))
-                if os.path.normpath(target) in inner:
-                    found.append(child)
-            inner |= {"/" + str(link.relative_to(self.root)) for link in found}
-        return found
+    def _resolved(self, path: Path) -> Path:
+        # Inside the root, as the chroot sees it: the image's absolute links lead into the root.
+        return resolve_in(self.root, "/" + str(path.relative_to(self.root)))
 
     def _check_inside(self, path: Path) -> None:
         """Belt and braces over :func:`resolve_in`: never write a file outside the root."""

@@ -142,6 +142,34 @@ def test_symlinks_resolve_inside_the_root_never_to_the_host(tmp_path, ca):
     assert not host_anchor.exists()
 
 
+def test_uninstall_removes_the_roots_links_to_its_anchor_resolved_inside_the_root(tmp_path, ca):
+    """The links Debian's tool made in the root's /etc/ssl/certs (absolute, as the chroot sees
+    them: on this machine they lead nowhere) go with the anchor; another CA's and others' stay."""
+    root = fake_root(tmp_path, "ID=debian\n", ("/etc/ssl/certs",))
+    store = RootFSStore(root, as_root=False)
+    other = LocalCA.ephemeral()
+    for each in (ca, other):
+        store.install(each, Runner(use_sudo=False))
+    certs = root / "etc/ssl/certs"
+    for each, hash_name in ((ca, "1a2b3c4d.0"), (other, "5e6f7a8b.0")):
+        name = entry_name(each)
+        os.symlink(f"/usr/local/share/ca-certificates/{name}.crt", certs / f"{name}.pem")
+        os.symlink(f"{name}.pem", certs / hash_name)
+    os.symlink("/usr/share/ca-certificates/mozilla/Some_Root.crt", certs / "Some_Root.pem")
+    (certs / "ca-certificates.crt").write_text("")
+    # An image's /etc/ssl/certs may itself be a link; it too is followed inside the root.
+    os.rename(certs, root / "etc/ssl/real-certs")
+    os.symlink("/etc/ssl/real-certs", certs)
+    kept = {"ca-certificates.crt", "Some_Root.pem", f"{entry_name(other)}.pem", "5e6f7a8b.0"}
+    runner = Runner(use_sudo=False)
+    RootFSStore(root, as_root=False).uninstall(ca, runner)
+    assert sorted(p.name for p in (root / "etc/ssl/real-certs").iterdir()) == sorted(kept)
+    real = Path(os.path.realpath(root)) / "etc/ssl/real-certs"
+    assert [(a.kind, a.text) for a in runner.actions] == [
+        ("remove", str(store.entry_path(ca))), ("remove", str(real / "1a2b3c4d.0")),
+        ("remove", str(real / f"{entry_name(ca)}.pem"))]
+
+
 def test_symlink_loop_and_unknown_or_missing_os_release(tmp_path, ca):
     root = fake_root(tmp_path, "ID=plan9\n")
     store = RootFSStore(root, as_root=False)

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 from pathlib import Path
 
 import pytest
 
 from devcert.ca import LocalCA
+from devcert.trust import entry_name
 from tests.helpers import CHROMIUM, CLIENT_JAVA, require_sandbox, require_tool, run_devcert, run_in_sandbox, sandbox_marks, sandbox_scenario
 
 pytestmark = [pytest.mark.sandbox]
@@ -76,6 +78,62 @@ DEVCERT_CAROOT={shlex.quote(str(second))} devcert uninstall --store system >/dev
     assert "installed" in result.stdout and "update-ca-certificates" in result.stdout
 
 
+
+
+#: /etc/ssl/certs as one line per entry, "NAME -> LINK TARGET" (files: "NAME -> "), sorted.
+LISTING = r"""listing() { find /etc/ssl/certs -mindepth 1 -maxdepth 1 -printf '%f -> %l\n' | LC_ALL=C sort; }
+# Each link in /etc/ssl/certs that leads (followed to its end, dangling or not) to the file $1.
+leading_to() { for l in /etc/ssl/certs/*; do [ -L "$l" ] && [ "$(readlink -m "$l")" = "$1" ] && echo "$l"; done; true; }
+"""
+
+
+def test_system_uninstall_leaves_etc_ssl_certs_as_before_the_install(tmp_path):
+    """Debian's update-ca-certificates, run after the anchor is removed, leaves its links to it
+    (devcert-<fp>.pem and OpenSSL's <hash>.0) dangling: uninstall removes them, and only them
+    (a second CA's stay), also for --stale, and --dry-run names them without removing them."""
+    require_sandbox()
+    require_tool("update-ca-certificates")
+    root, second = tmp_path / "ca", tmp_path / "second"
+    mine, other = entry_name(LocalCA.create(root)), entry_name(LocalCA.create(second))
+    anchor = f"/usr/local/share/ca-certificates/{mine}.crt"
+    other_anchor = f"/usr/local/share/ca-certificates/{other}.crt"
+    two = f"DEVCERT_CAROOT={shlex.quote(str(second))}"
+    script = LISTING + f"""
+# The baseline is the store as its own tool leaves it: a machine's /etc/ssl/certs can hold what
+# any run rewrites (a CA copied in as a file, which the tool replaces by a link to its anchor).
+update-ca-certificates >/dev/null || echo "@baseline-failed"
+listing > /tmp/before
+{two} devcert install --store system >/dev/null || echo "@install-second-failed"
+listing > /tmp/second-only
+devcert install --store system >/dev/null || echo "@install-failed"
+# The install made the links this test is about (else it would prove nothing).
+grep -qx '{mine}.pem -> {anchor}' <(listing) && echo "@pem-link"
+grep -qE '^[0-9a-f]{{8}}\\.[0-9]+ -> {mine}\\.pem$' <(listing) && echo "@hash-link"
+leading_to {anchor} | sed 's/^/@installed-link /'
+listing > /tmp/installed
+devcert uninstall --store system --dry-run > /tmp/dry || echo "@dry-failed"
+cat /tmp/dry
+cmp -s /tmp/installed <(listing) && echo "@dry-unchanged"
+devcert uninstall --store system > /tmp/out || echo "@uninstall-failed"
+cat /tmp/out
+leading_to {anchor} | sed 's/^/@left /'
+cmp -s /tmp/second-only <(listing) && echo "@second-only-again" || diff /tmp/second-only <(listing) >&2
+[ -n "$(leading_to {other_anchor})" ] && echo "@second-links-kept"
+devcert uninstall --stale --store system > /tmp/stale || echo "@stale-failed"
+cat /tmp/stale
+leading_to {other_anchor} | sed 's/^/@left /'
+cmp -s /tmp/before <(listing) && echo "@same-as-before" || diff /tmp/before <(listing) >&2
+"""
+    result, marks, info = sandbox_scenario(script, root, tmp_path)
+    assert {"@pem-link", "@hash-link"} <= marks, info
+    assert not any(m.startswith("@left ") for m in marks), info
+    assert not any(m.endswith("-failed") for m in marks), info
+    assert {"@dry-unchanged", "@second-only-again", "@second-links-kept", "@same-as-before"} <= marks, info
+    links = sorted(m.split(" ", 1)[1] for m in marks if m.startswith("@installed-link "))
+    assert len(links) == 2, info  # devcert-<fp>.pem and <hash>.0
+    for link in links:  # through the runner: printed by the dry run, and by the uninstall
+        assert re.search(rf"^\s*would remove: {re.escape(link)}$", result.stdout, re.M), info
+        assert re.search(rf"^\s*remove: {re.escape(link)}$", result.stdout, re.M), info
 
 
 @pytest.mark.slow

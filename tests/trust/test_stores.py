@@ -164,6 +164,104 @@ def test_linux_store_failing_update_rolls_back(tmp_path, ca):
     assert list(Path(family.anchors).iterdir()) == []
 
 
+def debian_like_family(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A fake family whose update command behaves as Debian's update-ca-certificates: it links
+    each anchor as certs/NAME.pem and a hash link to that (OpenSSL's HASH.0), and never removes
+    a link. certs/ also holds the bundle, a link to another CA and a link made by someone else."""
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    (certs / "ca-certificates.crt").write_text("")
+    os.symlink("/usr/share/ca-certificates/mozilla/Some_Root.crt", certs / "Some_Root.pem")
+    os.symlink("Some_Root.pem", certs / "0a1b2c3d.0")
+    body = f"""cd {tmp_path}
+cat anchors/*.crt > bundle.pem 2>/dev/null || : > bundle.pem
+for crt in {tmp_path}/anchors/*.crt; do
+  [ -f "$crt" ] || continue
+  name=$(basename "$crt" .crt)
+  [ -e certs/$name.pem ] || ln -sf "$crt" certs/$name.pem
+  hash=$(printf '%08x' "$(printf %s "$name" | cksum | cut -d' ' -f1)")
+  [ -L certs/$hash.0 ] || ln -s $name.pem certs/$hash.0
+done"""
+    return fake_linux_family(tmp_path, body)._replace(links=str(certs)), certs
+
+
+def listing(folder: Path) -> dict[str, str | None]:
+    """Each entry of ``folder``: its link target, or None for a file."""
+    return {p.name: os.readlink(p) if p.is_symlink() else None for p in folder.iterdir()}
+
+
+def test_linux_uninstall_removes_the_links_the_update_left_and_only_those(tmp_path, ca):
+    family, certs = debian_like_family(tmp_path)
+    store = LinuxSystemStore(family)
+    other = LocalCA.ephemeral()
+    before = listing(certs)
+    store.install(other, Runner(use_sudo=False))
+    with_other = listing(certs)
+    store.install(ca, Runner(use_sudo=False))
+    anchor = Path(family.anchors) / f"{entry_name(ca)}.crt"
+    mine = sorted(store.links_to(anchor))
+    assert [p.name for p in mine if p.suffix == ".pem"] == [f"{entry_name(ca)}.pem"] and len(mine) == 2
+
+    lines: list[str] = []
+    dry = Runner(dry_run=True, use_sudo=False, echo=lines.append)
+    store.uninstall(ca, dry)
+    assert [(a.kind, a.text) for a in dry.actions] == [
+        ("remove", str(anchor)), ("run", family.update[0]), *(("remove", str(link)) for link in mine)]
+    assert lines[-2:] == [f"would remove: {link}" for link in mine]
+    assert anchor.is_file() and all(link.is_symlink() for link in mine)
+
+    runner = Runner(use_sudo=False)
+    store.uninstall(ca, runner)
+    assert [a.kind for a in runner.actions] == ["remove", "run", "remove", "remove"]
+    assert listing(certs) == with_other  # the other CA's links, the bundle and others' links stay
+    assert store.is_installed(other) and not store.is_installed(ca)
+    store.uninstall(ca, runner)  # nothing left to do
+    assert len(runner.actions) == 4
+    # --stale goes the same way: the other CA's anchor, one rebuild, its links.
+    assert store.remove_entries(store.entries(), Runner(use_sudo=False)) == []
+    assert listing(certs) == before
+
+
+def test_linux_uninstall_with_a_failing_update_touches_no_link(tmp_path, ca):
+    family, certs = debian_like_family(tmp_path)
+    store = LinuxSystemStore(family)
+    store.install(ca, Runner(use_sudo=False))
+    installed = listing(certs)
+    Path(family.update[0]).write_text("#!/bin/sh\necho 'rebuild: disk full' >&2\nexit 4\n")
+    with pytest.raises(TrustStoreError, match="disk full"):
+        store.uninstall(ca, Runner(use_sudo=False))
+    assert (Path(family.anchors) / f"{entry_name(ca)}.crt").read_bytes() == ca.cert_pem
+    assert listing(certs) == installed
+
+
+def test_linux_links_are_removed_through_sudo_when_their_folder_needs_root(tmp_path, monkeypatch, ca):
+    """Not root here: the links folder is not writable (os.access says so), the anchors folder is."""
+    family, certs = debian_like_family(tmp_path)
+    store = LinuxSystemStore(family)
+    store.install(ca, Runner(use_sudo=False))
+    links = sorted(store.links_to(Path(family.anchors) / f"{entry_name(ca)}.crt"))
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    log = tmp_path / "sudo.log"
+    (bindir / "sudo").write_text(f'#!/bin/sh\necho "$*" >> {log}\n[ "$1" = "--" ] && shift\nexec "$@"\n')
+    (bindir / "sudo").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    real_access = os.access
+
+    def access(path, mode):  # type: ignore[no-untyped-def]
+        if Path(path) == certs and mode == os.W_OK:
+            return False
+        return real_access(path, mode)
+
+    monkeypatch.setattr(os, "access", access)
+    lines: list[str] = []
+    store.uninstall(ca, Runner(use_sudo=True, echo=lines.append))
+    assert not any(link.is_symlink() for link in links)
+    rm_lines = [line for line in log.read_text().splitlines() if line.startswith("-- rm")]
+    assert rm_lines == [f"-- rm -f -- {link}" for link in links]
+    assert lines[-2:] == [f"remove (sudo): {link}" for link in links]
+
+
 # -- the runner -----------------------------------------------------------------------------------
 
 
