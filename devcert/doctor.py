@@ -592,16 +592,7 @@ def client_bun(url: str, env: dict[str, str]) -> ClientResult:
     bun = shutil.which("bun", path=env.get("PATH"))
     if bun is None:
         return ClientResult(ABSENT, "bun is not installed")
-    version = bun_version(bun, env)
-    try:
-        done = _run([bun, "-e", _BUN_CLIENT, url], env)
-    except subprocess.TimeoutExpired:
-        return ClientResult(PROBLEM, f"no answer within {CLIENT_TIMEOUT:.0f} s", version=version)
-    if done.returncode == 0:
-        return ClientResult(OK, "verified the devcert certificate", version=version)
-    detail = _last_line(done.stderr) or f"bun exit status {done.returncode}"
-    fix = ROTATE_FIX if BUN_CONSTRAINT_ERROR in detail else ""
-    return ClientResult(PROBLEM, detail, version=version, fix=fix)
+    return _fetch_client("bun", [bun, "-e", _BUN_CLIENT, url], env, bun_version(bun, env), BUN_CONSTRAINT_ERROR)
 
 
 _DENO_CLIENT = r"""
@@ -624,14 +615,20 @@ def client_deno(url: str, env: dict[str, str]) -> ClientResult:
     version = deno_version(deno, env)
     # No update check (it would reach the network) and no prompt (no terminal is there).
     run_env = {**env, "DENO_NO_UPDATE_CHECK": "1", "DENO_NO_PROMPT": "1", "NO_COLOR": "1"}
+    return _fetch_client("deno", [deno, "eval", _DENO_CLIENT, url], run_env, version, DENO_CONSTRAINT_ERROR)
+
+
+def _fetch_client(tool: str, argv: list[str], env: dict[str, str], version: str, constraint_error: str) -> ClientResult:
+    """Bun's or Deno's verdict from running its fetch client ``argv``: a refusal that names
+    ``constraint_error`` (a name constraint it cannot evaluate) gets :data:`ROTATE_FIX`."""
     try:
-        done = _run([deno, "eval", _DENO_CLIENT, url], run_env)
+        done = _run(argv, env)
     except subprocess.TimeoutExpired:
         return ClientResult(PROBLEM, f"no answer within {CLIENT_TIMEOUT:.0f} s", version=version)
     if done.returncode == 0:
         return ClientResult(OK, "verified the devcert certificate", version=version)
-    detail = _last_line(done.stderr) or f"deno exit status {done.returncode}"
-    fix = ROTATE_FIX if DENO_CONSTRAINT_ERROR in detail else ""
+    detail = _last_line(done.stderr) or f"{tool} exit status {done.returncode}"
+    fix = ROTATE_FIX if constraint_error in detail else ""
     return ClientResult(PROBLEM, detail, version=version, fix=fix)
 
 

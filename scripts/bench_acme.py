@@ -40,21 +40,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchkit import clean_env, free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 TRUST_VARS = ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "LEGO_CA_CERTIFICATES")
 TIMEOUT = 120
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def env(**extra: str) -> dict[str, str]:
-    e = {k: v for k, v in os.environ.items() if k not in TRUST_VARS}
-    e.update(extra)
-    return e
+    return clean_env(TRUST_VARS, **extra)
 
 
 def wait_port(port: int, proc: subprocess.Popen[Any], what: str) -> None:

@@ -40,23 +40,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchkit import clean_env, free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 NODE_DIR = ROOT / "scripts" / "bench_wss_node"
 NODE_MODULES = ROOT / ".cache" / "node" / "node_modules"
 TRUST_VARS = ("SSL_CERT_FILE", "SSL_CERT_DIR", "NODE_EXTRA_CA_CERTS", "NODE_OPTIONS", "REQUESTS_CA_BUNDLE")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def env(**extra: str) -> dict[str, str]:
-    e = {k: v for k, v in os.environ.items() if k not in TRUST_VARS}
-    e["NODE_PATH"] = str(NODE_MODULES)
-    e.update(extra)
-    return e
+    return clean_env(TRUST_VARS, **{"NODE_PATH": str(NODE_MODULES), **extra})
 
 
 class Proc:

@@ -235,12 +235,17 @@ def obtain(acme: client.ClientV2, responder: Http01Responder, names: list[str], 
            ips: list[Any] | None = None) -> tuple[messages.OrderResource, bytes]:
     """Order ``names``, answer every http-01, finalize; return the order and the leaf key."""
     key_pem = key_pem or leaf_key_pem()
-    csr = crypto_util.make_csr(key_pem, names or None, ipaddrs=ips)
+    order = answer_http01(acme, responder, crypto_util.make_csr(key_pem, names or None, ipaddrs=ips))
+    deadline = dt.datetime.now() + dt.timedelta(seconds=30 * UNIT)
+    return acme.poll_and_finalize(order, deadline), key_pem
+
+
+def answer_http01(acme: client.ClientV2, responder: Http01Responder, csr: bytes) -> messages.OrderResource:
+    """Order ``csr``'s names and answer each authorization's http-01 through ``responder``."""
     order = acme.new_order(csr)
     for authz in order.authorizations:
         chall = next(c for c in authz.body.challenges if isinstance(c.chall, challenges.HTTP01))
         response, validation = chall.response_and_validation(acme.net.key)
         responder.tokens[chall.chall.encode("token")] = validation
         acme.answer_challenge(chall, response)
-    deadline = dt.datetime.now() + dt.timedelta(seconds=30 * UNIT)
-    return acme.poll_and_finalize(order, deadline), key_pem
+    return order

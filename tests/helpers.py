@@ -240,12 +240,7 @@ class TLSServer:
                 peer = tls.getpeercert()
                 if peer:
                     self.peer_certs.append(peer)
-                head = b""
-                while b"\r\n\r\n" not in head and len(head) < 65536:
-                    chunk = tls.recv(4096)
-                    if not chunk:
-                        break
-                    head += chunk
+                head = read_head(tls, limit=65536)
                 if head:
                     parts = head.split(b"\r\n", 1)[0].split()
                     self.requests.append(parts[1].decode("latin-1") if len(parts) > 1 else "")
@@ -537,10 +532,11 @@ def tls_exchange(port: int, ca_file: Path, data: bytes, server_name: str = "loca
     return raw_tls(port, ca_file, data, 10 * UNIT, server_name=server_name, until=complete)
 
 
-def read_head(sock: socket.socket) -> bytes:
-    """What ``sock`` receives up to the end of a request head (or until it closes)."""
+def read_head(sock: socket.socket, *, limit: int | None = None) -> bytes:
+    """What ``sock`` receives up to the end of a request head (or until it closes, or, with
+    ``limit``, until that many bytes came)."""
     data = b""
-    while b"\r\n\r\n" not in data:
+    while b"\r\n\r\n" not in data and (limit is None or len(data) < limit):
         chunk = sock.recv(65536)
         if not chunk:
             break

@@ -15,7 +15,6 @@ import datetime as dt
 import ipaddress
 import json
 import secrets
-import signal
 import socket
 import ssl
 import time
@@ -36,6 +35,7 @@ from ..errors import AcmeProblem, AcmeServerError, CSRError, DevcertError, NameN
 from ..files import PUBLIC, ensure_private_dir
 from ..issue import Leaf, check_days, csr_names, load_csr
 from ..names import Name, parse_name
+from ..signals import serve_until_signal
 from . import challenges, jws, problems
 from .store import STATE_DIR, Store, now, parse_stamp, stamp
 
@@ -696,24 +696,8 @@ class AcmeServer:
 def run(server: AcmeServer, *, on_ready: Callable[[AcmeServer], None] | None = None) -> None:
     """Serve until SIGINT or SIGTERM, then finish: validations cancelled, the database closed."""
     loop = asyncio.new_event_loop()
-
-    async def body() -> None:
-        stop = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, stop.set)
-            except (NotImplementedError, RuntimeError):  # pragma: no cover - Windows
-                signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
-        await server.start()
-        try:
-            if on_ready is not None:
-                on_ready(server)
-            await stop.wait()
-        finally:
-            await server.stop()
-
     try:
-        loop.run_until_complete(body())
+        loop.run_until_complete(serve_until_signal(loop, server, on_ready=on_ready))
     finally:
         loop.close()
 

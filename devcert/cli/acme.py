@@ -12,7 +12,7 @@ import typer
 
 from .application import app
 from .messages import describe
-from .options import JsonOption, whole_number
+from .options import JsonOption, examples, whole_number
 from .output import Failed, echo, warn
 
 #: The directory port unless --port is given: memorable (RFC 8555) and unprivileged.
@@ -91,13 +91,11 @@ def client_lines(directory: str, ca_file: str, http_port: int, tls_port: int) ->
 
 @app.command(
     "acme",
-    epilog=(
-        "\b\n"  # \b: click prints this paragraph as written
-        "Examples:\n"
-        "  devcert acme                                   # https://127.0.0.1:8555/directory\n"
-        "  devcert acme --port 0 --json                   # any free port; one JSON line once listening\n"
-        "  devcert acme --http-port 5002 --tls-port 5001  # clients answer challenges on unprivileged ports\n"
-        "  devcert acme --host 0.0.0.0 --name host.docker.internal   # for containers on this machine"
+    epilog=examples(
+        "devcert acme                                   # https://127.0.0.1:8555/directory",
+        "devcert acme --port 0 --json                   # any free port; one JSON line once listening",
+        "devcert acme --http-port 5002 --tls-port 5001  # clients answer challenges on unprivileged ports",
+        "devcert acme --host 0.0.0.0 --name host.docker.internal   # for containers on this machine",
     ),
 )
 def acme(

@@ -10,17 +10,15 @@ import typer
 from ..ca import caroot
 from ..lifecycle import import_mkcert
 from .application import ca_app
-from .options import JsonOption
+from .options import JsonOption, examples
 from .output import echo, print_json, warn
 
 
 @ca_app.command(
     "import-mkcert",
-    epilog=(
-        "\b\n"  # \b: click prints this paragraph as written
-        "Examples:\n"
-        "  devcert ca import-mkcert\n"
-        "  devcert ca import-mkcert --caroot ~/.local/share/mkcert --force"
+    epilog=examples(
+        "devcert ca import-mkcert",
+        "devcert ca import-mkcert --caroot ~/.local/share/mkcert --force",
     ),
 )
 def ca_import_mkcert(

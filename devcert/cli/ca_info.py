@@ -5,15 +5,13 @@ from __future__ import annotations
 from ..ca import LocalCA
 from .application import ca_app
 from .messages import describe
-from .options import JsonOption
+from .options import JsonOption, examples
 from .output import print_json
 from .shared import print_ca_info
 
 
-@ca_app.command("info", epilog=(
-    "\b\n"  # \b: click prints this paragraph as written
-    "Example:\n"
-    "  devcert ca info --json"
+@ca_app.command("info", epilog=examples(
+    "devcert ca info --json",
 ))
 def ca_info(json_output: JsonOption = False) -> None:
     """Show the local CA: subject, SHA-256 fingerprint, validity, key type, constraints."""

@@ -11,19 +11,17 @@ from ..errors import DevcertError, UnsafeCARootError
 from ..keys import check_key_type
 from ..lifecycle import still_trusted
 from .application import ca_app
-from .options import JsonOption
+from .options import JsonOption, examples
 from .output import Failed, echo, print_json, warn
 from .shared import print_ca_info
 
 
 @ca_app.command(
     "init",
-    epilog=(
-        "\b\n"  # \b: click prints this paragraph as written
-        "Examples:\n"
-        "  devcert ca init\n"
-        "  devcert ca init --permit corp.example.dev --permit 100.64.0.0/10\n"
-        "  devcert ca init --force --key-type rsa"
+    epilog=examples(
+        "devcert ca init",
+        "devcert ca init --permit corp.example.dev --permit 100.64.0.0/10",
+        "devcert ca init --force --key-type rsa",
     ),
 )
 def ca_init(

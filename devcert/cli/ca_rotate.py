@@ -12,14 +12,12 @@ from ..errors import UsageError
 from ..lifecycle import rotate
 from .application import ca_app
 from .messages import describe_skipped, word
-from .options import JsonOption
+from .options import JsonOption, examples
 from .output import Failed, echo, print_json, warn
 
 
-@ca_app.command("rotate", epilog=(
-    "\b\n"  # \b: click prints this paragraph as written
-    "Example:\n"
-    "  devcert ca rotate --yes"
+@ca_app.command("rotate", epilog=examples(
+    "devcert ca rotate --yes",
 ))
 def ca_rotate(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,

@@ -5,14 +5,12 @@ from __future__ import annotations
 from ..ca import CERT_FILE, LocalCA
 from ..ca import caroot as where
 from .application import app
-from .options import JsonOption
+from .options import JsonOption, examples
 from .output import echo, print_json
 
 
-@app.command(epilog=(
-    "\b\n"  # \b: click prints this paragraph as written
-    "Example:\n"
-    '  cp "$(devcert caroot)/rootCA.pem" ./ca.pem'
+@app.command(epilog=examples(
+    'cp "$(devcert caroot)/rootCA.pem" ./ca.pem',
 ))
 def caroot(json_output: JsonOption = False) -> None:
     """Print the folder that holds the local CA ($DEVCERT_CAROOT, else the user data folder)."""

@@ -277,16 +277,14 @@ def register(app: Any) -> None:
 
     import typer
 
-    from .options import JsonOption, whole_number
+    from .options import JsonOption, examples, whole_number
 
     @app.command(
-        epilog=(
-            "\b\n"  # \b: click prints this paragraph as written
-            "Examples:\n"
-            "  devcert create localhost 127.0.0.1 ::1   # ./localhost+2.pem and ./localhost+2-key.pem\n"
-            "  devcert create '*.app.test' app.test     # ./_wildcard.app.test+1.pem\n"
-            "  devcert create --client alice@app.test   # a client / S/MIME certificate\n"
-            "  devcert create --csr req.csr             # sign a CSR; the key stays with you"
+        epilog=examples(
+            "devcert create localhost 127.0.0.1 ::1   # ./localhost+2.pem and ./localhost+2-key.pem",
+            "devcert create '*.app.test' app.test     # ./_wildcard.app.test+1.pem",
+            "devcert create --client alice@app.test   # a client / S/MIME certificate",
+            "devcert create --csr req.csr             # sign a CSR; the key stays with you",
         )
     )
     def create(

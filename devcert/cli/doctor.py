@@ -11,7 +11,7 @@ from ..advice import Advice
 from ..doctor import ENV_FIX, Check, Report, run_doctor
 from .application import app
 from .messages import word
-from .options import JsonOption
+from .options import JsonOption, examples
 from .output import Failed, echo, print_json
 
 
@@ -41,11 +41,9 @@ def _compact_env(checks: list) -> list:  # type: ignore[type-arg]
 _MARK = {"ok": "ok", "warn": "warn", "problem": "PROBLEM", "not present": "absent", "skipped": "skipped"}
 
 
-@app.command(epilog=(
-    "\b\n"  # \b: click prints this paragraph as written
-    "Examples:\n"
-    "  devcert doctor\n"
-    '  devcert doctor --json | jq \'.checks[] | select(.status=="problem")\''
+@app.command(epilog=examples(
+    "devcert doctor",
+    'devcert doctor --json | jq \'.checks[] | select(.status=="problem")\'',
 ))
 def doctor(
     json_output: JsonOption = False,

@@ -19,19 +19,17 @@ from ..env import (
 )
 from .application import app
 from .messages import word
-from .options import JsonOption
+from .options import JsonOption, examples
 from .output import echo, print_json
 from .shared import load_ca_for_issuing
 
 
 @app.command(
-    epilog=(
-        "\b\n"  # \b: click prints this paragraph as written
-        "Examples:\n"
-        '  eval "$(devcert env)"                         # bash, zsh, sh\n'
-        "  devcert env --shell fish | source\n"
-        "  devcert env --shell powershell | Invoke-Expression\n"
-        '  eval "$(devcert env --unset)"                 # undo'
+    epilog=examples(
+        'eval "$(devcert env)"                         # bash, zsh, sh',
+        "devcert env --shell fish | source",
+        "devcert env --shell powershell | Invoke-Expression",
+        'eval "$(devcert env --unset)"                 # undo',
     )
 )
 def env(

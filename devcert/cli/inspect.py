@@ -8,17 +8,15 @@ import typer
 
 from ..inspect import inspect as do_inspect
 from .application import app
-from .options import JsonOption
+from .options import JsonOption, examples
 from .output import echo, print_json
 from .shared import readable_ca
 
 
 @app.command(
-    epilog=(
-        "\b\n"  # \b: click prints this paragraph as written
-        "Examples:\n"
-        "  devcert inspect certs/dev.pem\n"
-        "  devcert inspect localhost:8443 --json"
+    epilog=examples(
+        "devcert inspect certs/dev.pem",
+        "devcert inspect localhost:8443 --json",
     )
 )
 def inspect(

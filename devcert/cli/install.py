@@ -7,25 +7,18 @@ from ..errors import DevcertError, TrustStoreError
 from ..trust import entry_name
 from .application import app
 from .messages import said, word
-from .options import DryRunOption, RootOption, StoreJsonOption, StoreOption
-from .store_report import (
-    StoreReport,
-    check_caroot,
-    check_sudo,
-    chosen_stores,
-)
+from .options import DryRunOption, RootOption, StoreJsonOption, StoreOption, examples
+from .store_report import StoreReport, checked_stores
 
 
 @app.command(
-    epilog=(
-        "\b\n"  # \b: click prints this paragraph as written
-        "Examples:\n"
-        "  devcert install                     # every store found: system, NSS (Firefox, Chromium), Java\n"
-        "  devcert install --store system      # only the OS store\n"
-        "  devcert install --dry-run           # show each command and file write, change nothing\n"
-        "  devcert install --json              # each store's result as JSON\n"
-        "  devcert install --root ./rootfs     # into an image's root file system, not this machine\n"
-        "  DEVCERT_TRUST_STORES=system,nss devcert install"
+    epilog=examples(
+        "devcert install                     # every store found: system, NSS (Firefox, Chromium), Java",
+        "devcert install --store system      # only the OS store",
+        "devcert install --dry-run           # show each command and file write, change nothing",
+        "devcert install --json              # each store's result as JSON",
+        "devcert install --root ./rootfs     # into an image's root file system, not this machine",
+        "DEVCERT_TRUST_STORES=system,nss devcert install",
     )
 )
 def install(
@@ -40,9 +33,7 @@ def install(
     nothing. Commands that need root are run through sudo, and printed first. Only the CA
     certificate is needed: a CA whose key is elsewhere can still be installed.
     """
-    stores = chosen_stores(store, root)
-    check_sudo()
-    check_caroot()
+    stores = checked_stores(store, root)
     report = StoreReport(json_output, dry_run)
     if not LocalCA.exists():
         if dry_run:

@@ -9,7 +9,7 @@ import typer
 from .. import inventory
 from ..ca import caroot
 from .application import app
-from .options import JsonOption, whole_number
+from .options import JsonOption, examples, whole_number
 from .output import echo, print_json, warn
 from .shared import check_days, date, readable_ca
 
@@ -31,11 +31,9 @@ def _flags(entry: dict[str, Any]) -> str:
     return ", ".join(flags)
 
 
-@app.command("list", epilog=(
-    "\b\n"  # \b: click prints this paragraph as written
-    "Examples:\n"
-    "  devcert list\n"
-    "  devcert list --expiring 30 --json"
+@app.command("list", epilog=examples(
+    "devcert list",
+    "devcert list --expiring 30 --json",
 ))
 def list_(
     expiring: Annotated[Optional[int], typer.Option("--expiring", help="Only certificates that expire within DAYS (or already have).", metavar="DAYS", show_default=False, parser=whole_number)] = None,

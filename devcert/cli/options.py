@@ -7,6 +7,14 @@ from typing import Annotated, Optional
 
 import typer
 
+
+def examples(*commands: str, intro: tuple[str, ...] = ()) -> str:
+    """A command's help epilog: the ``intro`` lines, then "Examples:" ("Example:" for one) and
+    each command line indented, printed as written (click's \\b marker: no rewrapping)."""
+    head = "Example:" if len(commands) == 1 else "Examples:"
+    return "\b\n" + "\n".join([*intro, head, *(f"  {line}" for line in commands)])
+
+
 def whole_number(text: str) -> int:
     """typer's parser for a count (days, a port): a plain message instead of pydantic's."""
     try:

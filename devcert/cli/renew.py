@@ -12,18 +12,16 @@ from ..ca import caroot
 from ..errors import DevcertError, NotRenewableError, UsageError
 from .application import app
 from .messages import describe, describe_skipped, word
-from .options import JsonOption, whole_number
+from .options import JsonOption, examples, whole_number
 from .output import Failed, echo, print_json, warn
 from .shared import check_days, date, existing_ca, load_ca_for_issuing
 
 
 @app.command(
-    epilog=(
-        "\b\n"  # \b: click prints this paragraph as written
-        "Examples:\n"
-        "  devcert renew certs/dev.pem\n"
-        "  devcert renew --expiring 30\n"
-        "  devcert renew --all"
+    epilog=examples(
+        "devcert renew certs/dev.pem",
+        "devcert renew --expiring 30",
+        "devcert renew --all",
     )
 )
 def renew(

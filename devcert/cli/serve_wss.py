@@ -19,7 +19,7 @@ from ..errors import ServeError
 from ..names import DEFAULT_NAMES, parse_names
 from ..project import project_routes
 from .application import app
-from .options import whole_number
+from .options import examples, whole_number
 from .output import Failed, echo, warn
 from .shared import load_ca_for_issuing, not_trusted_hint
 
@@ -34,14 +34,12 @@ FLAGS = {"host": "--host", "port": "--port", "ws_path": "--ws-path", "directory"
 
 @app.command(
     "serve-wss",
-    epilog=(
-        "\b\n"  # \b: click prints this paragraph as written
-        "Examples:\n"
-        "  devcert serve-wss                                # https://localhost:8443/ and wss://localhost:8443/ws\n"
-        "  devcert serve-wss --proxy ws://127.0.0.1:5173    # wss:// and https:// in front of a dev server\n"
-        "  devcert serve-wss --route app.localhost=5173 --route api.localhost=8000 --route ws.localhost=8765\n"
-        "                                                   # one port, a name and a certificate per service\n"
-        "  devcert serve-wss app.test --port 9443 --dir ./public"
+    epilog=examples(
+        "devcert serve-wss                                # https://localhost:8443/ and wss://localhost:8443/ws",
+        "devcert serve-wss --proxy ws://127.0.0.1:5173    # wss:// and https:// in front of a dev server",
+        "devcert serve-wss --route app.localhost=5173 --route api.localhost=8000 --route ws.localhost=8765",
+        "                                                 # one port, a name and a certificate per service",
+        "devcert serve-wss app.test --port 9443 --dir ./public",
     ),
 )
 def serve_wss(

@@ -12,7 +12,7 @@ import typer
 from ..ca import LocalCA
 from ..errors import ServeError, UsageError
 from .application import app
-from .options import JsonOption, whole_number
+from .options import JsonOption, examples, whole_number
 from .output import Failed, echo, warn
 from .shared import load_ca_for_issuing
 
@@ -23,12 +23,10 @@ MAX_TIMEOUT = 86400
 
 
 @app.command(
-    epilog=(
-        "\b\n"  # \b: click prints this paragraph as written
-        "Examples:\n"
-        "  devcert share                        # on this machine's LAN address, for 10 minutes\n"
-        "  devcert share --host 0.0.0.0 --port 8000 --timeout 120\n"
-        "  devcert share --json                 # one JSON line (url, sha256, ...) once it listens"
+    epilog=examples(
+        "devcert share                        # on this machine's LAN address, for 10 minutes",
+        "devcert share --host 0.0.0.0 --port 8000 --timeout 120",
+        "devcert share --json                 # one JSON line (url, sha256, ...) once it listens",
     )
 )
 def share(

@@ -11,7 +11,7 @@ from ..errors import UsageError
 from ..issue import ensure_leaf, managed_leaf_paths
 from ..names import DEFAULT_NAMES, parse_names
 from ..snippets import TARGETS, get_target, render, snippet_values
-from .options import whole_number
+from .options import examples, whole_number
 from .application import app
 from .output import echo
 from .shared import load_ca_for_issuing
@@ -23,13 +23,11 @@ def _complete_target(incomplete: str) -> list[tuple[str, str]]:
 
 
 @app.command(
-    epilog=(
-        "\b\n"  # \b: click prints this paragraph as written
-        "Examples:\n"
-        "  devcert snippet --list\n"
-        "  devcert snippet websockets > wss.py && python3 wss.py server\n"
-        "  devcert snippet node app.test --port 9443 > server.js\n"
-        "  devcert snippet nginx --upstream 127.0.0.1:8000 > nginx.conf"
+    epilog=examples(
+        "devcert snippet --list",
+        "devcert snippet websockets > wss.py && python3 wss.py server",
+        "devcert snippet node app.test --port 9443 > server.js",
+        "devcert snippet nginx --upstream 127.0.0.1:8000 > nginx.conf",
     )
 )
 def snippet(

@@ -10,17 +10,15 @@ from ..ca import LocalCA, caroot
 from ..trust import entry_name, selected_stores, stale_entries
 from .application import app
 from .messages import store_row, word
-from .options import RootOption
+from .options import RootOption, examples
 from .output import echo, print_json
 from .store_report import check_caroot, chosen_stores
 
 
-@app.command(epilog=(
-    "\b\n"  # \b: click prints this paragraph as written
-    "Examples:\n"
-    "  devcert status\n"
-    "  devcert status --json\n"
-    "  devcert status --root ./rootfs      # an image's root file system"
+@app.command(epilog=examples(
+    "devcert status",
+    "devcert status --json",
+    "devcert status --root ./rootfs      # an image's root file system",
 ))
 def status(
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else there.")] = False,

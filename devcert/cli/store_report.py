@@ -40,6 +40,15 @@ def check_caroot() -> None:
         raise DevcertError(f"CAROOT {folder} is a file, not a folder; move it aside or point DEVCERT_CAROOT at a folder")
 
 
+def checked_stores(store: list[str] | None, root: Path | None) -> list[TrustStore]:
+    """What install and uninstall do first: the stores of ``--store`` / ``--root``
+    (:func:`chosen_stores`), then the sudo and CAROOT checks."""
+    stores = chosen_stores(store, root)
+    check_sudo()
+    check_caroot()
+    return stores
+
+
 class StoreReport:
     """What install / uninstall say: lines for people, or (``--json``) one object on stdout
     with each store's result while the lines go to stderr."""

@@ -12,21 +12,21 @@ from ..project import add_to_gitignore, expiring_soon, gitignore_suggestions, lo
 from ..project import sync as do_sync
 from .application import app
 from .messages import word
-from .options import JsonOption, whole_number
+from .options import JsonOption, examples, whole_number
 from .output import Failed, echo, print_json, warn
 from .shared import check_days, date, existing_ca, load_ca_for_issuing
 
 
 @app.command(
-    epilog=(
-        "\b\n"  # \b: click prints this paragraph as written
-        "Declare certificates in pyproject.toml:\n"
-        "  [tool.devcert]\n"
-        '  certs = [{ names = ["localhost", "127.0.0.1"], cert = "certs/dev.pem", key = "certs/dev-key.pem" }]\n'
-        "Examples:\n"
-        "  devcert sync                 # create or renew what the project declares\n"
-        "  devcert sync --check         # change nothing; exit 1 if something would change\n"
-        "  devcert sync --gitignore     # also add the outputs to .gitignore without asking"
+    epilog=examples(
+        "devcert sync                 # create or renew what the project declares",
+        "devcert sync --check         # change nothing; exit 1 if something would change",
+        "devcert sync --gitignore     # also add the outputs to .gitignore without asking",
+        intro=(
+            "Declare certificates in pyproject.toml:",
+            "  [tool.devcert]",
+            '  certs = [{ names = ["localhost", "127.0.0.1"], cert = "certs/dev.pem", key = "certs/dev-key.pem" }]',
+        ),
     )
 )
 def sync(

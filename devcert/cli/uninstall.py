@@ -11,24 +11,17 @@ from ..errors import DevcertError
 from ..trust import entry_name, stale_entries
 from .application import app
 from .messages import said
-from .options import DryRunOption, RootOption, StoreJsonOption, StoreOption
-from .store_report import (
-    StoreReport,
-    check_caroot,
-    check_sudo,
-    chosen_stores,
-)
+from .options import DryRunOption, RootOption, StoreJsonOption, StoreOption, examples
+from .store_report import StoreReport, checked_stores
 
 
 @app.command(
-    epilog=(
-        "\b\n"  # \b: click prints this paragraph as written
-        "Examples:\n"
-        "  devcert uninstall                   # from every store found\n"
-        "  devcert uninstall --store nss       # only from Firefox / Chromium databases\n"
-        "  devcert uninstall --dry-run\n"
-        "  devcert uninstall --root ./rootfs   # from an image's root file system\n"
-        "  devcert uninstall --stale --dry-run # every devcert entry that is not the local CA"
+    epilog=examples(
+        "devcert uninstall                   # from every store found",
+        "devcert uninstall --store nss       # only from Firefox / Chromium databases",
+        "devcert uninstall --dry-run",
+        "devcert uninstall --root ./rootfs   # from an image's root file system",
+        "devcert uninstall --stale --dry-run # every devcert entry that is not the local CA",
     )
 )
 def uninstall(
@@ -46,9 +39,7 @@ def uninstall(
     With --stale, remove the entries of every other devcert CA instead (`devcert status`
     lists them), and keep this one.
     """
-    stores = chosen_stores(store, root)
-    check_sudo()
-    check_caroot()
+    stores = checked_stores(store, root)
     report = StoreReport(json_output, dry_run, stale=stale)
     if stale:
         _uninstall_stale(LocalCA.load(require_key=False) if LocalCA.exists() else None, stores, report)

@@ -8,7 +8,6 @@ import errno
 import ipaddress
 import os
 import secrets
-import signal
 import socket
 import ssl
 import threading
@@ -23,6 +22,7 @@ from aiohttp import web
 from ..ca import LocalCA
 from ..errors import PortInUseError, ServeError, ServeOptionError
 from ..names import DEFAULT_NAMES
+from ..signals import serve_until_signal
 from . import options, static, websocket
 from .aiohttp_internals import HeadDeadline, Log, listen
 from .echo import echo
@@ -410,8 +410,12 @@ def run(server: WSSServer, *, on_ready: Callable[[WSSServer], None] | None = Non
     loop = new_event_loop()
     loop.set_exception_handler(server.loop_exception)
     asyncio.set_event_loop(loop)
+
+    def stopping() -> None:
+        server.log("info", "shutting down: closing connections (1001 going away)")
+
     try:
-        loop.run_until_complete(_serve_until_signal(loop, server, on_ready))
+        loop.run_until_complete(serve_until_signal(loop, server, on_ready=on_ready, stopping=stopping))
     finally:
         try:
             finish_tasks(loop)
@@ -419,20 +423,3 @@ def run(server: WSSServer, *, on_ready: Callable[[WSSServer], None] | None = Non
             asyncio.set_event_loop(None)
             loop.close()
 
-
-async def _serve_until_signal(loop: asyncio.AbstractEventLoop, server: WSSServer,
-                              on_ready: Callable[[WSSServer], None] | None) -> None:
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):  # pragma: no cover - Windows
-            signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
-    await server.start()
-    if on_ready is not None:
-        on_ready(server)
-    try:
-        await stop.wait()
-    finally:
-        server.log("info", "shutting down: closing connections (1001 going away)")
-        await server.stop()

@@ -291,6 +291,26 @@ def test_dehydrated_webroot_obtains_and_renews(caroot, tmp_path):
 # --- Caddy ---------------------------------------------------------------------------------
 
 
+def _caddy_until(done: Callable[[], bool], args: list[str], caddy: str, tmp_path: Path, *, what: str) -> str:
+    """Run ``caddy run ARGS`` (its HOME and XDG folders in tmp_path) until ``done()`` or Caddy
+    exits, for at most 120 units; end it by its PID and return what it printed."""
+    env = clean_env(HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path / "xdg-data"),
+                    XDG_CONFIG_HOME=str(tmp_path / "xdg-config"))
+    proc = subprocess.Popen([caddy, "run", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    try:
+        wait_for(lambda: proc.poll() is not None or done(), what=what, timeout=120 * UNIT)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+        try:
+            out, _ = proc.communicate(timeout=30 * UNIT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+    return out
+
+
 def test_caddy_obtains_a_certificate_and_serves_it(caroot, tmp_path):
     caddy = require_tool("caddy", "the ACME client tests")
     name = "caddy.localhost"
@@ -306,31 +326,19 @@ def test_caddy_obtains_a_certificate_and_serves_it(caroot, tmp_path):
             "}\n"
             f"{name} {{\n  bind 127.0.0.1\n  tls {{\n    issuer acme {{\n      dir {server.directory}\n"
             f"      trusted_roots {server.ca_file}\n    }}\n  }}\n  respond \"hello from caddy\"\n}}\n")
-        env = clean_env(HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path / "xdg-data"),
-                        XDG_CONFIG_HOME=str(tmp_path / "xdg-config"))
-        proc = subprocess.Popen([caddy, "run", "--config", str(caddyfile), "--adapter", "caddyfile"], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        try:
-            peer: dict[str, Any] = {}
+        peer: dict[str, Any] = {}
 
-            def served() -> bool:
-                if proc.poll() is not None:
-                    return True
-                try:
-                    peer.update(connect(https_port, server.ca_file, name))
-                    return True
-                except (OSError, Exception):
-                    return False
-
-            wait_for(served, what="Caddy to serve a certificate from devcert acme", timeout=120 * UNIT)
-        finally:
-            if proc.poll() is None:
-                proc.terminate()
+        def served() -> bool:
             try:
-                out, _ = proc.communicate(timeout=30 * UNIT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                out, _ = proc.communicate()
+                peer.update(connect(https_port, server.ca_file, name))
+                return True
+            except (OSError, Exception):
+                return False
+
+        try:
+            out = _caddy_until(served, ["--config", str(caddyfile), "--adapter", "caddyfile"], caddy, tmp_path,
+                               what="Caddy to serve a certificate from devcert acme")
+        finally:
             server.stop()
         if not peer and any(p in out for p in PORT_TAKEN):
             continue
@@ -366,32 +374,21 @@ def test_caddy_renews_on_its_own(caroot, tmp_path):
     }
     config_file = tmp_path / "caddy.json"
     config_file.write_text(json.dumps(config))
-    env = clean_env(HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path / "xdg-data"),
-                    XDG_CONFIG_HOME=str(tmp_path / "xdg-config"))
-    proc = subprocess.Popen([caddy, "run", "--config", str(config_file)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     serials: list[str] = []
-    try:
-        def new_serial() -> bool:
-            if proc.poll() is not None:
-                return True
-            try:
-                peer = connect(https_port, server.ca_file, name)  # trusts only the devcert CA
-            except Exception:
-                return False
-            if not serials or peer["serialNumber"] != serials[-1]:
-                serials.append(peer["serialNumber"])
-            return len(serials) >= 2
 
-        wait_for(new_serial, what="Caddy to obtain and then renew a certificate", timeout=120 * UNIT)
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
+    def new_serial() -> bool:
         try:
-            out, _ = proc.communicate(timeout=30 * UNIT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, _ = proc.communicate()
+            peer = connect(https_port, server.ca_file, name)  # trusts only the devcert CA
+        except Exception:
+            return False
+        if not serials or peer["serialNumber"] != serials[-1]:
+            serials.append(peer["serialNumber"])
+        return len(serials) >= 2
+
+    try:
+        out = _caddy_until(new_serial, ["--config", str(config_file)], caddy, tmp_path,
+                           what="Caddy to obtain and then renew a certificate")
+    finally:
         server.stop()
     assert len(serials) >= 2, out[-3000:]
     assert server.stderr.count(f"for {name}") >= 2

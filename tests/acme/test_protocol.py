@@ -26,8 +26,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.acmekit import (Http01Responder, TxtServer, acme_server, connect, ec_key, handshake, leaf_key_pem,
-                           make_client, obtain, register, rsa_key, san_names)
+from tests.acmekit import (Http01Responder, TxtServer, acme_server, answer_http01, connect, ec_key, handshake,
+                           leaf_key_pem, make_client, obtain, register, rsa_key, san_names)
 from tests.helpers import UNIT, devcert_exe, one_error_line, run_devcert, wait_for
 
 from devcert import inventory
@@ -289,13 +289,7 @@ def test_negative_protocol_cases(server, responder):
 def test_finalize_with_a_csr_that_does_not_match_the_order(server, responder):
     acme = make_client(server.directory, server.ca_file)
     register(acme)
-    csr = crypto_util.make_csr(leaf_key_pem(), ["match.localhost"])
-    order = acme.new_order(csr)
-    for authz in order.authorizations:
-        chall = next(c for c in authz.body.challenges if isinstance(c.chall, challenges.HTTP01))
-        response, validation = chall.response_and_validation(acme.net.key)
-        responder.tokens[chall.chall.encode("token")] = validation
-        acme.answer_challenge(chall, response)
+    order = answer_http01(acme, responder, crypto_util.make_csr(leaf_key_pem(), ["match.localhost"]))
     acme.poll_authorizations(order, dt.datetime.now() + dt.timedelta(seconds=30 * UNIT))
     other = crypto_util.make_csr(leaf_key_pem(), ["match.localhost", "extra.localhost"])
     with pytest.raises(messages.Error) as info:

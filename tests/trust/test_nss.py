@@ -249,7 +249,8 @@ def test_entries_and_removal_across_both_locations(tmp_path, monkeypatch, ca):
 # -- the real Chromium, in the private trust sandbox ---------------------------------------------
 
 #: Shell helpers: load a page in headless Chromium (a fresh profile under the sandbox HOME);
-#: mark whether it showed our page or Chromium's certificate error; where the CA is.
+#: mark whether it showed our page or Chromium's certificate error; where the CA is; install and
+#: uninstall (marking a failure).
 SCRIPT_HEAD = f"""
 unset XDG_DATA_HOME XDG_CONFIG_HOME
 NEW=$HOME/.local/share/pki/nssdb
@@ -264,6 +265,8 @@ load() {{
   true
 }}
 has_ca() {{ [ -f "$1/cert9.db" ] && certutil -L -d "sql:$1" | grep -q '^devcert-'; }}
+install_nss() {{ devcert install --store nss >$HOME/install.out 2>&1 || {{ echo "@install-failed"; cat $HOME/install.out; }}; }}
+uninstall_nss() {{ devcert uninstall --store nss >/dev/null || echo "@uninstall-failed"; }}
 status_json() {{
   devcert status --json | python3 -c '
 import json, sys
@@ -275,7 +278,11 @@ for loc in nss["locations"]:
 """
 
 
-def _run(script: str, caroot: Path, server, tmp_path: Path):  # type: ignore[no-untyped-def]
+def _run(script: str, ca_and_server, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Run ``script`` after SCRIPT_HEAD in the sandbox, against the server of ``ca_and_server``."""
+    require_tool("chromium")
+    require_tool("certutil")
+    caroot, server = ca_and_server
     result = run_in_sandbox(SCRIPT_HEAD + script, caroot, tmp_path, PORT=str(server.port))
     return sandbox_marks(result), {line.strip() for line in result.stdout.splitlines() if line.startswith("@status")}, \
         f"stdout:\n{result.stdout}\nstderr:\n{result.stderr[-3000:]}"
@@ -283,72 +290,45 @@ def _run(script: str, caroot: Path, server, tmp_path: Path):  # type: ignore[no-
 
 @pytest.mark.sandbox
 @pytest.mark.slow
-def test_chromium_with_only_the_new_database(ca_and_server, tmp_path):
-    require_tool("chromium")
-    require_tool("certutil")
-    root, server = ca_and_server
-    marks, status, info = _run(r"""
-mkdir -p $NEW && certutil -N -d sql:$NEW --empty-password
+@pytest.mark.parametrize(("db", "rel", "other"), [("NEW", NEW, "$HOME/.pki"), ("LEGACY", LEGACY, "$NEW")],
+                         ids=["only-the-new", "only-the-legacy"])
+def test_chromium_with_one_database(ca_and_server, tmp_path, db, rel, other):
+    """Where the one database there is (the new or the legacy one) is what Chromium reads,
+    install puts the CA there and creates no other; uninstall takes it out again."""
+    marks, status, info = _run(rf"""
+mkdir -p ${db} && certutil -N -d sql:${db} --empty-password
 load before
-devcert install --store nss >$HOME/install.out 2>&1 || { echo "@install-failed"; cat $HOME/install.out; }
-has_ca $NEW && echo "@in-new"
-[ -e $HOME/.pki ] && echo "@pki-created"
+install_nss
+has_ca ${db} && echo "@in-db"
+[ -e {other} ] && echo "@other-created"
 load after
 status_json
-devcert uninstall --store nss >/dev/null || echo "@uninstall-failed"
-has_ca $NEW || echo "@gone"
+uninstall_nss
+has_ca ${db} || echo "@gone"
 load removed
-[ -e $HOME/.pki ] && echo "@pki-created"
-""", root, server, tmp_path)
+[ -e {other} ] && echo "@other-created"
+""", ca_and_server, tmp_path)
     assert "@before-cert-error" in marks and "@before-loaded" not in marks, info
-    assert {"@in-new", "@after-loaded", "@gone", "@removed-cert-error"} <= marks, info
-    assert "@removed-loaded" not in marks and "@pki-created" not in marks, info
+    assert {"@in-db", "@after-loaded", "@gone", "@removed-cert-error"} <= marks, info
+    assert "@removed-loaded" not in marks and "@other-created" not in marks, info
     assert "@install-failed" not in marks and "@uninstall-failed" not in marks, info
-    assert status == {"@status ~/.local/share/pki/nssdb chromium True"}, info
+    assert status == {f"@status ~/{rel} chromium True"}, info
 
 
 @pytest.mark.sandbox
 @pytest.mark.slow
 def test_chromium_with_no_database_yet(ca_and_server, tmp_path):
-    require_tool("chromium")
-    require_tool("certutil")
-    root, server = ca_and_server
     marks, status, info = _run(r"""
 [ -e $NEW ] || [ -e $HOME/.pki ] && echo "@not-fresh"
-devcert install --store nss >$HOME/install.out 2>&1 || { echo "@install-failed"; cat $HOME/install.out; }
+install_nss
 has_ca $NEW && echo "@in-new"
 [ -e $HOME/.pki ] && echo "@pki-created"
 [ "$(stat -c %a $NEW)" = 700 ] && echo "@private"
 load after
 [ -e $HOME/.pki ] && echo "@pki-created"
 status_json
-""", root, server, tmp_path)
+""", ca_and_server, tmp_path)
     assert "@not-fresh" not in marks and "@install-failed" not in marks, info
     assert {"@in-new", "@private", "@after-loaded"} <= marks, info
     assert "@pki-created" not in marks, info
     assert status == {"@status ~/.local/share/pki/nssdb chromium True"}, info
-
-
-@pytest.mark.sandbox
-@pytest.mark.slow
-def test_chromium_with_the_legacy_database(ca_and_server, tmp_path):
-    require_tool("chromium")
-    require_tool("certutil")
-    root, server = ca_and_server
-    marks, status, info = _run(r"""
-mkdir -p $LEGACY && certutil -N -d sql:$LEGACY --empty-password
-load before
-devcert install --store nss >$HOME/install.out 2>&1 || { echo "@install-failed"; cat $HOME/install.out; }
-has_ca $LEGACY && echo "@in-legacy"
-[ -e $NEW ] && echo "@new-created"
-load after
-status_json
-devcert uninstall --store nss >/dev/null || echo "@uninstall-failed"
-has_ca $LEGACY || echo "@gone"
-load removed
-""", root, server, tmp_path)
-    assert "@before-cert-error" in marks and "@before-loaded" not in marks, info
-    assert {"@in-legacy", "@after-loaded", "@gone", "@removed-cert-error"} <= marks, info
-    assert "@new-created" not in marks and "@removed-loaded" not in marks, info
-    assert "@install-failed" not in marks and "@uninstall-failed" not in marks, info
-    assert status == {"@status ~/.pki/nssdb chromium True"}, info

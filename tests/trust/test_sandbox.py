@@ -284,36 +284,49 @@ cat /tmp/o1 /tmp/o2
     assert "Created a new local CA" in result.stdout
 
 
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """A CA in tmp_path/ca for a sandbox scenario (the test is skipped where there is no sandbox)."""
+    require_sandbox()
+    LocalCA.create(tmp_path / "ca")
+    return tmp_path / "ca"
+
+
 def _error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("devcert: error:")]
 
 
-def test_failing_update_command_leaves_system_store_as_it_was(tmp_path):
-    require_sandbox()
-    root = tmp_path / "ca"
-    LocalCA.create(root)
-    fake = tmp_path / "update-ca-certificates"
-    fake.write_text("#!/bin/sh\necho 'update-ca-certificates: simulated failure' >&2\nexit 3\n")
-    fake.chmod(0o755)
+def _failed_install(store: str, root: Path, tmp_path: Path, *, state: str, breaking: str,
+                    setup: str = "") -> tuple[list[str], str]:
+    """`devcert install --store STORE` in the sandbox after the shell lines ``setup`` and
+    ``breaking``: check that it exits 1 and that the shell command ``state`` prints the same
+    before it and after; return its error lines and the scenario's output."""
     script = f"""
-before=$(ls /usr/local/share/ca-certificates; sha256sum /etc/ssl/certs/ca-certificates.crt)
-mount --bind {shlex.quote(str(fake))} /usr/sbin/update-ca-certificates
-devcert install --store system 2>/tmp/err; echo "@rc-$?"
+{setup}
+before=$({state})
+{breaking}
+devcert install --store {store} 2>/tmp/err; echo "@rc-$?"
 cat /tmp/err >&2
-[ "$(ls /usr/local/share/ca-certificates; sha256sum /etc/ssl/certs/ca-certificates.crt)" = "$before" ] && echo "@unchanged"
+[ "$({state})" = "$before" ] && echo "@unchanged"
 """
     result, marks, info = sandbox_scenario(script, root, tmp_path)
     assert {"@rc-1", "@unchanged"} <= marks, info
-    errors = _error_lines(result.stderr)
+    return _error_lines(result.stderr), info
+
+
+def test_failing_update_command_leaves_system_store_as_it_was(root, tmp_path):
+    fake = tmp_path / "update-ca-certificates"
+    fake.write_text("#!/bin/sh\necho 'update-ca-certificates: simulated failure' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    errors, info = _failed_install(
+        "system", root, tmp_path, state="ls /usr/local/share/ca-certificates; sha256sum /etc/ssl/certs/ca-certificates.crt",
+        breaking=f"mount --bind {shlex.quote(str(fake))} /usr/sbin/update-ca-certificates")
     assert len(errors) == 1 and "simulated failure" in errors[0], info
 
 
-def test_missing_certutil_and_keytool_say_what_to_install(tmp_path):
-    require_sandbox()
+def test_missing_certutil_and_keytool_say_what_to_install(root, tmp_path):
     require_tool("certutil")
     require_tool("keytool")
-    root = tmp_path / "ca"
-    LocalCA.create(root)
     certutil = os.path.realpath("/usr/bin/certutil")
     keytool = os.path.realpath(require_tool("keytool"))
     java_home = tmp_path / "jre"  # a runtime with a cacerts but no keytool
@@ -338,31 +351,16 @@ cat /tmp/e1 /tmp/e2 >&2
     assert cacerts.read_bytes() == before
 
 
-def test_read_only_nss_database_fails_cleanly(tmp_path):
-    require_sandbox()
+def test_read_only_nss_database_fails_cleanly(root, tmp_path):
     require_tool("certutil")
-    root = tmp_path / "ca"
-    LocalCA.create(root)
-    script = """
-db=$HOME/.pki/nssdb
-mkdir -p $db && certutil -N -d sql:$db --empty-password
-before=$(certutil -L -d sql:$db; sha256sum $db/cert9.db)
-mount --bind $db $db && mount -o remount,ro,bind $db
-devcert install --store nss 2>/tmp/err; echo "@rc-$?"
-cat /tmp/err >&2
-[ "$(certutil -L -d sql:$db; sha256sum $db/cert9.db)" = "$before" ] && echo "@unchanged"
-"""
-    result, marks, info = sandbox_scenario(script, root, tmp_path)
-    assert {"@rc-1", "@unchanged"} <= marks, info
-    errors = _error_lines(result.stderr)
+    errors, info = _failed_install(
+        "nss", root, tmp_path, setup="db=$HOME/.pki/nssdb; mkdir -p $db && certutil -N -d sql:$db --empty-password",
+        state="certutil -L -d sql:$db; sha256sum $db/cert9.db", breaking="mount --bind $db $db && mount -o remount,ro,bind $db")
     assert len(errors) == 1 and "nssdb" in errors[0], info
 
 
-def test_status_reports_each_store(tmp_path):
-    require_sandbox()
+def test_status_reports_each_store(root, tmp_path):
     require_tool("certutil")
-    root = tmp_path / "ca"
-    LocalCA.create(root)
     script = """
 devcert status --json > /tmp/s1
 devcert install --store system >/dev/null
@@ -382,10 +380,7 @@ PY
     assert "STORE" in result.stdout and "devcert install --store nss" in result.stdout, info
 
 
-def test_create_hint_only_when_not_trusted(tmp_path):
-    require_sandbox()
-    root = tmp_path / "ca"
-    LocalCA.create(root)
+def test_create_hint_only_when_not_trusted(root, tmp_path):
     script = """
 cd $HOME
 devcert create localhost 2>/tmp/e1 >/dev/null
