@@ -234,18 +234,25 @@ def test_linux_uninstall_with_a_failing_update_touches_no_link(tmp_path, ca):
     assert listing(certs) == installed
 
 
-def test_linux_links_are_removed_through_sudo_when_their_folder_needs_root(tmp_path, monkeypatch, ca):
-    """Not root here: the links folder is not writable (os.access says so), the anchors folder is."""
-    family, certs = debian_like_family(tmp_path)
-    store = LinuxSystemStore(family)
-    store.install(ca, Runner(use_sudo=False))
-    links = sorted(store.links_to(Path(family.anchors) / f"{entry_name(ca)}.crt"))
+def fake_sudo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A stand-in ``sudo`` first on PATH: it records each command it is asked to run (in the
+    returned log file), then runs it."""
     bindir = tmp_path / "bin"
     bindir.mkdir()
     log = tmp_path / "sudo.log"
     (bindir / "sudo").write_text(f'#!/bin/sh\necho "$*" >> {log}\n[ "$1" = "--" ] && shift\nexec "$@"\n')
     (bindir / "sudo").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    return log
+
+
+def test_linux_links_are_removed_through_sudo_when_their_folder_needs_root(tmp_path, monkeypatch, ca):
+    """Not root here: the links folder is not writable (os.access says so), the anchors folder is."""
+    family, certs = debian_like_family(tmp_path)
+    store = LinuxSystemStore(family)
+    store.install(ca, Runner(use_sudo=False))
+    links = sorted(store.links_to(Path(family.anchors) / f"{entry_name(ca)}.crt"))
+    log = fake_sudo(tmp_path, monkeypatch)
     real_access = os.access
 
     def access(path, mode):  # type: ignore[no-untyped-def]
@@ -475,12 +482,7 @@ def test_sudo_with_the_users_ca_elsewhere_is_explained(tmp_path, caroot):
 
 def test_privileged_changes_go_through_sudo_when_not_root(tmp_path, monkeypatch):
     """A stand-in ``sudo`` on PATH records what it is asked to run, then runs it."""
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    log = tmp_path / "sudo.log"
-    (bindir / "sudo").write_text(f'#!/bin/sh\necho "$*" >> {log}\n[ "$1" = "--" ] && shift\nexec "$@"\n')
-    (bindir / "sudo").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    log = fake_sudo(tmp_path, monkeypatch)
     lines: list[str] = []
     runner = Runner(use_sudo=True, echo=lines.append)
     target = tmp_path / "anchors" / "devcert-x.crt"
