@@ -239,6 +239,10 @@ class LinuxSystemStore(TrustStore):
             return
         path = self.entry_path(ca)
         if not path.is_file():
+            # a run killed between the rebuild and the links (or a devcert from before links
+            # were removed) left them dangling: they go now, so uninstalling again finishes
+            if self.links_to(path):
+                self._remove_links(self._runner(runner), path)
             return
         self._check()
         self._remove_and_update(self._runner(runner), ca, path)

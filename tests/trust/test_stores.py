@@ -222,6 +222,19 @@ def test_linux_uninstall_removes_the_links_the_update_left_and_only_those(tmp_pa
     assert listing(certs) == before
 
 
+def test_linux_uninstall_again_removes_links_left_by_a_run_killed_after_the_rebuild(tmp_path, ca):
+    family, certs = debian_like_family(tmp_path)
+    store = LinuxSystemStore(family)
+    before = listing(certs)
+    store.install(ca, Runner(use_sudo=False))
+    anchor = Path(family.anchors) / f"{entry_name(ca)}.crt"
+    anchor.unlink()  # what a run killed after removing the anchor and rebuilding leaves
+    subprocess.run([family.update[0]], check=True)
+    assert len(store.links_to(anchor)) == 2
+    store.uninstall(ca, Runner(use_sudo=False))
+    assert listing(certs) == before
+
+
 def test_linux_uninstall_with_a_failing_update_touches_no_link(tmp_path, ca):
     family, certs = debian_like_family(tmp_path)
     store = LinuxSystemStore(family)
